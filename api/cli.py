@@ -1,0 +1,381 @@
+"""The ``twin`` command: import sources, inspect sites, query, serve the API.
+
+Usage errors and domain errors print one clear line to stderr and exit 2 / 1; never a
+traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import shapely
+
+from cim.errors import TwinError
+from cim.importer import DEFAULT_DIVISION, file_sha256, import_source
+from cim.loaders import LoadOptions
+from cim.model import CimObject
+from cim.spatial import SiteIndex
+from cim.store import Store, open_store
+
+DEFAULT_STORE = "twin.db"
+
+
+def _floats(text: str, count: int, name: str) -> tuple[float, ...]:
+    parts = text.split(",")
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name} must be {count} numbers, got {text!r}") from None
+    if len(values) != count or not all(v == v and abs(v) != float("inf") for v in values):
+        raise argparse.ArgumentTypeError(f"{name} must be {count} finite numbers, got {text!r}")
+    return values
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="twin", description="City twin: CIM, drills, scenes.")
+    parser.add_argument(
+        "--store",
+        default=os.environ.get("TWIN_STORE", DEFAULT_STORE),
+        help="SQLite file or postgresql:// URL (default: $TWIN_STORE or ./twin.db)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    imp = sub.add_parser("import", help="import source files into a site")
+    imp.add_argument("paths", nargs="+", type=Path)
+    imp.add_argument("--site", default="default")
+    imp.add_argument("--crs", help="CRS of files that declare none, e.g. EPSG:28992")
+    imp.add_argument("--lod", help="CityJSON LoD to take (default: highest)")
+    imp.add_argument(
+        "--offset",
+        type=lambda t: _floats(t, 3, "--offset"),
+        default=(0.0, 0.0, 0.0),
+        help="X,Y,Z added to mesh vertices",
+    )
+    imp.add_argument("--scale", type=float, default=1.0, help="factor on mesh vertices")
+    imp.add_argument("--up-axis", choices=("z", "y"), default="z")
+    imp.add_argument("--height-attribute", help="GeoJSON property holding heights")
+    imp.add_argument(
+        "--default-height", type=float, help="height (m) of GeoJSON footprints without one"
+    )
+    imp.add_argument("--storey-height", type=float, default=3.0)
+    imp.add_argument("--mesh-step", type=int, default=4, help="DEM cells per mesh vertex")
+    imp.add_argument(
+        "--division",
+        default=DEFAULT_DIVISION,
+        help="12-digit county+street+community code of a new site",
+    )
+    imp.add_argument("--cell", type=float, default=100.0, help="grid cell edge (m) of a new site")
+    imp.add_argument(
+        "--skip-imported",
+        action="store_true",
+        help="skip files whose identical content the site already holds",
+    )
+    imp.add_argument("--json", action="store_true")
+
+    info = sub.add_parser("info", help="sites, CRS, extent and object counts")
+    info.add_argument("--site")
+    info.add_argument("--json", action="store_true")
+
+    tree = sub.add_parser("tree", help="the containment tree below an object")
+    tree.add_argument("code")
+    tree.add_argument("--site")
+    tree.add_argument("--depth", type=int, default=2)
+    tree.add_argument("--json", action="store_true")
+
+    query = sub.add_parser("query", help="objects by box, point, nearness, polygon or code")
+    query.add_argument("--site")
+    selector = query.add_mutually_exclusive_group(required=True)
+    selector.add_argument(
+        "--bbox",
+        type=lambda t: _floats(t, 4, "--bbox"),
+        help="minx,miny,maxx,maxy (site CRS, metres)",
+    )
+    selector.add_argument("--point", type=lambda t: _floats(t, 2, "--point"), help="x,y")
+    selector.add_argument("--nearest", type=lambda t: _floats(t, 2, "--nearest"), help="x,y")
+    selector.add_argument("--within", help="WKT polygon")
+    selector.add_argument("--prefix", help="code prefix (a grid cell, a community)")
+    query.add_argument("--count", type=int, default=5, help="with --nearest")
+    query.add_argument("--kind", action="append", help="only these kinds (repeatable)")
+    query.add_argument("--json", action="store_true")
+
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+
+    keys = sub.add_parser("keys", help="API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key and print it once")
+    create.add_argument(
+        "--role", required=True, choices=("admin", "planner", "display", "pilot", "device")
+    )
+    create.add_argument(
+        "--scope", action="append", default=[], help="unit code a pilot may see (repeatable)"
+    )
+    create.add_argument("--name", default="")
+    create.add_argument("--output", type=Path, help="also write the key to this file (0600)")
+    create.add_argument(
+        "--if-missing", action="store_true", help="with --output: do nothing when the file exists"
+    )
+    return parser
+
+
+def _emit(data: Any, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    sys.stdout.write(_plain(data) + "\n")
+
+
+def _plain(data: Any, indent: int = 0) -> str:
+    pad = "  " * indent
+    if isinstance(data, dict):
+        lines = []
+        for key, value in data.items():
+            if isinstance(value, dict | list) and value:
+                lines.append(f"{pad}{key}:")
+                lines.append(_plain(value, indent + 1))
+            else:
+                lines.append(f"{pad}{key}: {value}")
+        return "\n".join(lines)
+    if isinstance(data, list):
+        return "\n".join(
+            _plain(v, indent) if isinstance(v, dict | list) else f"{pad}- {v}" for v in data
+        )
+    return f"{pad}{data}"
+
+
+def _cmd_import(store: Store, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    paths = list(args.paths)
+    if args.skip_imported and store.find_site(args.site) is not None:
+        held = {(s["key"], s["sha256"]) for s in store.sources(args.site)}
+        todo = [p for p in paths if (p.name, file_sha256(p)) not in held]
+        for path in sorted(set(paths) - set(todo)):
+            sys.stderr.write(f"{path}: already in site {args.site!r}, skipped\n")
+        paths = todo
+    options = LoadOptions(
+        crs=args.crs,
+        lod=args.lod,
+        offset=args.offset,
+        scale=args.scale,
+        up_axis=args.up_axis,
+        height_attribute=args.height_attribute,
+        storey_height_m=args.storey_height,
+        default_height_m=args.default_height,
+        mesh_step=args.mesh_step,
+    )
+    reports = []
+    with tqdm(
+        total=len(paths) * 100,
+        unit="%",
+        disable=args.json or None,
+        bar_format="{l_bar}{bar}| {elapsed}",
+    ) as bar:
+        for path in paths:
+            base = bar.n
+
+            def progress(
+                step: str, fraction: float, base: float = base, name: str = path.name
+            ) -> None:
+                bar.set_description(f"{name}: {step}")
+                bar.update(base + int(fraction * 100) - bar.n)
+
+            report = import_source(
+                store,
+                path,
+                site=args.site,
+                options=options,
+                division=args.division,
+                cell_m=args.cell,
+                progress=progress,
+            )
+            reports.append(report)
+    out = [
+        {
+            "site": r.site,
+            "source": r.source,
+            "objects": r.objects,
+            "kinds": r.kinds,
+            "crs": r.crs,
+            "seconds": round(r.seconds, 3),
+            "site_version": r.site_version,
+        }
+        for r in reports
+    ]
+    _emit(out if args.json else {r["source"]: r for r in out}, args.json)
+    return 0
+
+
+def site_summary(store: Store, name: str) -> dict[str, Any]:
+    """The ``twin info`` shape of one site."""
+    site = store.site(name)
+    return {
+        "crs": site.crs,
+        "bbox": list(site.bbox) if site.bbox is not None else None,
+        "objects": store.kind_counts(name),
+        "grid": {
+            "cell_m": site.cell_m,
+            "division": site.division,
+            **{k: v for k, v in sorted(store.admin_counts(name).items())},
+        },
+        "enu_origin": list(site.enu_origin),
+        "version": site.version,
+        "sources": [s["key"] for s in store.sources(name)],
+    }
+
+
+def _cmd_info(store: Store, args: argparse.Namespace) -> int:
+    names = [args.site] if args.site else [s.name for s in store.sites()]
+    _emit({"sites": {n: site_summary(store, n) for n in names}}, args.json)
+    return 0
+
+
+def _locate(store: Store, code: str, site: str | None) -> tuple[str, CimObject]:
+    names = [site] if site else [s.name for s in store.sites()]
+    found = []
+    for name in names:
+        try:
+            found.append((name, store.get(name, code)))
+        except TwinError:
+            continue
+    if not found:
+        raise TwinError(f"no object {code!r}" + (f" in site {site!r}" if site else ""))
+    if len(found) > 1:
+        raise TwinError(f"code {code!r} exists in sites {[f[0] for f in found]}; pass --site")
+    return found[0]
+
+
+def _subtree(store: Store, site: str, obj: CimObject, depth: int) -> dict[str, Any]:
+    node: dict[str, Any] = {"code": obj.code, "kind": obj.kind, "name": obj.name}
+    if depth > 0:
+        node["children"] = [
+            _subtree(store, site, c, depth - 1) for c in store.children(site, obj.code)
+        ]
+    return node
+
+
+def _cmd_tree(store: Store, args: argparse.Namespace) -> int:
+    if args.depth < 0:
+        raise TwinError(f"--depth(={args.depth}) must be >= 0")
+    site, obj = _locate(store, args.code, args.site)
+    tree = _subtree(store, site, obj, args.depth)
+    if args.json:
+        _emit({"site": site, "tree": tree}, True)
+    else:
+        sys.stdout.write("\n".join(_tree_lines(tree)) + "\n")
+    return 0
+
+
+def _tree_lines(node: dict[str, Any], indent: int = 0) -> list[str]:
+    lines = [f"{'  ' * indent}{node['code']}  {node['kind']}  {node['name']}"]
+    for child in node.get("children", []):
+        lines.extend(_tree_lines(child, indent + 1))
+    return lines
+
+
+def _cmd_query(store: Store, args: argparse.Namespace) -> int:
+    names = [args.site] if args.site else [s.name for s in store.sites()]
+    kinds = set(args.kind) if args.kind else None
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        index = SiteIndex.build(store.all_objects(name))
+        hits: list[tuple[CimObject, float | None]]
+        if args.bbox is not None:
+            hits = [(o, None) for o in index.in_bbox(*args.bbox, kinds=kinds)]
+        elif args.point is not None:
+            hits = [(o, None) for o in index.at_point(*args.point, kinds=kinds)]
+        elif args.nearest is not None:
+            x, y = args.nearest
+            hits = [(o, d) for o, d in index.nearest(x, y, args.count, kinds=kinds)]
+        elif args.within is not None:
+            try:
+                polygon = shapely.from_wkt(args.within)
+            except shapely.errors.GEOSException as exc:
+                raise TwinError(f"--within is not valid WKT: {exc}") from None
+            hits = [(o, None) for o in index.within(polygon, kinds=kinds)]
+        else:
+            hits = [
+                (o, None)
+                for o in index.with_prefix(args.prefix)
+                if kinds is None or o.kind in kinds
+            ]
+        rows = []
+        for obj, distance in hits:
+            row = obj.summary()
+            if distance is not None:
+                row["distance_m"] = round(distance, 3)
+            rows.append(row)
+        results[name] = rows
+    if args.json:
+        _emit({"sites": results}, True)
+    else:
+        for name, rows in results.items():
+            sys.stdout.write(f"{name}: {len(rows)} objects\n")
+            for row in rows:
+                sys.stdout.write(f"  {row['code']}  {row['kind']}  {row['name']}\n")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    app = create_app(Settings(store_url=args.store))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    from api.auth import create_key
+    from api.settings import Settings
+
+    if args.output is not None and args.if_missing and args.output.exists():
+        return 0
+    key = create_key(Settings(store_url=args.store), args.role, tuple(args.scope), args.name)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+    sys.stdout.write(key + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``twin`` command; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _cmd_serve(args)
+        if args.command == "keys":
+            return _cmd_keys(args)
+        store = open_store(args.store)
+        try:
+            command = {
+                "import": _cmd_import,
+                "info": _cmd_info,
+                "tree": _cmd_tree,
+                "query": _cmd_query,
+            }[args.command]
+            return command(store, args)
+        finally:
+            store.close()
+    except TwinError as exc:
+        sys.stderr.write(f"twin: error: {exc}\n")
+        return 1
+    except ValueError as exc:
+        sys.stderr.write(f"twin: error: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Columnar geometry: triangle meshes of many objects in shared numpy arrays."""

@@ -1,0 +1,47 @@
+"""Footprints (ground outlines) derived from triangle meshes, for objects whose source has none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+
+from cim.geometry.columns import MeshColumns
+
+
+def footprints_from_mesh(columns: MeshColumns, indices: NDArray[np.int64]) -> list[Any]:
+    """The xy outline of objects ``indices``: the union of their downward-facing triangles,
+    else their upward-facing ones (flat land cover, roads), else of all of them.
+
+    Returns
+    -------
+    list of shapely geometries (``None`` for an object without a non-degenerate triangle),
+    one per entry of ``indices``.
+    """
+    out: list[Any] = [None] * len(indices)
+    if len(indices) == 0 or len(columns.faces) == 0:
+        return out
+    nz = columns.face_normals()[:, 2]
+    tri_xy = columns.vertices[columns.faces][:, :, :2]
+    area2 = np.abs(
+        (tri_xy[:, 1, 0] - tri_xy[:, 0, 0]) * (tri_xy[:, 2, 1] - tri_xy[:, 0, 1])
+        - (tri_xy[:, 2, 0] - tri_xy[:, 0, 0]) * (tri_xy[:, 1, 1] - tri_xy[:, 0, 1])
+    )
+    usable = area2 > 1e-9
+    for n, index in enumerate(indices.tolist()):
+        f0, f1 = int(columns.face_offsets[index]), int(columns.face_offsets[index + 1])
+        if f0 == f1:
+            continue
+        ok = usable[f0:f1]
+        local_nz = nz[f0:f1]
+        for mask in (ok & (local_nz < -0.5), ok & (local_nz > 0.5), ok):
+            if mask.any():
+                break
+        else:
+            continue
+        tris = tri_xy[f0:f1][mask]
+        polys = shapely.polygons(np.concatenate([tris, tris[:, :1]], axis=1))
+        out[n] = polys[0] if len(polys) == 1 else shapely.union_all(polys)
+    return out

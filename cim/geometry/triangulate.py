@@ -1,0 +1,155 @@
+"""Triangulation of planar polygons with holes, vectorised where the polygon allows.
+
+Triangles and quads (most faces of LoD1/LoD2 city models) are split with array operations;
+only the rest goes, one polygon at a time, through earcut (``mapbox_earcut``) in the plane
+that drops the axis of the polygon's dominant normal component.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mapbox_earcut
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True)
+class Polygons:
+    """Polygons with holes over a shared vertex array, as flat ragged arrays.
+
+    Attributes
+    ----------
+    ring_vertices : (p,) int64
+        Vertex indices of all rings, ring after ring (rings are not closed).
+    ring_offsets : (r + 1,) int64
+        Ring ``j`` is ``ring_vertices[ring_offsets[j]:ring_offsets[j + 1]]``.
+    polygon_offsets : (q + 1,) int64
+        Polygon ``i`` has rings ``polygon_offsets[i]:polygon_offsets[i + 1]``; the first is
+        the outer ring, the others are holes.
+    """
+
+    ring_vertices: NDArray[np.int64]
+    ring_offsets: NDArray[np.int64]
+    polygon_offsets: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.polygon_offsets) - 1
+
+
+def triangulate_polygons(
+    vertices: NDArray[np.float64], polygons: Polygons
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Triangles covering each polygon.
+
+    Parameters
+    ----------
+    vertices : (n, 3) float64
+        The shared vertex array.
+    polygons : Polygons
+        The polygons to triangulate.
+
+    Returns
+    -------
+    triangles : (t, 3) int64
+        Vertex indices into ``vertices``; orientation follows the outer ring.
+    polygon_of_triangle : (t,) int64
+        The polygon each triangle belongs to, in ascending order.
+
+    Raises
+    ------
+    ValueError
+        If a polygon has a ring with fewer than three vertices.
+    """
+    rv, ro, po = polygons.ring_vertices, polygons.ring_offsets, polygons.polygon_offsets
+    q = len(polygons)
+    if q == 0:
+        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    ring_size = np.diff(ro)
+    if (ring_size < 3).any():
+        bad = int(np.flatnonzero(ring_size < 3)[0])
+        polygon = int(np.searchsorted(po, bad, side="right") - 1)
+        raise ValueError(f"polygon {polygon} has a ring with {int(ring_size[bad])} vertices")
+    n_rings = np.diff(po)
+    outer_size = ring_size[po[:-1]]
+    simple = n_rings == 1
+    tri_mask = simple & (outer_size == 3)
+    quad_mask = simple & (outer_size == 4)
+    other = np.flatnonzero(~(tri_mask | quad_mask))
+
+    pieces: list[NDArray[np.int64]] = []
+    owners: list[NDArray[np.int64]] = []
+
+    tri_ids = np.flatnonzero(tri_mask)
+    if len(tri_ids):
+        start = ro[po[tri_ids]]
+        pieces.append(rv[start[:, None] + np.arange(3)])
+        owners.append(tri_ids)
+
+    quad_ids = np.flatnonzero(quad_mask)
+    if len(quad_ids):
+        start = ro[po[quad_ids]]
+        corners = rv[start[:, None] + np.arange(4)]
+        p = vertices[corners]
+        # Split along 0-2 unless the two halves fold against each other (a reflex corner at
+        # 1 or 3); then 1-3 is the diagonal inside the quad.
+        n_a = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
+        n_b = np.cross(p[:, 2] - p[:, 0], p[:, 3] - p[:, 0])
+        use_02 = np.einsum("ij,ij->i", n_a, n_b) >= 0
+        first = np.where(use_02[:, None], corners[:, [0, 1, 2]], corners[:, [0, 1, 3]])
+        second = np.where(use_02[:, None], corners[:, [0, 2, 3]], corners[:, [1, 2, 3]])
+        pieces.append(np.stack([first, second], axis=1).reshape(-1, 3))
+        owners.append(np.repeat(quad_ids, 2))
+
+    if len(other):
+        normals = _outer_normals(vertices, polygons, other)
+        drops = np.argmax(np.abs(normals), axis=1)
+        signs = normals[np.arange(len(other)), drops] < 0
+        for pid, drop, negative in zip(other.tolist(), drops.tolist(), signs.tolist(), strict=True):
+            r0, r1 = int(po[pid]), int(po[pid + 1])
+            index = rv[ro[r0] : ro[r1]]
+            ends = (ro[r0 + 1 : r1 + 1] - ro[r0]).astype(np.uint32)
+            plane = vertices[index][:, [a for a in (0, 1, 2) if a != drop]]
+            local = mapbox_earcut.triangulate_float64(plane, ends)
+            if len(local) == 0:
+                continue
+            tris = index[local.reshape(-1, 3)]
+            # earcut emits one orientation in the projected plane; flip back where the
+            # polygon's normal points the other way (dropping y mirrors the plane)
+            if negative != (drop == 1):
+                tris = tris[:, ::-1]
+            pieces.append(tris)
+            owners.append(np.full(len(tris), pid, dtype=np.int64))
+
+    if not pieces:
+        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    triangles = np.concatenate(pieces).astype(np.int64)
+    owner = np.concatenate(owners).astype(np.int64)
+    order = np.argsort(owner, kind="stable")
+    return triangles[order], owner[order]
+
+
+def _outer_normals(
+    vertices: NDArray[np.float64], polygons: Polygons, ids: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Newell normals ``(len(ids), 3)`` of the outer rings of polygons ``ids``.
+
+    Newell's method is robust for non-convex and slightly non-planar rings.
+    """
+    ro, po, rv = polygons.ring_offsets, polygons.polygon_offsets, polygons.ring_vertices
+    outer = po[ids]
+    start, stop = ro[outer], ro[outer + 1]
+    size = stop - start
+    slot = np.repeat(start - np.r_[0, np.cumsum(size)[:-1]], size) + np.arange(size.sum())
+    nxt = slot + 1
+    ring_end = np.repeat(stop, size)
+    nxt[nxt == ring_end] = np.repeat(start, size)[nxt == ring_end]
+    p, q = vertices[rv[slot]], vertices[rv[nxt]]
+    terms = np.column_stack(
+        [
+            (p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2]),
+            (p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0]),
+            (p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1]),
+        ]
+    )
+    return np.add.reduceat(terms, np.r_[0, np.cumsum(size)[:-1]], axis=0)

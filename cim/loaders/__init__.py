@@ -1,0 +1,112 @@
+"""One loader module per source format, chosen by file name.
+
+==============================  ==========================================
+suffix                          loader
+==============================  ==========================================
+``.city.json``, ``.city.jsonl``  :func:`cim.loaders.cityjson.load_cityjson`
+``.gltf``, ``.glb``, ``.obj``    :func:`cim.loaders.mesh.load_mesh`
+``.geojson``                     :func:`cim.loaders.geojson.load_geojson`
+``.tif``, ``.tiff``              :func:`cim.loaders.dem.load_dem`
+==============================  ==========================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cim.errors import SourceError
+from cim.loaders.base import ParsedSource, SourceObject
+
+__all__ = ["LoadOptions", "ParsedSource", "SourceObject", "detect_format", "load_source"]
+
+_FORMATS = {
+    ".city.json": "cityjson",
+    ".city.jsonl": "cityjson",
+    ".json": "cityjson",
+    ".jsonl": "cityjson",
+    ".gltf": "mesh",
+    ".glb": "mesh",
+    ".obj": "mesh",
+    ".geojson": "geojson",
+    ".tif": "dem",
+    ".tiff": "dem",
+}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a user may say about a file beyond its contents.
+
+    Attributes
+    ----------
+    crs : the file's CRS when it declares none (or to override it), e.g. ``"EPSG:28992"``
+    lod : the CityJSON LoD to take; the highest by default
+    offset, scale, up_axis : for meshes stored relative to an origin or in other units:
+        ``real = vertex * scale + offset``; ``up_axis`` ``"y"`` for y-up glTF
+    height_attribute, storey_height_m, default_height_m : GeoJSON footprint extrusion
+    mesh_step : DEM cells per terrain-mesh vertex
+    """
+
+    crs: str | None = None
+    lod: str | None = None
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    scale: float = 1.0
+    up_axis: str = "z"
+    height_attribute: str | None = None
+    storey_height_m: float = 3.0
+    default_height_m: float | None = None
+    mesh_step: int = 4
+
+
+def detect_format(path: Path) -> str:
+    """The loader family of a file, by suffix.
+
+    Raises
+    ------
+    SourceError
+        If no loader reads files of that kind.
+    """
+    name = path.name.lower()
+    for suffix in sorted(_FORMATS, key=len, reverse=True):
+        if name.endswith(suffix):
+            return _FORMATS[suffix]
+    raise SourceError(path, f"unknown file type; readable: {', '.join(sorted(_FORMATS))}")
+
+
+def load_source(path: str | Path, options: LoadOptions | None = None) -> ParsedSource:
+    """Parse one file with the loader its name calls for.
+
+    Raises
+    ------
+    SourceError
+        If the file cannot be read as its format.
+    """
+    path = Path(path)
+    opts = options or LoadOptions()
+    if not path.is_file():
+        raise SourceError(path, "no such file")
+    family = detect_format(path)
+    if family == "cityjson":
+        from cim.loaders.cityjson import load_cityjson
+
+        return load_cityjson(path, lod=opts.lod)
+    if family == "mesh":
+        from cim.loaders.mesh import load_mesh
+
+        return load_mesh(
+            path, crs=opts.crs, offset=opts.offset, scale=opts.scale, up_axis=opts.up_axis
+        )
+    if family == "geojson":
+        from cim.loaders.geojson import load_geojson
+
+        return load_geojson(
+            path,
+            crs=opts.crs,
+            height_attribute=opts.height_attribute,
+            storey_height_m=opts.storey_height_m,
+            default_height_m=opts.default_height_m,
+        )
+    from cim.loaders.dem import load_dem
+
+    return load_dem(path, crs=opts.crs, mesh_step=opts.mesh_step)

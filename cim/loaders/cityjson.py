@@ -1,0 +1,428 @@
+"""CityJSON 1.1 / 2.0 (``.city.json``) and CityJSONSeq (``.city.jsonl``).
+
+Every CityObject type is kept under its CityJSON type name. Of an object's geometries the
+highest LoD is taken unless a LoD is chosen; surfaces are triangulated in bulk
+(:mod:`cim.geometry.triangulate`) with their semantic classes, and ``GroundSurface``
+polygons become footprints. ``TINRelief`` objects become terrain.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import shapely
+from numpy.typing import NDArray
+
+from cim.errors import SourceError
+from cim.geometry.columns import SURFACE_CODES, MeshColumns
+from cim.geometry.triangulate import Polygons, triangulate_polygons
+from cim.loaders.base import ParsedSource, SourceObject
+
+_GROUND = SURFACE_CODES["GroundSurface"]
+_EPSG = re.compile(r"EPSG(?:/0/|::|:)(\d+)", re.IGNORECASE)
+
+
+def crs_from_reference(reference: str | None) -> str | None:
+    """``"EPSG:N"`` from a CityJSON ``referenceSystem`` (OGC URL or URN), else ``None``."""
+    if not reference:
+        return None
+    match = _EPSG.search(reference)
+    return f"EPSG:{match.group(1)}" if match else None
+
+
+class _Collector:
+    """Flattens chosen geometries into polygon arrays over one vertex pool."""
+
+    def __init__(self) -> None:
+        self.ring_vertices: list[int] = []
+        self.ring_offsets: list[int] = [0]
+        self.polygon_offsets: list[int] = [0]
+        self.polygon_owner: list[int] = []
+        self.polygon_surface: list[int] = []
+
+    def add_surface(self, surface: list[list[int]], owner: int, semantic: int) -> None:
+        for ring in surface:
+            self.ring_vertices.extend(ring)
+            self.ring_offsets.append(len(self.ring_vertices))
+        self.polygon_offsets.append(len(self.ring_offsets) - 1)
+        self.polygon_owner.append(owner)
+        self.polygon_surface.append(semantic)
+
+
+def _surface_classes(geometry: dict[str, Any]) -> Callable[[int | None], int]:
+    surfaces = (geometry.get("semantics") or {}).get("surfaces") or []
+    table = [SURFACE_CODES.get(str(s.get("type", "")), 0) for s in surfaces]
+
+    def lookup(value: int | None) -> int:
+        return table[value] if value is not None and 0 <= value < len(table) else 0
+
+    return lookup
+
+
+def _add_geometry(col: _Collector, geometry: dict[str, Any], owner: int, base: int) -> None:
+    """Add the surfaces of one geometry; ``base`` shifts its vertex indices."""
+    gtype = geometry.get("type")
+    boundaries = geometry.get("boundaries") or []
+    values = (geometry.get("semantics") or {}).get("values")
+    cls = _surface_classes(geometry)
+
+    def add(surface: list[list[int]], value: int | None) -> None:
+        if base:
+            surface = [[v + base for v in ring] for ring in surface]
+        col.add_surface(surface, owner, cls(value))
+
+    if gtype in ("MultiSurface", "CompositeSurface"):
+        for i, surface in enumerate(boundaries):
+            add(surface, values[i] if values else None)
+    elif gtype == "Solid":
+        for s, shell in enumerate(boundaries):
+            for i, surface in enumerate(shell):
+                add(surface, values[s][i] if values else None)
+    elif gtype in ("MultiSolid", "CompositeSolid"):
+        for k, solid in enumerate(boundaries):
+            for s, shell in enumerate(solid):
+                for i, surface in enumerate(shell):
+                    add(surface, values[k][s][i] if values else None)
+    # MultiPoint / MultiLineString carry no surfaces; their extent comes from attributes
+
+
+def _lod_key(geometry: dict[str, Any]) -> float:
+    try:
+        return float(geometry.get("lod", 0))
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _choose(geometries: list[dict[str, Any]], lod: str | None) -> dict[str, Any] | None:
+    if not geometries:
+        return None
+    if lod is not None:
+        exact = [g for g in geometries if str(g.get("lod")) == lod]
+        if exact:
+            return exact[0]
+    return max(geometries, key=_lod_key)
+
+
+def _read_document(path: Path) -> list[dict[str, Any]]:
+    """The file as a list of JSON documents (one for CityJSON, many for CityJSONSeq)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(path, f"cannot read file: {exc.strerror}") from None
+    if path.name.endswith(".jsonl"):
+        docs = []
+        for number, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                docs.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise SourceError(path, f"line {number} is not valid JSON ({exc})") from None
+        return docs
+    try:
+        return [orjson.loads(raw)]
+    except orjson.JSONDecodeError as exc:
+        raise SourceError(path, f"not valid JSON (truncated or corrupt?): {exc}") from None
+
+
+def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
+    """Parse a CityJSON or CityJSONSeq file.
+
+    Parameters
+    ----------
+    path : the ``.city.json`` or ``.city.jsonl`` file
+    lod : the LoD to take (``"1.2"``, ``"2"``...); the highest of each object by default
+
+    Returns
+    -------
+    ParsedSource in the file's CRS; ``TINRelief`` objects keep their triangles.
+
+    Raises
+    ------
+    SourceError
+        If the file is not valid JSON, not CityJSON, or an object has a vertex index out
+        of range, a ring with fewer than three distinct vertices, or non-finite coordinates.
+    """
+    path = Path(path)
+    docs = _read_document(path)
+    if not docs or not isinstance(docs[0], dict) or docs[0].get("type") != "CityJSON":
+        raise SourceError(path, "not CityJSON: the first document must have type 'CityJSON'")
+    header = docs[0]
+    version = str(header.get("version", ""))
+    if not version.startswith(("1.1", "2.0")):
+        raise SourceError(path, f"CityJSON version {version!r} is not supported (1.1 or 2.0)")
+    transform = header.get("transform") or {}
+    scale = np.asarray(transform.get("scale", [1.0, 1.0, 1.0]), dtype=np.float64)
+    translate = np.asarray(transform.get("translate", [0.0, 0.0, 0.0]), dtype=np.float64)
+    metadata = header.get("metadata") or {}
+    crs = crs_from_reference(metadata.get("referenceSystem"))
+
+    pools: list[list[list[float]]] = []
+    objects: list[SourceObject] = []
+    chosen: list[tuple[dict[str, Any] | None, int]] = []
+    base = 0
+    templates = header.get("geometry-templates")
+    for number, doc in enumerate(docs):
+        if number > 0 and doc.get("type") != "CityJSONFeature":
+            raise SourceError(path, f"line {number + 1}: expected a CityJSONFeature")
+        city_objects = doc.get("CityObjects")
+        vertices = doc.get("vertices")
+        if not isinstance(city_objects, dict) or not isinstance(vertices, list):
+            raise SourceError(path, "missing 'CityObjects' or 'vertices'")
+        for oid, obj in city_objects.items():
+            if not isinstance(obj, dict) or "type" not in obj:
+                raise SourceError(path, "CityObject has no 'type'", object_id=oid)
+            parents = obj.get("parents") or []
+            attributes = dict(obj.get("attributes") or {})
+            name = attributes.get("name") if isinstance(attributes.get("name"), str) else oid
+            objects.append(
+                SourceObject(
+                    oid, str(obj["type"]), str(name), parents[0] if parents else None, attributes
+                )
+            )
+            geometry = _choose(obj.get("geometry") or [], lod)
+            if geometry is not None and geometry.get("type") == "GeometryInstance":
+                geometry, extra = _instance(path, oid, geometry, templates, base, vertices)
+                vertices = vertices + extra
+            if geometry is not None:
+                objects[-1].attributes.setdefault("lod", str(geometry.get("lod", "")))
+            chosen.append((geometry, base))
+        pools.append(vertices)
+        base += len(vertices)
+
+    try:
+        raw = np.asarray([v for pool in pools for v in pool], dtype=np.float64).reshape(-1, 3)
+    except (ValueError, TypeError):
+        raise SourceError(path, "'vertices' must be a list of [x, y, z] numbers") from None
+    xyz = raw * scale + translate
+    return _assemble(path, crs, objects, chosen, xyz)
+
+
+def _instance(
+    path: Path,
+    oid: str,
+    geometry: dict[str, Any],
+    templates: dict[str, Any] | None,
+    base: int,
+    vertices: list[list[float]],
+) -> tuple[dict[str, Any], list[list[float]]]:
+    """Expand a GeometryInstance into a plain geometry with its own vertices."""
+    if not templates:
+        raise SourceError(path, "GeometryInstance without geometry-templates", object_id=oid)
+    try:
+        template = templates["templates"][geometry["template"]]
+        tverts = np.asarray(templates["vertices-templates"], dtype=np.float64)
+        matrix = np.asarray(geometry["transformationMatrix"], dtype=np.float64).reshape(4, 4)
+        anchor = np.asarray(vertices[geometry["boundaries"][0]], dtype=np.float64)
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise SourceError(path, "malformed GeometryInstance", object_id=oid) from None
+    # template vertices are real coordinates relative to the (transformed) anchor; they
+    # are appended as if they were integer vertices, so undo the transform later applied
+    placed = tverts @ matrix[:3, :3].T + matrix[:3, 3]
+    extra = (placed + anchor).tolist()
+    shifted = dict(template)
+    shifted["boundaries"] = _shift(template["boundaries"], len(vertices))
+    shifted["lod"] = template.get("lod", geometry.get("lod"))
+    shifted["_template_real"] = True
+    return shifted, extra
+
+
+def _shift(boundaries: Any, by: int) -> Any:
+    if isinstance(boundaries, list):
+        return [_shift(b, by) for b in boundaries]
+    return int(boundaries) + by
+
+
+def _assemble(
+    path: Path,
+    crs: str | None,
+    objects: list[SourceObject],
+    chosen: list[tuple[dict[str, Any] | None, int]],
+    xyz: NDArray[np.float64],
+) -> ParsedSource:
+    col = _Collector()
+    for number, (chosen_geometry, base) in enumerate(chosen):
+        if chosen_geometry is None or chosen_geometry.get("type") == "GeometryInstance":
+            continue
+        try:
+            _add_geometry(col, chosen_geometry, number, base)
+        except (TypeError, IndexError, KeyError):
+            raise SourceError(
+                path, "geometry 'boundaries' do not match its type", objects[number].source_id
+            ) from None
+    n_objects = len(objects)
+    polygons = Polygons(
+        np.asarray(col.ring_vertices, dtype=np.int64),
+        np.asarray(col.ring_offsets, dtype=np.int64),
+        np.asarray(col.polygon_offsets, dtype=np.int64),
+    )
+    owner = np.asarray(col.polygon_owner, dtype=np.int64)
+    surface = np.asarray(col.polygon_surface, dtype=np.uint8)
+    _check(path, objects, xyz, polygons, owner)
+    polygons, owner, surface, dropped = _drop_degenerate(xyz, polygons, owner, surface)
+    for index, count in zip(*np.unique(dropped, return_counts=True), strict=True):
+        objects[int(index)].attributes["degenerate_surfaces_dropped"] = int(count)
+
+    triangles, tri_polygon = triangulate_polygons(xyz, polygons)
+    tri_owner = owner[tri_polygon]
+    order = np.argsort(tri_owner, kind="stable")
+    triangles, tri_owner, tri_surface = (
+        triangles[order],
+        tri_owner[order],
+        surface[tri_polygon[order]],
+    )
+    geometry = _columns(xyz, triangles, tri_owner, tri_surface, n_objects)
+    footprints = _ground_footprints(xyz, polygons, owner, surface, n_objects)
+    return ParsedSource(path, "cityjson", crs, objects, geometry, footprints)
+
+
+def _check(
+    path: Path,
+    objects: list[SourceObject],
+    xyz: NDArray[np.float64],
+    polygons: Polygons,
+    owner: NDArray[np.int64],
+) -> None:
+    """Refuse out-of-range indices, degenerate rings and non-finite coordinates."""
+    rv, ro, po = polygons.ring_vertices, polygons.ring_offsets, polygons.polygon_offsets
+    if len(rv) == 0:
+        return
+    ring_polygon = np.repeat(np.arange(len(polygons)), np.diff(po))
+    vertex_ring = np.repeat(np.arange(len(ro) - 1), np.diff(ro))
+
+    def owner_of_vertex_slot(slot: int) -> str:
+        return objects[int(owner[ring_polygon[vertex_ring[slot]]])].source_id
+
+    bad = np.flatnonzero((rv < 0) | (rv >= len(xyz)))
+    if len(bad):
+        slot = int(bad[0])
+        raise SourceError(
+            path,
+            f"vertex index {int(rv[slot])} is out of range (the file has {len(xyz)} vertices)",
+            owner_of_vertex_slot(slot),
+        )
+    finite = np.asarray(np.isfinite(xyz).all(axis=1), dtype=bool)
+    bad = np.flatnonzero(~finite[rv])
+    if len(bad):
+        slot = int(bad[0])
+        raise SourceError(path, "non-finite vertex coordinates", owner_of_vertex_slot(slot))
+    ring_size = np.diff(ro)
+    short = np.flatnonzero(ring_size < 3)
+    if len(short):
+        ring = int(short[0])
+        raise SourceError(
+            path,
+            f"invalid polygon: a ring with {int(ring_size[ring])} vertex indices (at least 3)",
+            objects[int(owner[ring_polygon[ring]])].source_id,
+        )
+
+
+def _drop_degenerate(
+    xyz: NDArray[np.float64],
+    polygons: Polygons,
+    owner: NDArray[np.int64],
+    surface: NDArray[np.uint8],
+) -> tuple[Polygons, NDArray[np.int64], NDArray[np.uint8], NDArray[np.int64]]:
+    """Remove rings with fewer than three distinct vertices (zero area, common in real
+    data); a polygon whose outer ring goes goes with it. Returns the kept polygons, their
+    owners and classes, and the number of dropped surfaces per owner index."""
+    rv, ro, po = polygons.ring_vertices, polygons.ring_offsets, polygons.polygon_offsets
+    n_rings = len(ro) - 1
+    vertex_ring = np.repeat(np.arange(n_rings), np.diff(ro))
+    keys = np.unique(vertex_ring * (len(xyz) + 1) + rv)
+    distinct = np.bincount(keys // (len(xyz) + 1), minlength=n_rings)
+    bad_ring = distinct < 3
+    dropped = np.zeros(0, dtype=np.int64)
+    if not bad_ring.any():
+        return polygons, owner, surface, dropped
+    ring_polygon = np.repeat(np.arange(len(polygons)), np.diff(po))
+    outer = np.zeros(n_rings, dtype=bool)
+    outer[po[:-1]] = True
+    bad_polygon = np.zeros(len(polygons), dtype=bool)
+    bad_polygon[ring_polygon[bad_ring & outer]] = True
+    keep_ring = ~bad_ring & ~bad_polygon[ring_polygon]
+    keep_slot = keep_ring[vertex_ring]
+    new_rv = rv[keep_slot]
+    new_ro = np.r_[0, np.cumsum(np.diff(ro)[keep_ring])]
+    keep_polygon = ~bad_polygon
+    rings_left = np.bincount(ring_polygon[keep_ring], minlength=len(polygons))[keep_polygon]
+    new_po = np.r_[0, np.cumsum(rings_left)]
+    dropped = owner[bad_polygon]
+    return (
+        Polygons(new_rv.astype(np.int64), new_ro.astype(np.int64), new_po.astype(np.int64)),
+        owner[keep_polygon],
+        surface[keep_polygon],
+        dropped,
+    )
+
+
+def _columns(
+    xyz: NDArray[np.float64],
+    triangles: NDArray[np.int64],
+    tri_owner: NDArray[np.int64],
+    tri_surface: NDArray[np.uint8],
+    n_objects: int,
+) -> MeshColumns:
+    """Give each object its own contiguous vertex block (vertices shared within an object)."""
+    n = len(xyz) + 1
+    keys = tri_owner[:, None] * n + triangles
+    unique, inverse = np.unique(keys.ravel(), return_inverse=True)
+    vertex_owner = unique // n
+    vertices = xyz[unique % n]
+    vcount = np.bincount(vertex_owner, minlength=n_objects)
+    fcount = np.bincount(tri_owner, minlength=n_objects)
+    return MeshColumns(
+        vertices.reshape(-1, 3),
+        inverse.reshape(-1, 3).astype(np.int64),
+        tri_surface.astype(np.uint8),
+        np.concatenate(([0], np.cumsum(vcount))).astype(np.int64),
+        np.concatenate(([0], np.cumsum(fcount))).astype(np.int64),
+    )
+
+
+def _ground_footprints(
+    xyz: NDArray[np.float64],
+    polygons: Polygons,
+    owner: NDArray[np.int64],
+    surface: NDArray[np.uint8],
+    n_objects: int,
+) -> list[Any]:
+    """Footprints from ``GroundSurface`` polygons; ``None`` where an object has none."""
+    footprints: list[Any] = [None] * n_objects
+    ground = np.flatnonzero(surface == _GROUND)
+    if len(ground) == 0:
+        return footprints
+    rv, ro, po = polygons.ring_vertices, polygons.ring_offsets, polygons.polygon_offsets
+    ring_ids = np.concatenate([np.arange(po[g], po[g + 1]) for g in ground])
+    slots = np.concatenate([np.arange(ro[r], ro[r + 1]) for r in ring_ids])
+    ring_index = np.repeat(np.arange(len(ring_ids)), ro[ring_ids + 1] - ro[ring_ids])
+    coords = xyz[rv[slots], :2]
+    rings = shapely.linearrings(coords, indices=ring_index)
+    rings_per_polygon = po[ground + 1] - po[ground]
+    polygon_index = np.repeat(np.arange(len(ground)), rings_per_polygon)
+    shells = rings[np.r_[0, np.cumsum(rings_per_polygon)[:-1]]]
+    holes_mask = np.ones(len(rings), dtype=bool)
+    holes_mask[np.r_[0, np.cumsum(rings_per_polygon)[:-1]]] = False
+    if holes_mask.any():
+        polys = shapely.polygons(shells)
+        with_holes = np.unique(polygon_index[holes_mask])
+        for p in with_holes:
+            hole_rings = rings[(polygon_index == p) & holes_mask]
+            polys[p] = shapely.Polygon(shells[p], holes=list(hole_rings))
+    else:
+        polys = shapely.polygons(shells)
+    polys = shapely.make_valid(polys) if not shapely.is_valid(polys).all() else polys
+    ground_owner = owner[ground]
+    order = np.argsort(ground_owner, kind="stable")
+    owners_sorted = ground_owner[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(owners_sorted)) + 1]
+    ends = np.r_[starts[1:], len(owners_sorted)]
+    for s, e in zip(starts, ends, strict=True):
+        obj = int(owners_sorted[s])
+        footprints[obj] = polys[order[s]] if e - s == 1 else shapely.union_all(polys[order[s:e]])
+    return footprints

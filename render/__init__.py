@@ -1,0 +1,4 @@
+"""glTF, 3D Tiles and images of the CIM; never runs a simulation.
+
+Arrives with the scene issue.
+"""

@@ -1,0 +1,159 @@
+"""The `twin` command as a user runs it."""
+
+from __future__ import annotations
+
+import collections
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _file_counts(path: Path) -> dict[str, int]:
+    lines = path.read_text().splitlines() if path.suffix == ".jsonl" else [path.read_text()]
+    docs = [json.loads(line) for line in lines if line.strip()]
+    return dict(collections.Counter(o["type"] for d in docs for o in d["CityObjects"].values()))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "denhaag_01/denhaag_01_lod2.city.json",
+        "cityjson/delft_bgt_lod1.city.json",
+        "cityjson/zurich_subset_lod2.city.json",
+        "cityjson/3dbag_v210908_tile901_trimmed.city.jsonl",
+    ],
+)
+def test_info_reports_exactly_the_file_counts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, assets: Path, name: str
+) -> None:
+    store = str(tmp_path / "t.db")
+    path = assets / name
+    code, _, err = _run(capsys, "--store", store, "import", str(path), "--site", "s", "--json")
+    assert code == 0, err
+    code, out, _ = _run(capsys, "--store", store, "info", "--json")
+    assert code == 0
+    info = json.loads(out)["sites"]["s"]
+    assert info["objects"] == _file_counts(path)
+    assert info["crs"].startswith("EPSG:")
+    minx, miny, minz, maxx, maxy, maxz = info["bbox"]
+    assert minx < maxx and miny < maxy and minz <= maxz
+
+
+def test_info_bbox_is_in_the_projected_crs(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, denhaag_path: Path
+) -> None:
+    store = str(tmp_path / "t.db")
+    assert _run(capsys, "--store", store, "import", str(denhaag_path), "--site", "dh")[0] == 0
+    info = json.loads(_run(capsys, "--store", store, "info", "--site", "dh", "--json")[1])
+    doc = json.loads(denhaag_path.read_text())
+    scale, translate = doc["transform"]["scale"], doc["transform"]["translate"]
+    verts = doc["vertices"]
+    expect_min = [min(v[a] for v in verts) * scale[a] + translate[a] for a in range(3)]
+    expect_max = [max(v[a] for v in verts) * scale[a] + translate[a] for a in range(3)]
+    assert info["sites"]["dh"]["crs"] == "EPSG:7415"
+    assert info["sites"]["dh"]["bbox"] == pytest.approx(expect_min + expect_max, abs=1e-6)
+
+
+def test_missing_crs_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, assets: Path
+) -> None:
+    store = str(tmp_path / "t.db")
+    path = assets / "cityjson/rotterdam_subset.city.json"
+    code, _, err = _run(capsys, "--store", store, "import", str(path), "--site", "r")
+    assert code == 1
+    assert "rotterdam_subset.city.json" in err and "--crs" in err
+    assert "Traceback" not in err
+    code, out, _ = _run(
+        capsys,
+        "--store",
+        store,
+        "import",
+        str(path),
+        "--site",
+        "r",
+        "--crs",
+        "EPSG:28992",
+        "--json",
+    )
+    assert code == 0 and json.loads(out)[0]["objects"] == 16
+
+
+def test_tree_and_query(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, denhaag_path: Path
+) -> None:
+    store = str(tmp_path / "t.db")
+    _run(capsys, "--store", store, "import", str(denhaag_path), "--site", "dh")
+    code, out, _ = _run(capsys, "--store", store, "tree", "990100", "--depth", "3", "--json")
+    assert code == 0
+    tree = json.loads(out)["tree"]
+    assert tree["kind"] == "District"
+    street = next(c for c in tree["children"] if c["kind"] == "Street")
+    community = street["children"][0]
+    assert community["kind"] == "Community"
+    assert {c["kind"] for c in community["children"]} == {"GridCell"}
+
+    code, out, _ = _run(
+        capsys,
+        "--store",
+        store,
+        "query",
+        "--bbox",
+        "78500,457800,78700,457950",
+        "--kind",
+        "Building",
+        "--json",
+    )
+    buildings = json.loads(out)["sites"]["dh"]
+    assert code == 0 and len(buildings) > 10
+    assert {b["kind"] for b in buildings} == {"Building"}
+    first = buildings[0]
+    cell = first["parent"]
+    code, out, _ = _run(capsys, "--store", store, "query", "--prefix", cell, "--json")
+    assert first["code"] in {o["code"] for o in json.loads(out)["sites"]["dh"]}
+
+    code, _, err = _run(capsys, "--store", store, "tree", "nope")
+    assert code == 1 and "no object 'nope'" in err
+
+
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--store", str(tmp_path / "t.db"), "query", "--bbox", "1,2,nan,4"])
+    assert info.value.code == 2
+    assert "--bbox must be 4 finite numbers" in capsys.readouterr().err
+
+
+def test_skip_imported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, denhaag_path: Path
+) -> None:
+    store = str(tmp_path / "t.db")
+    argv = ["--store", store, "import", str(denhaag_path), "--site", "dh", "--skip-imported"]
+    assert _run(capsys, *argv)[0] == 0
+    code, _, err = _run(capsys, *argv)
+    assert code == 0 and "skipped" in err
+
+
+def test_installed_entry_point(tmp_path: Path, denhaag_path: Path) -> None:
+    twin = Path(sys.executable).parent / "twin"
+    store = str(tmp_path / "t.db")
+    done = subprocess.run(
+        [twin, "--store", store, "import", str(denhaag_path), "--site", "dh"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    done = subprocess.run(
+        [twin, "--store", store, "info", "--json"], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout)["sites"]["dh"]["objects"]["Building"] == 844
