@@ -81,8 +81,9 @@ class TerrainGrid:
         fr = np.where(np.abs(fr - np.round(fr)) < 1e-9, np.round(fr), fr)
         h = self.heights
 
-        def term(rows: NDArray[np.int64], cols: NDArray[np.int64],
-                 weight: NDArray[np.float64]) -> NDArray[np.float64]:
+        def term(
+            rows: NDArray[np.int64], cols: NDArray[np.int64], weight: NDArray[np.float64]
+        ) -> NDArray[np.float64]:
             # a no-data neighbour with zero weight must not turn the sample into NaN
             value: NDArray[np.float64] = np.where(weight == 0, 0.0, h[rows, cols] * weight)
             return value

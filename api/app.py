@@ -1,0 +1,79 @@
+"""The application factory.
+
+``create_app(settings)`` builds a FastAPI application whose lifespan opens the store, reads
+the key file and owns the site-view cache; nothing is opened at import time, so any number
+of applications (one per test, one per worker) can live in one process::
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    app = create_app(Settings(store_url="twin.db"))   # or create_app() to read TWIN_* env
+    uvicorn.run(app, host="127.0.0.1", port=8000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.routing import APIRoute
+
+from api.errors import install_error_handlers
+from api.keys import KeyStore
+from api.routes import health, objects, sites
+from api.settings import Settings
+from api.site_views import SiteViews
+from api.state import TwinState
+from cim.store import open_store
+
+API_TITLE = "City twin"
+API_VERSION = "0.1.0"
+
+
+def operation_id(route: APIRoute) -> str:
+    """The OpenAPI operation id of a route: its name (the endpoint function's name)."""
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """A new application serving the store named in ``settings``.
+
+    Parameters
+    ----------
+    settings : what to serve; ``None`` reads :meth:`Settings.from_env`
+
+    Raises
+    ------
+    ValueError
+        If ``TWIN_API_KEYS`` or a bootstrap key is malformed (at creation; the store itself
+        is opened when the application starts, which raises ``StoreError`` if it cannot).
+    """
+    config = settings if settings is not None else Settings.from_env()
+    keys = KeyStore(config.keys_path, config.bootstrap_keys)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(config.store_url)
+        state = TwinState(config, store, keys, SiteViews(store))
+        app.state.twin = state
+        try:
+            yield
+        finally:
+            app.state.twin = None
+            state.close()
+
+    app = FastAPI(
+        title=API_TITLE,
+        version=API_VERSION,
+        description="City Information Model and digital twin of a city operations centre.",
+        lifespan=lifespan,
+        generate_unique_id_function=operation_id,
+    )
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(sites.router)
+    app.include_router(objects.router)
+    return app

@@ -1,0 +1,81 @@
+"""Who is calling, and may they: the authentication dependencies.
+
+A key is sent as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``. A missing or
+unknown key is 401; a role that may not do something is 403; a pilot asking for something
+outside its scope gets 404, exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from api.errors import AuthenticationError, PermissionDeniedError
+from api.keys import READ_ROLES, KeyStore, Principal, UnknownKeyError
+from api.settings import Settings
+from api.state import State
+
+_api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key made with `twin keys create`.",
+)
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="Bearer", description="The same API key as a bearer token."
+)
+
+
+def create_key(settings: Settings, role: str, scopes: Iterable[str] = (), name: str = "") -> str:
+    """Make a key in the key file of ``settings`` (``settings.keys_path``); returns the
+    plaintext, shown once and never stored.
+
+    Raises
+    ------
+    ValueError
+        If the role or scopes are invalid.
+    """
+    return KeyStore(settings.keys_path).create_key(role, scopes, name)
+
+
+def request_principal(
+    state: State,
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The principal behind the request's key.
+
+    Raises
+    ------
+    AuthenticationError
+        If no key is sent, or the key is not known.
+    """
+    key = api_key or (bearer.credentials if bearer is not None else None)
+    if not key:
+        raise AuthenticationError("an API key is required: send X-API-Key or Authorization: Bearer")
+    try:
+        return state.keys.authenticate(key)
+    except UnknownKeyError:
+        raise AuthenticationError("unknown API key") from None
+
+
+CurrentPrincipal = Annotated[Principal, Depends(request_principal)]
+
+
+def require_reader(principal: CurrentPrincipal) -> Principal:
+    """The principal, if its role may read the CIM.
+
+    Raises
+    ------
+    PermissionDeniedError
+        If the role may not read (a device key).
+    """
+    if principal.role not in READ_ROLES:
+        raise PermissionDeniedError(f"a {principal.role.value} key may not read the CIM")
+    return principal
+
+
+Reader = Annotated[Principal, Depends(require_reader)]

@@ -1,0 +1,57 @@
+"""What the running application owns: the store, the keys and the view cache.
+
+One :class:`TwinState` is made by the lifespan of :func:`api.app.create_app` and closed when
+the application stops; routes get it through the :data:`State` dependency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from api.keys import KeyStore
+from api.settings import Settings
+from api.site_views import SiteViews
+from cim.errors import StoreError
+from cim.store import Store
+
+
+@dataclass
+class TwinState:
+    """The resources of one application.
+
+    Attributes
+    ----------
+    settings : what the application was started with
+    store : the open CIM store
+    keys : the API keys
+    views : cached site views (spatial index, tree, scope)
+    """
+
+    settings: Settings
+    store: Store
+    keys: KeyStore
+    views: SiteViews
+
+    def close(self) -> None:
+        """Release the store."""
+        self.store.close()
+
+
+def get_state(request: Request) -> TwinState:
+    """The application's state.
+
+    Raises
+    ------
+    StoreError
+        If the application has not started (its lifespan has not run).
+    """
+    state = getattr(request.app.state, "twin", None)
+    if not isinstance(state, TwinState):
+        raise StoreError("the service is not started")
+    return state
+
+
+State = Annotated[TwinState, Depends(get_state)]
