@@ -21,7 +21,14 @@ from cim.codes.assign import SequenceAllocator
 from cim.codes.grid import GridSpec, community_code, component_code
 from cim.codes.tables import component_class, is_site_level, unit_class
 from cim.errors import CRSError, SourceError
-from cim.frames import crs_label, lon_lat_of, parse_crs, site_crs_for, transform_points
+from cim.frames import (
+    crs_label,
+    is_projected,
+    lon_lat_of,
+    parse_crs,
+    site_crs_for,
+    transform_points,
+)
 from cim.geometry.footprints import footprints_from_mesh
 from cim.loaders import LoadOptions, ParsedSource, load_source
 from cim.model import COMMUNITY, DISTRICT, GRID_CELL, STREET, CimObject, SiteInfo
@@ -90,6 +97,8 @@ def import_source(
     existing = store.find_site(site)
     source_crs, site_crs = _frames(parsed, opts, existing)
     _reproject(parsed, source_crs, site_crs)
+    if parsed.format == "geojson" and existing is not None:
+        _drape(store, existing.name, parsed)
     progress("place", 0.6)
     boxes, shapes = _boxes_and_footprints(parsed)
     if existing is None:
@@ -129,6 +138,8 @@ def _frames(parsed: ParsedSource, opts: LoadOptions, existing: SiteInfo | None) 
         raise CRSError(parsed.path, str(exc)) from None
     if existing is not None:
         return source_crs, parse_crs(existing.crs)
+    if is_projected(source_crs):
+        return source_crs, source_crs
     xy = _any_point(parsed)
     lon_lat = xy if source_crs.is_geographic else lon_lat_of(xy, source_crs)
     try:
@@ -175,6 +186,36 @@ def _reproject(parsed: ParsedSource, source: Any, target: Any) -> None:
         ]
 
 
+def _drape(store: Store, site: str, parsed: ParsedSource) -> None:
+    """Stand extruded footprints on the site's terrain: each solid is lifted by the lowest
+    terrain height under its vertices (sampled bilinearly from the site's DEMs), and the
+    height used is kept as the ``ground_m`` attribute."""
+    codes = store.raster_codes(site)
+    columns = parsed.geometry
+    if not codes or len(columns.vertices) == 0:
+        return
+    ground = np.full(len(columns.vertices), np.nan)
+    for code in codes:
+        sampled = store.raster(site, code).sample(columns.vertices[:, :2])
+        ground = np.where(np.isnan(ground), sampled, ground)
+    counts = np.diff(columns.vertex_offsets)
+    has = counts > 0
+    lift = np.full(len(counts), np.nan)
+    if has.any():
+        starts = columns.vertex_offsets[:-1][has]
+        with np.errstate(invalid="ignore"):
+            filled = np.where(np.isnan(ground), np.inf, ground)
+            lowest = np.minimum.reduceat(filled, starts)
+        lift[has] = np.where(np.isfinite(lowest), lowest, np.nan)
+    per_vertex = np.repeat(np.nan_to_num(lift), counts)
+    xyz = columns.vertices.copy()
+    xyz[:, 2] += per_vertex
+    parsed.geometry = columns.transformed(xyz)
+    for obj, value in zip(parsed.objects, lift.tolist(), strict=True):
+        if value == value:  # not NaN: the object stands on terrain
+            obj.attributes["ground_m"] = round(value, 3)
+
+
 def _boxes_and_footprints(parsed: ParsedSource) -> tuple[NDArray[np.float64], list[Any]]:
     """Per-object boxes ``(k, 6)`` (NaN where unknown) and footprints, with geometry-less
     parents (a Building made of BuildingParts) taking the union of their children."""
@@ -202,7 +243,8 @@ def _boxes_and_footprints(parsed: ParsedSource) -> tuple[NDArray[np.float64], li
     for i, obj in enumerate(objects):
         if obj.parent_id is not None and obj.parent_id in position:
             children.setdefault(position[obj.parent_id], []).append(i)
-    for parent in sorted(children, key=lambda p: -_depth(objects, position, p)):
+    depth = _depths(objects, position)
+    for parent in sorted(children, key=lambda p: -depth[p]):
         kids = children[parent]
         kid_boxes = boxes[kids]
         if np.isnan(boxes[parent]).all() and not np.isnan(kid_boxes).all():
@@ -215,16 +257,6 @@ def _boxes_and_footprints(parsed: ParsedSource) -> tuple[NDArray[np.float64], li
             elif kid_shapes:
                 shapes[parent] = shapely.union_all(kid_shapes)
     return boxes, shapes
-
-
-def _depth(objects: list[Any], position: dict[str, int], index: int) -> int:
-    depth, seen = 0, set()
-    parent = objects[index].parent_id
-    while parent is not None and parent in position and parent not in seen:
-        seen.add(parent)
-        depth += 1
-        parent = objects[position[parent]].parent_id
-    return depth
 
 
 def _new_site(
@@ -269,15 +301,14 @@ def _plan(
 ) -> ImportPlan:
     key, sha = path.name, file_sha256(path)
     objects = parsed.objects
-    known = store.codes_of_source(info.name, key) if store.find_site(info.name) else {}
+    exists = store.find_site(info.name) is not None
+    known = store.codes_of_source(info.name, key) if exists else {}
     # codes this source had keep their numbers; new objects take the next free ones
-    allocator = SequenceAllocator(
-        store.codes(info.name) if known or store.find_site(info.name) else []
-    )
-    communities = store.communities(info.name) if store.find_site(info.name) else {}
+    allocator = SequenceAllocator(store.codes(info.name) if exists else [])
+    communities = store.communities(info.name) if exists else {}
     new_communities: dict[tuple[int, int], str] = {}
 
-    # where each top-level object lies: its footprint centroid, else its box centre
+    # where each object lies: its footprint centroid, else its box centre
     anchors = np.full((len(objects), 2), np.nan)
     present = [i for i, s in enumerate(shapes) if s is not None and not s.is_empty]
     if present:
@@ -285,86 +316,87 @@ def _plan(
         anchors[present] = shapely.get_coordinates(cent)
     no_shape = np.isnan(anchors[:, 0]) & np.isfinite(boxes[:, 0])
     anchors[no_shape] = (boxes[no_shape, :2] + boxes[no_shape, 3:5]) / 2
+    located = np.isfinite(anchors).all(axis=1)
     cells = grid.cell_index(np.nan_to_num(anchors))
     blocks = grid.block_of(cells)
-    sequences = grid.sequence(cells)
-
-    def community_of(block: tuple[int, int]) -> str:
-        code = communities.get(block) or new_communities.get(block)
-        if code is None:
+    block_keys, block_index = np.unique(blocks, axis=0, return_inverse=True)
+    block_codes: list[str] = []
+    for bi, bj in block_keys.tolist():
+        code = communities.get((bi, bj)) or new_communities.get((bi, bj))
+        if code is None and located[block_index.ravel() == len(block_codes)].any():
             try:
                 code = community_code(grid.division, len(communities) + len(new_communities))
             except ValueError as exc:
                 raise SourceError(path, str(exc)) from None
-            new_communities[block] = code
-        return code
+            new_communities[(bi, bj)] = code
+        block_codes.append(code or "")
+    cell_codes = np.char.add(
+        np.array(block_codes, dtype=str)[block_index.ravel()],
+        np.char.zfill(grid.sequence(cells).astype(str), 3),
+    ).tolist()
+    located_list = located.tolist()
+    cell_list = [tuple(c) for c in cells.tolist()]
 
+    kinds = {o.kind for o in objects}
+    unit_classes = {k: unit_class(k) for k in kinds}
+    site_level = {k for k in kinds if is_site_level(k)}
     position = {o.source_id: i for i, o in enumerate(objects)}
-    codes: list[str | None] = [None] * len(objects)
+    depth = _depths(objects, position)
+    codes: list[str] = [""] * len(objects)
     parents: list[str | None] = [None] * len(objects)
     used_cells: set[tuple[int, int]] = set()
-    order = sorted(range(len(objects)), key=lambda i: _depth(objects, position, i))
-    counts = np.diff(parsed.geometry.face_offsets)
-    for i in order:
+    unlocated = f"{grid.division}000"  # the community's reserved cell for the unplaceable
+    for i in sorted(range(len(objects)), key=depth.__getitem__):
         obj = objects[i]
+        sid = obj.source_id
         parent_index = position.get(obj.parent_id) if obj.parent_id is not None else None
+        if parent_index is not None:
+            parent_code = codes[parent_index]
+            parents[i] = parent_code
+            codes[i] = known.get(sid) or allocator.take(parent_code, 3)
+            continue
+        if obj.kind in site_level:
+            parents[i] = grid.county
+            codes[i] = known.get(sid) or allocator.take(f"{grid.county}T", 4)
+            continue
         try:
             minor = component_class(obj.kind, obj.attributes)
         except ValueError as exc:
-            raise SourceError(path, str(exc), obj.source_id) from None
-        located = bool(np.isfinite(anchors[i]).all())
-        cell_code = None
-        if located:
-            block = (int(blocks[i, 0]), int(blocks[i, 1]))
-            cell_code = f"{community_of(block)}{int(sequences[i]):03d}"
-        if parent_index is not None:
-            parent_code = codes[parent_index]
-            assert parent_code is not None
-            parents[i] = parent_code
-            code = known.get(obj.source_id) or allocator.take(parent_code, 3)
-        elif is_site_level(obj.kind):
-            parents[i] = grid.county
-            code = known.get(obj.source_id) or allocator.take(f"{grid.county}T", 4)
-        elif minor is not None:
-            if cell_code is None:
-                raise SourceError(path, "a street component needs a location", obj.source_id)
-            parents[i] = cell_code
-            used_cells.add((int(cells[i, 0]), int(cells[i, 1])))
+            raise SourceError(path, str(exc), sid) from None
+        cell_code = cell_codes[i] if located_list[i] else unlocated
+        if located_list[i]:
+            used_cells.add(cell_list[i])
+        parents[i] = cell_code
+        if minor is not None:
+            if not located_list[i]:
+                raise SourceError(path, "a street component needs a location", sid)
             obj.attributes.setdefault("component_class", minor)
             obj.attributes["BGID"] = cell_code
-            code = known.get(obj.source_id) or _component(allocator, grid.county, minor)
+            codes[i] = known.get(sid) or _component(allocator, grid.county, minor)
         else:
-            if cell_code is None:
-                # no location at all: the community's reserved cell 000
-                cell_code = f"{grid.division}000"
-            else:
-                used_cells.add((int(cells[i, 0]), int(cells[i, 1])))
-            parents[i] = cell_code
-            code = known.get(obj.source_id) or allocator.take(
-                f"{cell_code}{unit_class(obj.kind)}", 4
-            )
-        codes[i] = code
+            codes[i] = known.get(sid) or allocator.take(f"{cell_code}{unit_classes[obj.kind]}", 4)
 
+    counts = np.diff(parsed.geometry.face_offsets).tolist()
+    finite = [bool(v) for v in np.isfinite(boxes).all(axis=1)]
+    box_rows: list[Box] = [(a, b, c, d, e, f) for a, b, c, d, e, f in boxes.tolist()]
     result: list[CimObject] = []
     for i, obj in enumerate(objects):
-        attributes = dict(obj.attributes)
-        attributes["source_id"] = obj.source_id
-        box = boxes[i]
+        obj.attributes["source_id"] = obj.source_id
         result.append(
             CimObject(
-                code=str(codes[i]),
+                code=codes[i],
                 kind=obj.kind,
                 name=obj.name,
                 parent=parents[i],
                 source=key,
                 source_id=obj.source_id,
-                attributes=attributes,
-                bbox=_as_box(box),
+                attributes=obj.attributes,
+                bbox=box_rows[i] if finite[i] else None,
                 footprint=shapes[i],
                 index=i if counts[i] > 0 else None,
             )
         )
-    rasters = {str(codes[position[sid]]): g for sid, g in parsed.rasters.items() if sid in position}
+    rasters = {codes[position[sid]]: g for sid, g in parsed.rasters.items() if sid in position}
     admin = _admin_objects(info, grid, boxes, used_cells, communities, new_communities)
     return ImportPlan(
         site=info,
@@ -380,17 +412,26 @@ def _plan(
     )
 
 
+def _depths(objects: list[Any], position: dict[str, int]) -> list[int]:
+    """Nesting depth of every object inside its file (0 for top-level objects)."""
+    depth = [-1] * len(objects)
+    for start in range(len(objects)):
+        chain = []
+        i: int | None = start
+        while i is not None and depth[i] < 0 and i not in chain:
+            chain.append(i)
+            parent = objects[i].parent_id
+            i = position.get(parent) if parent is not None else None
+        base = depth[i] + 1 if i is not None and depth[i] >= 0 else 0
+        for offset, j in enumerate(reversed(chain)):
+            depth[j] = base + offset
+    return depth
+
+
 def _component(allocator: SequenceAllocator, county: str, minor: str) -> str:
     code = allocator.take(f"{county}{minor}", 6)
     component_code(county, minor, int(code[-6:]))  # validates the layout
     return code
-
-
-def _as_box(box: NDArray[np.float64]) -> Box | None:
-    if not np.isfinite(box).all():
-        return None
-    a, b, c, d, e, f = (float(v) for v in box)
-    return (a, b, c, d, e, f)
 
 
 def _admin_objects(
@@ -423,13 +464,29 @@ def _admin_objects(
     index = np.array(sorted(cells), dtype=np.int64).reshape(-1, 2)
     blocks = grid.block_of(index)
     seqs = grid.sequence(index)
-    for (ci, cj), (bi, bj), seq in zip(index.tolist(), blocks.tolist(), seqs.tolist(), strict=True):
+    x0 = grid.origin_x + index[:, 0] * grid.cell_m
+    y0 = grid.origin_y + index[:, 1] * grid.cell_m
+    squares = shapely.box(x0, y0, x0 + grid.cell_m, y0 + grid.cell_m)
+    rows = zip(
+        index.tolist(),
+        blocks.tolist(),
+        seqs.tolist(),
+        x0.tolist(),
+        y0.tolist(),
+        squares,
+        strict=True,
+    )
+    for (ci, cj), (bi, bj), seq, left, bottom, square in rows:
         community = all_communities.get((bi, bj))
         if community is None:
-            community = community_code(grid.division, len(all_communities))
+            try:
+                community = community_code(grid.division, len(all_communities))
+            except ValueError as exc:
+                raise SourceError(
+                    info.name, f"the grid needs too many communities: {exc}"
+                ) from None
             all_communities[(bi, bj)] = community
             new_communities[(bi, bj)] = community
-        x0, y0, x1, y1 = grid.cell_polygon(ci, cj)
         out.append(
             CimObject(
                 f"{community}{seq:03d}",
@@ -437,8 +494,8 @@ def _admin_objects(
                 f"cell {ci},{cj}",
                 community,
                 attributes={"column": ci, "row": cj, "cell_m": grid.cell_m},
-                bbox=(x0, y0, z0, x1, y1, z1),
-                footprint=shapely.box(x0, y0, x1, y1),
+                bbox=(left, bottom, z0, left + grid.cell_m, bottom + grid.cell_m, z1),
+                footprint=square,
             )
         )
     for (bi, bj), code in sorted(all_communities.items(), key=lambda kv: kv[1]):

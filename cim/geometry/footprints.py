@@ -43,5 +43,19 @@ def footprints_from_mesh(columns: MeshColumns, indices: NDArray[np.int64]) -> li
             continue
         tris = tri_xy[f0:f1][mask]
         polys = shapely.polygons(np.concatenate([tris, tris[:, :1]], axis=1))
-        out[n] = polys[0] if len(polys) == 1 else shapely.union_all(polys)
+        out[n] = polys[0] if len(polys) == 1 else dissolve(list(polys))
     return out
+
+
+def dissolve(parts: list[Any]) -> Any:
+    """The union of polygons. Triangles of one surface and the parts of one building
+    usually tile without overlapping, which GEOS's coverage union handles many times faster;
+    anything else (overlaps, unnoded edges) falls back to a full union."""
+    try:
+        merged = shapely.coverage_union_all(parts)
+    except shapely.errors.GEOSException:
+        return shapely.union_all(parts)
+    total = float(np.sum(shapely.area(np.asarray(parts, dtype=object))))
+    if merged.is_valid and abs(merged.area - total) <= 1e-6 * max(total, 1.0):
+        return merged
+    return shapely.union_all(parts)

@@ -76,6 +76,10 @@ def triangulate_polygons(
     tri_mask = simple & (outer_size == 3)
     quad_mask = simple & (outer_size == 4)
     other = np.flatnonzero(~(tri_mask | quad_mask))
+    fan_ids = other[simple[other]]
+    if len(fan_ids):
+        fan_ids = fan_ids[_convex(vertices, polygons, fan_ids)]
+        other = np.setdiff1d(other, fan_ids, assume_unique=True)
 
     pieces: list[NDArray[np.int64]] = []
     owners: list[NDArray[np.int64]] = []
@@ -100,6 +104,16 @@ def triangulate_polygons(
         second = np.where(use_02[:, None], corners[:, [0, 2, 3]], corners[:, [1, 2, 3]])
         pieces.append(np.stack([first, second], axis=1).reshape(-1, 3))
         owners.append(np.repeat(quad_ids, 2))
+
+    if len(fan_ids):
+        size = outer_size[fan_ids]
+        start = ro[po[fan_ids]]
+        count = size - 2
+        owner = np.repeat(fan_ids, count)
+        first = np.repeat(start, count)
+        step = np.arange(count.sum()) - np.repeat(np.r_[0, np.cumsum(count)[:-1]], count)
+        pieces.append(np.column_stack([rv[first], rv[first + step + 1], rv[first + step + 2]]))
+        owners.append(owner)
 
     if len(other):
         normals = _outer_normals(vertices, polygons, other)
@@ -127,6 +141,43 @@ def triangulate_polygons(
     owner = np.concatenate(owners).astype(np.int64)
     order = np.argsort(owner, kind="stable")
     return triangles[order], owner[order]
+
+
+_PLANE_AXES = np.array([[1, 2], [2, 0], [0, 1]])
+
+
+def _convex(
+    vertices: NDArray[np.float64], polygons: Polygons, ids: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Which single-ring polygons ``ids`` are strictly convex and simple in their own plane
+    (every turn the same way, total turning one full circle): those a fan splits correctly."""
+    ro, po, rv = polygons.ring_offsets, polygons.polygon_offsets, polygons.ring_vertices
+    normals = _outer_normals(vertices, polygons, ids)
+    drop = np.argmax(np.abs(normals), axis=1)
+    sign = np.sign(normals[np.arange(len(ids)), drop])
+    start, stop = ro[po[ids]], ro[po[ids] + 1]
+    size = stop - start
+    first = np.r_[0, np.cumsum(size)[:-1]]
+    local = np.arange(size.sum()) - np.repeat(first, size)
+    ring_start, ring_size = np.repeat(start, size), np.repeat(size, size)
+    slot = ring_start + local
+    nxt = ring_start + (local + 1) % ring_size
+    axes = _PLANE_AXES[np.repeat(drop, size)]
+    p = vertices[rv[slot]]
+    q = vertices[rv[nxt]]
+    rows = np.arange(len(slot))
+    edge = np.column_stack(
+        [q[rows, axes[:, 0]] - p[rows, axes[:, 0]], q[rows, axes[:, 1]] - p[rows, axes[:, 1]]]
+    )
+    following = edge[np.repeat(first, size) + (local + 1) % ring_size]
+    cross = (edge[:, 0] * following[:, 1] - edge[:, 1] * following[:, 0]) * np.repeat(sign, size)
+    dot = edge[:, 0] * following[:, 0] + edge[:, 1] * following[:, 1]
+    scale = np.hypot(*edge.T) * np.hypot(*following.T)
+    left = cross > 1e-12 * scale
+    turning = np.add.reduceat(np.arctan2(cross, dot), first)
+    all_left = np.add.reduceat(left.astype(np.int64), first) == size
+    result: NDArray[np.bool_] = all_left & (np.abs(turning - 2 * np.pi) < 1e-6) & (sign != 0)
+    return result
 
 
 def _outer_normals(

@@ -9,7 +9,6 @@ polygons become footprints. ``TINRelief`` objects become terrain.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from cim.errors import SourceError
 from cim.geometry.columns import SURFACE_CODES, MeshColumns
 from cim.geometry.triangulate import Polygons, triangulate_polygons
 from cim.loaders.base import ParsedSource, SourceObject
+from cim.loaders.boundaries import RING_DEPTH, BoundaryError, flatten_surfaces
 
 _GROUND = SURFACE_CODES["GroundSurface"]
 _EPSG = re.compile(r"EPSG(?:/0/|::|:)(\d+)", re.IGNORECASE)
@@ -33,62 +33,6 @@ def crs_from_reference(reference: str | None) -> str | None:
         return None
     match = _EPSG.search(reference)
     return f"EPSG:{match.group(1)}" if match else None
-
-
-class _Collector:
-    """Flattens chosen geometries into polygon arrays over one vertex pool."""
-
-    def __init__(self) -> None:
-        self.ring_vertices: list[int] = []
-        self.ring_offsets: list[int] = [0]
-        self.polygon_offsets: list[int] = [0]
-        self.polygon_owner: list[int] = []
-        self.polygon_surface: list[int] = []
-
-    def add_surface(self, surface: list[list[int]], owner: int, semantic: int) -> None:
-        for ring in surface:
-            self.ring_vertices.extend(ring)
-            self.ring_offsets.append(len(self.ring_vertices))
-        self.polygon_offsets.append(len(self.ring_offsets) - 1)
-        self.polygon_owner.append(owner)
-        self.polygon_surface.append(semantic)
-
-
-def _surface_classes(geometry: dict[str, Any]) -> Callable[[int | None], int]:
-    surfaces = (geometry.get("semantics") or {}).get("surfaces") or []
-    table = [SURFACE_CODES.get(str(s.get("type", "")), 0) for s in surfaces]
-
-    def lookup(value: int | None) -> int:
-        return table[value] if value is not None and 0 <= value < len(table) else 0
-
-    return lookup
-
-
-def _add_geometry(col: _Collector, geometry: dict[str, Any], owner: int, base: int) -> None:
-    """Add the surfaces of one geometry; ``base`` shifts its vertex indices."""
-    gtype = geometry.get("type")
-    boundaries = geometry.get("boundaries") or []
-    values = (geometry.get("semantics") or {}).get("values")
-    cls = _surface_classes(geometry)
-
-    def add(surface: list[list[int]], value: int | None) -> None:
-        if base:
-            surface = [[v + base for v in ring] for ring in surface]
-        col.add_surface(surface, owner, cls(value))
-
-    if gtype in ("MultiSurface", "CompositeSurface"):
-        for i, surface in enumerate(boundaries):
-            add(surface, values[i] if values else None)
-    elif gtype == "Solid":
-        for s, shell in enumerate(boundaries):
-            for i, surface in enumerate(shell):
-                add(surface, values[s][i] if values else None)
-    elif gtype in ("MultiSolid", "CompositeSolid"):
-        for k, solid in enumerate(boundaries):
-            for s, shell in enumerate(solid):
-                for i, surface in enumerate(shell):
-                    add(surface, values[k][s][i] if values else None)
-    # MultiPoint / MultiLineString carry no surfaces; their extent comes from attributes
 
 
 def _lod_key(geometry: dict[str, Any]) -> float:
@@ -162,7 +106,7 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
     metadata = header.get("metadata") or {}
     crs = crs_from_reference(metadata.get("referenceSystem"))
 
-    pools: list[list[list[float]]] = []
+    pools: list[NDArray[np.float64]] = []
     objects: list[SourceObject] = []
     chosen: list[tuple[dict[str, Any] | None, int]] = []
     base = 0
@@ -174,6 +118,7 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
         vertices = doc.get("vertices")
         if not isinstance(city_objects, dict) or not isinstance(vertices, list):
             raise SourceError(path, "missing 'CityObjects' or 'vertices'")
+        extra: list[list[float]] = []  # vertices of expanded geometry instances
         for oid, obj in city_objects.items():
             if not isinstance(obj, dict) or "type" not in obj:
                 raise SourceError(path, "CityObject has no 'type'", object_id=oid)
@@ -187,19 +132,29 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
             )
             geometry = _choose(obj.get("geometry") or [], lod)
             if geometry is not None and geometry.get("type") == "GeometryInstance":
-                geometry, extra = _instance(path, oid, geometry, templates, base, vertices)
-                vertices = vertices + extra
+                geometry, placed = _instance(
+                    path,
+                    oid,
+                    geometry,
+                    templates,
+                    vertices,
+                    len(vertices) + len(extra),
+                    scale,
+                    translate,
+                )
+                extra.extend(placed)
             if geometry is not None:
                 objects[-1].attributes.setdefault("lod", str(geometry.get("lod", "")))
             chosen.append((geometry, base))
-        pools.append(vertices)
-        base += len(vertices)
-
-    try:
-        raw = np.asarray([v for pool in pools for v in pool], dtype=np.float64).reshape(-1, 3)
-    except (ValueError, TypeError):
-        raise SourceError(path, "'vertices' must be a list of [x, y, z] numbers") from None
-    xyz = raw * scale + translate
+        try:
+            pool = np.asarray(vertices + extra if extra else vertices, dtype=np.float64)
+            pools.append(pool.reshape(-1, 3))
+        except (ValueError, TypeError):
+            raise SourceError(path, "'vertices' must be a list of [x, y, z] numbers") from None
+        base += len(pools[-1])
+    del docs, header, city_objects, vertices  # the geometry lists go once flattened
+    xyz = (np.concatenate(pools) if pools else np.zeros((0, 3))) * scale + translate
+    del pools
     return _assemble(path, crs, objects, chosen, xyz)
 
 
@@ -208,10 +163,13 @@ def _instance(
     oid: str,
     geometry: dict[str, Any],
     templates: dict[str, Any] | None,
-    base: int,
     vertices: list[list[float]],
+    first_index: int,
+    scale: NDArray[np.float64],
+    translate: NDArray[np.float64],
 ) -> tuple[dict[str, Any], list[list[float]]]:
-    """Expand a GeometryInstance into a plain geometry with its own vertices."""
+    """Expand a GeometryInstance into a plain geometry whose vertices (returned, in the
+    file's integer space) follow the document's own, from ``first_index`` on."""
     if not templates:
         raise SourceError(path, "GeometryInstance without geometry-templates", object_id=oid)
     try:
@@ -221,15 +179,12 @@ def _instance(
         anchor = np.asarray(vertices[geometry["boundaries"][0]], dtype=np.float64)
     except (KeyError, IndexError, ValueError, TypeError):
         raise SourceError(path, "malformed GeometryInstance", object_id=oid) from None
-    # template vertices are real coordinates relative to the (transformed) anchor; they
-    # are appended as if they were integer vertices, so undo the transform later applied
-    placed = tverts @ matrix[:3, :3].T + matrix[:3, 3]
-    extra = (placed + anchor).tolist()
+    # template vertices are real offsets from the anchor (a real point once transformed)
+    placed = tverts @ matrix[:3, :3].T + matrix[:3, 3] + (anchor * scale + translate)
     shifted = dict(template)
-    shifted["boundaries"] = _shift(template["boundaries"], len(vertices))
+    shifted["boundaries"] = _shift(template["boundaries"], first_index)
     shifted["lod"] = template.get("lod", geometry.get("lod"))
-    shifted["_template_real"] = True
-    return shifted, extra
+    return shifted, ((placed - translate) / scale).tolist()
 
 
 def _shift(boundaries: Any, by: int) -> Any:
@@ -245,24 +200,30 @@ def _assemble(
     chosen: list[tuple[dict[str, Any] | None, int]],
     xyz: NDArray[np.float64],
 ) -> ParsedSource:
-    col = _Collector()
-    for number, (chosen_geometry, base) in enumerate(chosen):
-        if chosen_geometry is None or chosen_geometry.get("type") == "GeometryInstance":
-            continue
-        try:
-            _add_geometry(col, chosen_geometry, number, base)
-        except (TypeError, IndexError, KeyError):
-            raise SourceError(
-                path, "geometry 'boundaries' do not match its type", objects[number].source_id
-            ) from None
+    picked = [
+        (number, geometry, base)
+        for number, (geometry, base) in enumerate(chosen)
+        if geometry is not None and geometry.get("type") in RING_DEPTH
+    ]
+    geometries = [geometry for _, geometry, _ in picked]
+    geometry_owner = np.array([number for number, _, _ in picked], dtype=np.int64)
+    try:
+        flat = flatten_surfaces(geometries, np.array([b for _, _, b in picked], dtype=np.int64))
+    except BoundaryError as exc:
+        owner_id = objects[int(geometry_owner[exc.geometry])].source_id
+        raise SourceError(path, str(exc), owner_id) from None
+    sizes, table = _surface_tables(geometries)
+    chosen.clear()  # free the parsed boundary lists of a large file early
+    del picked, geometries
+    table_start = np.r_[0, np.cumsum(sizes)[:-1]] if len(sizes) else sizes
+    value = flat.polygon_value
+    in_range = (value >= 0) & (value < sizes[flat.polygon_geometry]) if len(value) else value > 0
+    surface = np.where(
+        in_range, table[np.where(in_range, table_start[flat.polygon_geometry] + value, -1)], 0
+    ).astype(np.uint8)
+    owner = geometry_owner[flat.polygon_geometry] if len(geometry_owner) else flat.polygon_geometry
+    polygons = Polygons(flat.ring_vertices, flat.ring_offsets, flat.polygon_offsets)
     n_objects = len(objects)
-    polygons = Polygons(
-        np.asarray(col.ring_vertices, dtype=np.int64),
-        np.asarray(col.ring_offsets, dtype=np.int64),
-        np.asarray(col.polygon_offsets, dtype=np.int64),
-    )
-    owner = np.asarray(col.polygon_owner, dtype=np.int64)
-    surface = np.asarray(col.polygon_surface, dtype=np.uint8)
     _check(path, objects, xyz, polygons, owner)
     polygons, owner, surface, dropped = _drop_degenerate(xyz, polygons, owner, surface)
     for index, count in zip(*np.unique(dropped, return_counts=True), strict=True):
@@ -271,14 +232,42 @@ def _assemble(
     triangles, tri_polygon = triangulate_polygons(xyz, polygons)
     tri_owner = owner[tri_polygon]
     order = np.argsort(tri_owner, kind="stable")
-    triangles, tri_owner, tri_surface = (
-        triangles[order],
-        tri_owner[order],
-        surface[tri_polygon[order]],
-    )
+    triangles, tri_owner = triangles[order], tri_owner[order]
+    tri_surface = surface[tri_polygon[order]]
     geometry = _columns(xyz, triangles, tri_owner, tri_surface, n_objects)
     footprints = _ground_footprints(xyz, polygons, owner, surface, n_objects)
     return ParsedSource(path, "cityjson", crs, objects, geometry, footprints)
+
+
+_TYPE_FIELD = re.compile(rb'"type":"((?:[^"\\]|\\.)*)"')
+
+
+def _surface_tables(
+    geometries: list[dict[str, Any]],
+) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
+    """Each geometry's ``semantics.surfaces`` as class codes, concatenated (plus a final 0),
+    with the number of surfaces per geometry. The types are read from one serialised text
+    rather than dict by dict."""
+    lists = [(geometry.get("semantics") or {}).get("surfaces") or [] for geometry in geometries]
+    sizes = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    names = _TYPE_FIELD.findall(orjson.dumps(lists))
+    if len(names) != int(sizes.sum()):  # a nested "type" key: read dict by dict
+        names = [
+            str(s.get("type", "")).encode() if isinstance(s, dict) else b""
+            for surfaces in lists
+            for s in surfaces
+        ]
+    unique, inverse = (
+        np.unique(np.array(names, dtype=object).astype(bytes), return_inverse=True)
+        if names
+        else (np.zeros(0, dtype=bytes), np.zeros(0, dtype=np.int64))
+    )
+    codes = np.array(
+        [SURFACE_CODES.get(n.decode(errors="replace"), 0) for n in unique.tolist()] + [0],
+        dtype=np.uint8,
+    )
+    table = np.r_[codes[inverse], 0].astype(np.uint8) if names else np.zeros(1, np.uint8)
+    return sizes, table
 
 
 def _check(
@@ -333,10 +322,15 @@ def _drop_degenerate(
     owners and classes, and the number of dropped surfaces per owner index."""
     rv, ro, po = polygons.ring_vertices, polygons.ring_offsets, polygons.polygon_offsets
     n_rings = len(ro) - 1
+    if n_rings == 0:
+        return polygons, owner, surface, np.zeros(0, dtype=np.int64)
+    # a ring has fewer than three distinct vertices iff all its entries are its min or max
+    starts = ro[:-1]
+    low = np.minimum.reduceat(rv, starts)
+    high = np.maximum.reduceat(rv, starts)
     vertex_ring = np.repeat(np.arange(n_rings), np.diff(ro))
-    keys = np.unique(vertex_ring * (len(xyz) + 1) + rv)
-    distinct = np.bincount(keys // (len(xyz) + 1), minlength=n_rings)
-    bad_ring = distinct < 3
+    extreme = (rv == low[vertex_ring]) | (rv == high[vertex_ring])
+    bad_ring = np.add.reduceat(extreme.astype(np.int64), starts) == np.diff(ro)
     dropped = np.zeros(0, dtype=np.int64)
     if not bad_ring.any():
         return polygons, owner, surface, dropped
