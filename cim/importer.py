@@ -377,7 +377,7 @@ def _plan(
             codes[i] = known.get(sid) or allocator.take(f"{cell_code}{unit_classes[obj.kind]}", 4)
 
     counts = np.diff(parsed.geometry.face_offsets).tolist()
-    finite = [bool(v) for v in np.isfinite(boxes).all(axis=1)]
+    finite = np.asarray(np.isfinite(boxes).all(axis=1), dtype=bool).tolist()
     box_rows: list[Box] = [(a, b, c, d, e, f) for a, b, c, d, e, f in boxes.tolist()]
     result: list[CimObject] = []
     for i, obj in enumerate(objects):

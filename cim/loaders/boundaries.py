@@ -192,7 +192,7 @@ def _semantic_values(
     tokens = np.r_[values, np.full(len(nulls), -1, dtype=np.int64)]
     order = np.argsort(positions, kind="stable")
     positions, tokens = positions[order], tokens[order]
-    owner: NDArray[np.int64] = np.searchsorted(opens, positions, side="right") - 1
+    owner = np.asarray(np.searchsorted(opens, positions, side="right"), dtype=np.int64) - 1
     per_geometry = np.bincount(owner, minlength=len(which))
     surfaces = np.bincount(polygon_geometry, minlength=len(geometries))
     chosen = np.asarray(which, dtype=np.int64)
