@@ -485,16 +485,18 @@ class Store(ABC):
                 )
                 cur.execute(
                     self._sql(
-                        "UPDATE sites SET version = ?, updated = ?, "
-                        "minx = (SELECT MIN(minx) FROM objects WHERE site = ? AND source <> ''),"
-                        "miny = (SELECT MIN(miny) FROM objects WHERE site = ? AND source <> ''),"
-                        "minz = (SELECT MIN(minz) FROM objects WHERE site = ? AND source <> ''),"
-                        "maxx = (SELECT MAX(maxx) FROM objects WHERE site = ? AND source <> ''),"
-                        "maxy = (SELECT MAX(maxy) FROM objects WHERE site = ? AND source <> ''),"
-                        "maxz = (SELECT MAX(maxz) FROM objects WHERE site = ? AND source <> '') "
-                        "WHERE name = ?"
+                        "SELECT MIN(minx), MIN(miny), MIN(minz), MAX(maxx), MAX(maxy), "
+                        "MAX(maxz) FROM objects WHERE site = ? AND source <> ''"
                     ),
-                    (version, _now(), *([site.name] * 7)),
+                    (site.name,),
+                )
+                extent = tuple(cur.fetchone())
+                cur.execute(
+                    self._sql(
+                        "UPDATE sites SET version = ?, updated = ?, minx = ?, miny = ?, "
+                        "minz = ?, maxx = ?, maxy = ?, maxz = ? WHERE name = ?"
+                    ),
+                    (version, _now(), *extent, site.name),
                 )
         except Exception as exc:
             if isinstance(exc, StoreError):
