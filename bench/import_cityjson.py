@@ -28,6 +28,7 @@ _OURS = """
 import json, resource, sys, time, tempfile, os
 from cim.store import open_store
 from cim.importer import import_source
+import cim.loaders.cityjson  # module imports are not import work (cjio's are done too)
 path, workdir = sys.argv[1], sys.argv[2]
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 store = open_store(os.path.join(workdir, "bench.db"))
