@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,7 @@ from cim.frames import (
     site_crs_for,
     transform_points,
 )
-from cim.geometry.footprints import footprints_from_mesh
+from cim.geometry.footprints import footprints_from_mesh, union_groups
 from cim.loaders import LoadOptions, ParsedSource, load_source
 from cim.model import COMMUNITY, DISTRICT, GRID_CELL, STREET, CimObject, SiteInfo
 from cim.store import ImportPlan, Store
@@ -237,25 +238,36 @@ def _boxes_and_footprints(parsed: ParsedSource) -> tuple[NDArray[np.float64], li
         missing.tolist(), footprints_from_mesh(parsed.geometry, missing), strict=True
     ):
         shapes[i] = shape
-    # parents without geometry: union of children, deepest first
+    # parents without geometry take their children's extent and outline, deepest first
     position = {o.source_id: i for i, o in enumerate(objects)}
-    children: dict[int, list[int]] = {}
-    for i, obj in enumerate(objects):
-        if obj.parent_id is not None and obj.parent_id in position:
-            children.setdefault(position[obj.parent_id], []).append(i)
-    depth = _depths(objects, position)
-    for parent in sorted(children, key=lambda p: -depth[p]):
-        kids = children[parent]
-        kid_boxes = boxes[kids]
-        if np.isnan(boxes[parent]).all() and not np.isnan(kid_boxes).all():
-            boxes[parent, :3] = np.nanmin(kid_boxes[:, :3], axis=0)
-            boxes[parent, 3:] = np.nanmax(kid_boxes[:, 3:], axis=0)
-        if shapes[parent] is None:
-            kid_shapes = [shapes[k] for k in kids if shapes[k] is not None]
-            if len(kid_shapes) == 1:
-                shapes[parent] = kid_shapes[0]
-            elif kid_shapes:
-                shapes[parent] = shapely.union_all(kid_shapes)
+    parent_of = np.array(
+        [position.get(o.parent_id, -1) if o.parent_id is not None else -1 for o in objects],
+        dtype=np.int64,
+    )
+    depth = np.asarray(_depths(objects, position), dtype=np.int64)
+    for level in sorted(set(depth[parent_of >= 0].tolist()), reverse=True):
+        kids = np.flatnonzero((parent_of >= 0) & (depth == level))
+        kids = kids[np.argsort(parent_of[kids], kind="stable")]
+        owners = parent_of[kids]
+        heads = np.r_[0, np.flatnonzero(np.diff(owners)) + 1]
+        parents = owners[heads]
+        empty = np.isnan(boxes[parents]).all(axis=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN children stay NaN
+            low = np.fmin.reduceat(boxes[kids, :3], heads)
+            high = np.fmax.reduceat(boxes[kids, 3:], heads)
+        boxes[parents[empty], :3] = low[empty]
+        boxes[parents[empty], 3:] = high[empty]
+        need = np.array([shapes[p] is None for p in parents.tolist()], dtype=bool)
+        has = np.array([shapes[k] is not None for k in kids.tolist()], dtype=bool)
+        take = need[np.searchsorted(heads, np.arange(len(kids)), side="right") - 1] & has
+        if take.any():
+            groups = owners[take]
+            outlines = union_groups(
+                np.array([shapes[k] for k in kids[take].tolist()], dtype=object), groups
+            )
+            for parent, outline in outlines.items():
+                shapes[parent] = outline
     return boxes, shapes
 
 

@@ -59,3 +59,20 @@ def dissolve(parts: list[Any]) -> Any:
     if merged.is_valid and abs(merged.area - total) <= 1e-6 * max(total, 1.0):
         return merged
     return shapely.union_all(parts)
+
+
+def union_groups(shapes: NDArray[np.object_], groups: NDArray[np.int64]) -> dict[int, Any]:
+    """The union of the shapes of each group (a building's parts), as ``{group: outline}``.
+
+    Unions are made in rounds of one vectorised pairwise ``shapely.union`` across all
+    groups, instead of one call per group.
+    """
+    order = np.argsort(groups, kind="stable")
+    shapes, groups = shapes[order], groups[order]
+    heads = np.r_[0, np.flatnonzero(np.diff(groups)) + 1]
+    counts = np.diff(np.r_[heads, len(groups)])
+    merged = shapes[heads].copy()
+    for k in range(1, int(counts.max(initial=1))):
+        more = counts > k
+        merged[more] = shapely.union(merged[more], shapes[heads[more] + k])
+    return dict(zip(groups[heads].tolist(), merged, strict=True))

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from cim.errors import SourceError
 from cim.geometry.columns import SURFACE_CODES, MeshColumns
+from cim.geometry.footprints import union_groups
 from cim.geometry.triangulate import Polygons, triangulate_polygons
 from cim.loaders.base import ParsedSource, SourceObject
 from cim.loaders.boundaries import RING_DEPTH, BoundaryError, flatten_surfaces
@@ -40,6 +41,10 @@ def _lod_key(geometry: dict[str, Any]) -> float:
         return float(geometry.get("lod", 0))
     except (TypeError, ValueError):
         return 0.0
+
+
+def _lod_of(geometry: dict[str, Any]) -> str:
+    return str(geometry.get("lod"))
 
 
 def _choose(geometries: list[dict[str, Any]], lod: str | None) -> dict[str, Any] | None:
@@ -122,15 +127,29 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
         for oid, obj in city_objects.items():
             if not isinstance(obj, dict) or "type" not in obj:
                 raise SourceError(path, "CityObject has no 'type'", object_id=oid)
-            parents = obj.get("parents") or []
-            attributes = dict(obj.get("attributes") or {})
-            name = attributes.get("name") if isinstance(attributes.get("name"), str) else oid
+            parents = obj.get("parents")
+            attributes = obj.get("attributes")
+            if not isinstance(attributes, dict):
+                attributes = {}
+            name = attributes.get("name")
             objects.append(
                 SourceObject(
-                    oid, str(obj["type"]), str(name), parents[0] if parents else None, attributes
+                    oid,
+                    str(obj["type"]),
+                    name if isinstance(name, str) else oid,
+                    parents[0] if parents else None,
+                    attributes,
                 )
             )
-            geometry = _choose(obj.get("geometry") or [], lod)
+            geometries = obj.get("geometry")
+            if (
+                geometries
+                and len(geometries) == 1
+                and (lod is None or _lod_of(geometries[0]) == lod)
+            ):
+                geometry = geometries[0]
+            else:
+                geometry = _choose(geometries or [], lod)
             if geometry is not None and geometry.get("type") == "GeometryInstance":
                 geometry, placed = _instance(
                     path,
@@ -239,35 +258,23 @@ def _assemble(
     return ParsedSource(path, "cityjson", crs, objects, geometry, footprints)
 
 
-_TYPE_FIELD = re.compile(rb'"type":"((?:[^"\\]|\\.)*)"')
-
-
 def _surface_tables(
     geometries: list[dict[str, Any]],
 ) -> tuple[NDArray[np.int64], NDArray[np.uint8]]:
     """Each geometry's ``semantics.surfaces`` as class codes, concatenated (plus a final 0),
-    with the number of surfaces per geometry. The types are read from one serialised text
-    rather than dict by dict."""
+    with the number of surfaces per geometry."""
     lists = [(geometry.get("semantics") or {}).get("surfaces") or [] for geometry in geometries]
     sizes = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    names = _TYPE_FIELD.findall(orjson.dumps(lists))
-    if len(names) != int(sizes.sum()):  # a nested "type" key: read dict by dict
-        names = [
-            str(s.get("type", "")).encode() if isinstance(s, dict) else b""
+    codes = SURFACE_CODES
+    try:
+        flat = [codes.get(surface["type"], 0) for surfaces in lists for surface in surfaces]
+    except (TypeError, KeyError):  # a surface that is not a dict with a type: no class
+        flat = [
+            codes.get(str(surface.get("type")), 0) if isinstance(surface, dict) else 0
             for surfaces in lists
-            for s in surfaces
+            for surface in surfaces
         ]
-    unique, inverse = (
-        np.unique(np.array(names, dtype=object).astype(bytes), return_inverse=True)
-        if names
-        else (np.zeros(0, dtype=bytes), np.zeros(0, dtype=np.int64))
-    )
-    codes = np.array(
-        [SURFACE_CODES.get(n.decode(errors="replace"), 0) for n in unique.tolist()] + [0],
-        dtype=np.uint8,
-    )
-    table = np.r_[codes[inverse], 0].astype(np.uint8) if names else np.zeros(1, np.uint8)
-    return sizes, table
+    return sizes, np.array([*flat, 0], dtype=np.uint8)
 
 
 def _check(
@@ -392,31 +399,24 @@ def _ground_footprints(
     if len(ground) == 0:
         return footprints
     rv, ro, po = polygons.ring_vertices, polygons.ring_offsets, polygons.polygon_offsets
-    ring_ids = np.concatenate([np.arange(po[g], po[g + 1]) for g in ground])
-    slots = np.concatenate([np.arange(ro[r], ro[r + 1]) for r in ring_ids])
+    ring_ids = _ranges(po[ground], po[ground + 1])
+    slots = _ranges(ro[ring_ids], ro[ring_ids + 1])
     ring_index = np.repeat(np.arange(len(ring_ids)), ro[ring_ids + 1] - ro[ring_ids])
-    coords = xyz[rv[slots], :2]
-    rings = shapely.linearrings(coords, indices=ring_index)
-    rings_per_polygon = po[ground + 1] - po[ground]
-    polygon_index = np.repeat(np.arange(len(ground)), rings_per_polygon)
-    shells = rings[np.r_[0, np.cumsum(rings_per_polygon)[:-1]]]
-    holes_mask = np.ones(len(rings), dtype=bool)
-    holes_mask[np.r_[0, np.cumsum(rings_per_polygon)[:-1]]] = False
-    if holes_mask.any():
-        polys = shapely.polygons(shells)
-        with_holes = np.unique(polygon_index[holes_mask])
-        for p in with_holes:
-            hole_rings = rings[(polygon_index == p) & holes_mask]
-            polys[p] = shapely.Polygon(shells[p], holes=list(hole_rings))
-    else:
-        polys = shapely.polygons(shells)
-    polys = shapely.make_valid(polys) if not shapely.is_valid(polys).all() else polys
-    ground_owner = owner[ground]
-    order = np.argsort(ground_owner, kind="stable")
-    owners_sorted = ground_owner[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(owners_sorted)) + 1]
-    ends = np.r_[starts[1:], len(owners_sorted)]
-    for s, e in zip(starts, ends, strict=True):
-        obj = int(owners_sorted[s])
-        footprints[obj] = polys[order[s]] if e - s == 1 else shapely.union_all(polys[order[s:e]])
+    rings = shapely.linearrings(xyz[rv[slots], :2], indices=ring_index)
+    polygon_index = np.repeat(np.arange(len(ground)), po[ground + 1] - po[ground])
+    polys = shapely.polygons(rings, indices=polygon_index)  # first ring shell, others holes
+    invalid = ~shapely.is_valid(polys)
+    if invalid.any():
+        polys[invalid] = shapely.make_valid(polys[invalid])
+    outlines = union_groups(polys, owner[ground])
+    for obj, outline in outlines.items():
+        footprints[obj] = outline
     return footprints
+
+
+def _ranges(starts: NDArray[np.int64], stops: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``concatenate([arange(a, b) for a, b in zip(starts, stops)])`` without the loop."""
+    size = stops - starts
+    first = np.r_[0, np.cumsum(size)[:-1]]
+    out: NDArray[np.int64] = np.repeat(starts - first, size) + np.arange(int(size.sum()))
+    return out
