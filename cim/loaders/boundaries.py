@@ -110,13 +110,19 @@ class _Scan:
         return depth
 
 
-def flatten_surfaces(geometries: list[dict[str, Any]], bases: NDArray[np.int64]) -> FlatSurfaces:
+def flatten_surfaces(
+    geometries: list[dict[str, Any]],
+    bases: NDArray[np.int64],
+    spans: list[bytes] | None = None,
+) -> FlatSurfaces:
     """Flatten the surfaces of surface-bearing geometries.
 
     Parameters
     ----------
     geometries : CityJSON geometry objects whose ``type`` is a key of :data:`RING_DEPTH`
     bases : (g,) int64, added to each geometry's vertex indices
+    spans : arrays cut out of the file text; a geometry whose ``boundaries`` is the
+        placeholder ``-(k + 1)`` takes ``spans[k]``
 
     Raises
     ------
@@ -128,7 +134,7 @@ def flatten_surfaces(geometries: list[dict[str, Any]], bases: NDArray[np.int64])
         empty = np.zeros(0, dtype=np.int64)
         zero = np.zeros(1, dtype=np.int64)
         return FlatSurfaces(empty, zero, zero.copy(), empty.copy(), empty.copy())
-    text = orjson.dumps([geometry.get("boundaries") for geometry in geometries])
+    text = _boundaries_text(geometries, spans or [])
     scan = _Scan(text)
     b, starts, values, opens = scan.bytes, scan.starts, scan.values, scan.opens
     open_depth = scan.depth(opens)
@@ -169,6 +175,20 @@ def flatten_surfaces(geometries: list[dict[str, Any]], bases: NDArray[np.int64])
         polygon_geometry.astype(np.int64),
         polygon_value,
     )
+
+
+def _boundaries_text(geometries: list[dict[str, Any]], spans: list[bytes]) -> bytes:
+    """One JSON list holding every geometry's boundaries, cut-out spans put back."""
+    if not spans:
+        return orjson.dumps([geometry.get("boundaries") for geometry in geometries])
+    parts = []
+    for geometry in geometries:
+        value = geometry.get("boundaries")
+        if type(value) is int and -len(spans) <= value < 0:
+            parts.append(spans[-1 - value])
+        else:
+            parts.append(orjson.dumps(value))
+    return b"[" + b",".join(parts) + b"]"
 
 
 def _semantic_values(

@@ -23,6 +23,7 @@ from cim.geometry.footprints import union_groups
 from cim.geometry.triangulate import Polygons, triangulate_polygons
 from cim.loaders.base import ParsedSource, SourceObject
 from cim.loaders.boundaries import RING_DEPTH, BoundaryError, flatten_surfaces
+from cim.loaders.jsonspans import cut_arrays, read_int_array
 
 _GROUND = SURFACE_CODES["GroundSurface"]
 _EPSG = re.compile(r"EPSG(?:/0/|::|:)(\d+)", re.IGNORECASE)
@@ -57,8 +58,10 @@ def _choose(geometries: list[dict[str, Any]], lod: str | None) -> dict[str, Any]
     return max(geometries, key=_lod_key)
 
 
-def _read_document(path: Path) -> list[dict[str, Any]]:
-    """The file as a list of JSON documents (one for CityJSON, many for CityJSONSeq)."""
+def _read_document(path: Path, fast: bool) -> tuple[list[dict[str, Any]], list[bytes]]:
+    """The file as a list of JSON documents (one for CityJSON, many for CityJSONSeq), and
+    for a CityJSON file read ``fast`` the numeric arrays cut out of it (see
+    :mod:`cim.loaders.jsonspans`)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -72,20 +75,28 @@ def _read_document(path: Path) -> list[dict[str, Any]]:
                 docs.append(orjson.loads(line))
             except orjson.JSONDecodeError as exc:
                 raise SourceError(path, f"line {number} is not valid JSON ({exc})") from None
-        return docs
+        return docs, []
+    if fast:
+        reduced, spans, _ = cut_arrays(raw)
+        try:
+            return [orjson.loads(reduced)], spans
+        except orjson.JSONDecodeError:
+            pass  # the full parse below reports the error at its real position
     try:
-        return [orjson.loads(raw)]
+        return [orjson.loads(raw)], []
     except orjson.JSONDecodeError as exc:
         raise SourceError(path, f"not valid JSON (truncated or corrupt?): {exc}") from None
 
 
-def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
+def load_cityjson(path: str | Path, lod: str | None = None, *, fast: bool = True) -> ParsedSource:
     """Parse a CityJSON or CityJSONSeq file.
 
     Parameters
     ----------
     path : the ``.city.json`` or ``.city.jsonl`` file
     lod : the LoD to take (``"1.2"``, ``"2"``...); the highest of each object by default
+    fast : read the big integer arrays straight from the bytes (the result is the same;
+        ``False`` parses everything as JSON)
 
     Returns
     -------
@@ -98,7 +109,15 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
         of range, a ring with fewer than three distinct vertices, or non-finite coordinates.
     """
     path = Path(path)
-    docs = _read_document(path)
+    docs, spans = _read_document(path, fast)
+    referenced = 0
+
+    def resolve(value: Any) -> Any:
+        """A cut-out array back as lists (geometry instances and templates only)."""
+        if type(value) is int and spans and -len(spans) <= value < 0:
+            return orjson.loads(spans[-1 - value])
+        return value
+
     if not docs or not isinstance(docs[0], dict) or docs[0].get("type") != "CityJSON":
         raise SourceError(path, "not CityJSON: the first document must have type 'CityJSON'")
     header = docs[0]
@@ -116,11 +135,23 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
     chosen: list[tuple[dict[str, Any] | None, int]] = []
     base = 0
     templates = header.get("geometry-templates")
+    if isinstance(templates, dict):
+        for template in templates.get("templates") or []:
+            if isinstance(template, dict):
+                referenced += type(template.get("boundaries")) is int
+                template["boundaries"] = resolve(template.get("boundaries"))
     for number, doc in enumerate(docs):
         if number > 0 and doc.get("type") != "CityJSONFeature":
             raise SourceError(path, f"line {number + 1}: expected a CityJSONFeature")
         city_objects = doc.get("CityObjects")
         vertices = doc.get("vertices")
+        vertex_array = None
+        if isinstance(vertices, int) and spans and -len(spans) <= vertices < 0:
+            vertex_array = read_int_array(spans[-1 - vertices], 3)
+            if vertex_array is None:
+                return load_cityjson(path, lod, fast=False)
+            referenced += 1
+            vertices = []
         if not isinstance(city_objects, dict) or not isinstance(vertices, list):
             raise SourceError(path, "missing 'CityObjects' or 'vertices'")
         extra: list[list[float]] = []  # vertices of expanded geometry instances
@@ -142,6 +173,8 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
                 )
             )
             geometries = obj.get("geometry")
+            if spans and geometries:
+                referenced += sum(type(g.get("boundaries")) is int for g in geometries)
             if (
                 geometries
                 and len(geometries) == 1
@@ -151,13 +184,15 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
             else:
                 geometry = _choose(geometries or [], lod)
             if geometry is not None and geometry.get("type") == "GeometryInstance":
+                geometry["boundaries"] = resolve(geometry.get("boundaries"))
+                lookup = vertex_array if vertex_array is not None else vertices
                 geometry, placed = _instance(
                     path,
                     oid,
                     geometry,
                     templates,
-                    vertices,
-                    len(vertices) + len(extra),
+                    lookup,
+                    len(lookup) + len(extra),
                     scale,
                     translate,
                 )
@@ -166,15 +201,24 @@ def load_cityjson(path: str | Path, lod: str | None = None) -> ParsedSource:
                 objects[-1].attributes.setdefault("lod", str(geometry.get("lod", "")))
             chosen.append((geometry, base))
         try:
-            pool = np.asarray(vertices + extra if extra else vertices, dtype=np.float64)
+            if vertex_array is not None and not vertices:
+                pool = vertex_array.astype(np.float64)
+                if extra:
+                    pool = np.concatenate([pool, np.asarray(extra, dtype=np.float64)])
+            else:
+                pool = np.asarray(vertices + extra if extra else vertices, dtype=np.float64)
             pools.append(pool.reshape(-1, 3))
         except (ValueError, TypeError):
             raise SourceError(path, "'vertices' must be a list of [x, y, z] numbers") from None
         base += len(pools[-1])
+    if spans and referenced != len(spans):
+        # an array was cut where no geometry expected one (an attribute named
+        # "boundaries"?): read the file the plain way
+        return load_cityjson(path, lod, fast=False)
     del docs, header, city_objects, vertices  # the geometry lists go once flattened
     xyz = (np.concatenate(pools) if pools else np.zeros((0, 3))) * scale + translate
     del pools
-    return _assemble(path, crs, objects, chosen, xyz)
+    return _assemble(path, crs, objects, chosen, xyz, spans)
 
 
 def _instance(
@@ -182,7 +226,7 @@ def _instance(
     oid: str,
     geometry: dict[str, Any],
     templates: dict[str, Any] | None,
-    vertices: list[list[float]],
+    vertices: Any,
     first_index: int,
     scale: NDArray[np.float64],
     translate: NDArray[np.float64],
@@ -218,6 +262,7 @@ def _assemble(
     objects: list[SourceObject],
     chosen: list[tuple[dict[str, Any] | None, int]],
     xyz: NDArray[np.float64],
+    spans: list[bytes],
 ) -> ParsedSource:
     picked = [
         (number, geometry, base)
@@ -227,7 +272,9 @@ def _assemble(
     geometries = [geometry for _, geometry, _ in picked]
     geometry_owner = np.array([number for number, _, _ in picked], dtype=np.int64)
     try:
-        flat = flatten_surfaces(geometries, np.array([b for _, _, b in picked], dtype=np.int64))
+        flat = flatten_surfaces(
+            geometries, np.array([b for _, _, b in picked], dtype=np.int64), spans
+        )
     except BoundaryError as exc:
         owner_id = objects[int(geometry_owner[exc.geometry])].source_id
         raise SourceError(path, str(exc), owner_id) from None
