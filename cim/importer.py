@@ -34,6 +34,7 @@ from cim.geometry.footprints import footprints_from_mesh, union_groups
 from cim.loaders import LoadOptions, ParsedSource, load_source
 from cim.model import COMMUNITY, DISTRICT, GRID_CELL, STREET, CimObject, SiteInfo
 from cim.store import ImportPlan, Store
+from cim.terrain import TerrainGrid, TinTerrain
 
 #: The county range 99xxxx is not used by GB/T 2260; sample sites live there.
 DEFAULT_DIVISION = "990100001001"
@@ -187,17 +188,27 @@ def _reproject(parsed: ParsedSource, source: Any, target: Any) -> None:
         ]
 
 
+def _terrains(store: Store, site: str) -> list[TerrainGrid | TinTerrain]:
+    """The site's terrain surfaces: DEM grids and TINRelief networks."""
+    out: list[TerrainGrid | TinTerrain] = [store.raster(site, c) for c in store.raster_codes(site)]
+    for tin in store.by_kind(site, "TINRelief"):
+        if tin.chunk is not None and tin.index is not None:
+            vertices, faces = store.mesh_columns(site, tin.chunk).object_arrays(tin.index)
+            out.append(TinTerrain(vertices, faces))
+    return out
+
+
 def _drape(store: Store, site: str, parsed: ParsedSource) -> None:
     """Stand extruded footprints on the site's terrain: each solid is lifted by the lowest
-    terrain height under its vertices (sampled bilinearly from the site's DEMs), and the
-    height used is kept as the ``ground_m`` attribute."""
-    codes = store.raster_codes(site)
+    terrain height under its vertices (from the site's DEMs, bilinear, or TINs, linear in
+    each triangle), and the height used is kept as the ``ground_m`` attribute."""
     columns = parsed.geometry
-    if not codes or len(columns.vertices) == 0:
+    terrains = _terrains(store, site) if len(columns.vertices) else []
+    if not terrains:
         return
     ground = np.full(len(columns.vertices), np.nan)
-    for code in codes:
-        sampled = store.raster(site, code).sample(columns.vertices[:, :2])
+    for terrain in terrains:
+        sampled = terrain.sample(columns.vertices[:, :2])
         ground = np.where(np.isnan(ground), sampled, ground)
     counts = np.diff(columns.vertex_offsets)
     has = counts > 0

@@ -129,3 +129,61 @@ class TerrainGrid:
             np.array([0, len(used)], dtype=np.int64),
             np.array([0, len(faces)], dtype=np.int64),
         )
+
+
+@dataclass(frozen=True)
+class TinTerrain:
+    """Terrain as a triangulated irregular network (a CityJSON ``TINRelief``).
+
+    Attributes
+    ----------
+    vertices : (n, 3) float64, metres
+    faces : (m, 3) int64, triangles of the surface
+    """
+
+    vertices: NDArray[np.float64]
+    faces: NDArray[np.int64]
+
+    def sample(self, xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Height of the surface at points, interpolated linearly inside its triangles.
+
+        Parameters
+        ----------
+        xy : (k, 2) float64, metres
+
+        Returns
+        -------
+        (k,) float64, metres; NaN outside the TIN. Where triangles overlap in plan, the
+        highest surface wins.
+        """
+        import shapely
+
+        pts = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        out = np.full(len(pts), np.nan)
+        if len(pts) == 0 or len(self.faces) == 0:
+            return out
+        tri = self.vertices[self.faces]
+        area2 = (tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1]) - (
+            tri[:, 2, 0] - tri[:, 0, 0]
+        ) * (tri[:, 1, 1] - tri[:, 0, 1])
+        usable = np.flatnonzero(np.abs(area2) > 1e-12)
+        rings = np.concatenate([tri[usable, :, :2], tri[usable, :1, :2]], axis=1)
+        tree = shapely.STRtree(shapely.polygons(rings))
+        point_index, hit = tree.query(shapely.points(pts), predicate="intersects")
+        if len(point_index) == 0:
+            return out
+        t = tri[usable[hit]]
+        p = pts[point_index]
+        a = area2[usable[hit]]
+        # barycentric weights of vertices 1 and 2
+        w1 = (
+            (p[:, 0] - t[:, 0, 0]) * (t[:, 2, 1] - t[:, 0, 1])
+            - (t[:, 2, 0] - t[:, 0, 0]) * (p[:, 1] - t[:, 0, 1])
+        ) / a
+        w2 = (
+            (t[:, 1, 0] - t[:, 0, 0]) * (p[:, 1] - t[:, 0, 1])
+            - (p[:, 0] - t[:, 0, 0]) * (t[:, 1, 1] - t[:, 0, 1])
+        ) / a
+        z = t[:, 0, 2] + w1 * (t[:, 1, 2] - t[:, 0, 2]) + w2 * (t[:, 2, 2] - t[:, 0, 2])
+        np.fmax.at(out, point_index, z)
+        return out

@@ -278,6 +278,10 @@ class Store(ABC):
         """Every object of a site."""
         return self._objects("site = ?", (site,))
 
+    def by_kind(self, site: str, kind: str) -> list[CimObject]:
+        """Objects of one kind (``TINRelief``, ``Building``...)."""
+        return self._objects("site = ? AND kind = ?", (site, kind))
+
     def by_prefix(self, site: str, prefix: str) -> list[CimObject]:
         """Objects whose code starts with ``prefix`` (a grid cell, a community...)."""
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

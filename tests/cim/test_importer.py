@@ -13,6 +13,7 @@ from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.loaders.cityjson import load_cityjson
 from cim.store import Store
+from cim.terrain import TinTerrain
 
 
 def test_footprints_stand_on_the_site_terrain(store: Store, assets: Path) -> None:
@@ -166,3 +167,50 @@ def test_wgs84_source_gets_a_utm_site(store: Store, tmp_path: Path) -> None:
     lamp = next(o for o in store.all_objects("shanghai") if o.source)
     assert lamp.code.startswith("3101010108")
     assert lamp.bbox is not None and 350_000 < lamp.bbox[0] < 360_000
+
+
+def test_footprints_stand_on_a_tin(store: Store, denhaag_path: Path, tmp_path: Path) -> None:
+    import shapely
+
+    import_source(store, denhaag_path, site="dh")
+    buildings = sorted(store.by_kind("dh", "Building"), key=lambda o: o.code)[:25]
+    features = [
+        {
+            "type": "Feature",
+            "id": f"fp-{n}",
+            "properties": {"height": 10.0},
+            "geometry": shapely.geometry.mapping(b.footprint.convex_hull),
+        }
+        for n, b in enumerate(buildings)
+    ]
+    path = tmp_path / "footprints.geojson"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "FeatureCollection",
+                "crs": {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::7415"}},
+                "features": features,
+            }
+        )
+    )
+    import_source(store, path, site="dh")
+    tin_object = store.by_kind("dh", "TINRelief")[0]
+    assert tin_object.chunk is not None and tin_object.index is not None
+    vertices, faces = store.mesh_columns("dh", tin_object.chunk).object_arrays(tin_object.index)
+    tin = TinTerrain(vertices, faces)
+    draped = [o for o in store.all_objects("dh") if o.source == "footprints.geojson"]
+    assert len(draped) == 25
+    for obj in draped:
+        mesh = store.mesh_columns("dh", obj.chunk).to_trimesh(obj.index)
+        assert obj.bbox is not None
+        under = tin.sample(mesh.vertices[:, :2])
+        assert obj.attributes["ground_m"] == pytest.approx(np.nanmin(under), abs=1e-3)
+        assert obj.bbox[5] - obj.bbox[2] == pytest.approx(10.0)
+
+
+def test_tin_sampling_is_exact_at_vertices_and_linear_inside() -> None:
+    vertices = np.array([[0, 0, 1.0], [10, 0, 2.0], [0, 10, 3.0], [10, 10, 5.0]])
+    tin = TinTerrain(vertices, np.array([[0, 1, 2], [1, 3, 2]]))
+    np.testing.assert_allclose(tin.sample(vertices[:, :2]), vertices[:, 2])
+    np.testing.assert_allclose(tin.sample(np.array([[2.0, 3.0]])), [1 + 0.2 + 0.6])
+    assert np.isnan(tin.sample(np.array([[20.0, 20.0]]))).all()
