@@ -10,7 +10,7 @@ import hashlib
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ class ImportReport:
     seconds: float
     site_version: int
     crs: str
-    notes: list[str] = field(default_factory=list)
 
 
 def _quiet(step: str, fraction: float) -> None:
@@ -93,6 +92,7 @@ def import_source(
     started = time.perf_counter()
     path = Path(path)
     opts = options or LoadOptions()
+    GridSpec(division or DEFAULT_DIVISION, 0.0, 0.0, cell_m=cell_m)  # bad arguments: ValueError
     progress("parse", 0.0)
     parsed = load_source(path, opts)
     progress("parse", 0.5)
@@ -292,10 +292,7 @@ def _new_site(
     else:
         lo, hi = finite[:, :3].min(axis=0), finite[:, 3:].max(axis=0)
     origin = (float(np.floor(lo[0] / cell_m) * cell_m), float(np.floor(lo[1] / cell_m) * cell_m))
-    try:
-        grid = GridSpec(division, *origin, cell_m=cell_m)
-    except ValueError as exc:
-        raise CRSError(name, str(exc)) from None
+    grid = GridSpec(division, *origin, cell_m=cell_m)
     enu = (float((lo[0] + hi[0]) / 2), float((lo[1] + hi[1]) / 2), float(lo[2]))
     info = SiteInfo(name, crs_label(crs), division, cell_m, origin, enu, None, 0)
     return grid, info
@@ -343,10 +340,13 @@ def _plan(
     cells = grid.cell_index(np.nan_to_num(anchors))
     blocks = grid.block_of(cells)
     block_keys, block_index = np.unique(blocks, axis=0, return_inverse=True)
+    block_index = block_index.ravel()
+    occupied = np.zeros(len(block_keys), dtype=bool)
+    occupied[block_index[located]] = True  # unlocated objects sit in no block
     block_codes: list[str] = []
-    for bi, bj in block_keys.tolist():
+    for (bi, bj), used in zip(block_keys.tolist(), occupied.tolist(), strict=True):
         code = communities.get((bi, bj)) or new_communities.get((bi, bj))
-        if code is None and located[block_index.ravel() == len(block_codes)].any():
+        if code is None and used:
             try:
                 code = community_code(grid.division, len(communities) + len(new_communities))
             except ValueError as exc:
@@ -354,7 +354,7 @@ def _plan(
             new_communities[(bi, bj)] = code
         block_codes.append(code or "")
     cell_codes = np.char.add(
-        np.array(block_codes, dtype=str)[block_index.ravel()],
+        np.array(block_codes, dtype=str)[block_index],
         np.char.zfill(grid.sequence(cells).astype(str), 3),
     ).tolist()
     located_list = located.tolist()
