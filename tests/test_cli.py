@@ -157,3 +157,13 @@ def test_installed_entry_point(tmp_path: Path, denhaag_path: Path) -> None:
         [twin, "--store", store, "info", "--json"], capture_output=True, text=True, check=True
     )
     assert json.loads(done.stdout)["sites"]["dh"]["objects"]["Building"] == 844
+
+
+def test_bad_division_is_refused_before_parsing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, denhaag_path: Path
+) -> None:
+    store = str(tmp_path / "t.db")
+    code, _, err = _run(capsys, "--store", store, "import", str(denhaag_path), "--division", "123")
+    assert code == 2 and "division(='123') must be 12 digits" in err
+    code, out, _ = _run(capsys, "--store", store, "info", "--json")
+    assert json.loads(out) == {"sites": {}}
