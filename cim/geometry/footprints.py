@@ -12,8 +12,9 @@ from cim.geometry.columns import MeshColumns
 
 
 def footprints_from_mesh(columns: MeshColumns, indices: NDArray[np.int64]) -> list[Any]:
-    """The xy outline of objects ``indices``: the union of their downward-facing triangles,
-    else their upward-facing ones (flat land cover, roads), else of all of them.
+    """The xy outline of objects ``indices``: the union of their near-horizontal
+    downward-facing triangles (the ground), else their upward-facing ones (flat land cover,
+    roads), else of all of them.
 
     Returns
     -------
@@ -36,7 +37,9 @@ def footprints_from_mesh(columns: MeshColumns, indices: NDArray[np.int64]) -> li
             continue
         ok = usable[f0:f1]
         local_nz = nz[f0:f1]
-        for mask in (ok & (local_nz < -0.5), ok & (local_nz > 0.5), ok):
+        # ground faces are near-horizontal and face down; a steep downward face is more
+        # likely a mis-oriented roof (seen in real LoD2 data) than a floor
+        for mask in (ok & (local_nz < -0.95), ok & (local_nz > 0.5), ok):
             if mask.any():
                 break
         else:

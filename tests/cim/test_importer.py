@@ -214,3 +214,45 @@ def test_tin_sampling_is_exact_at_vertices_and_linear_inside() -> None:
     np.testing.assert_allclose(tin.sample(vertices[:, :2]), vertices[:, 2])
     np.testing.assert_allclose(tin.sample(np.array([[2.0, 3.0]])), [1 + 0.2 + 0.6])
     assert np.isnan(tin.sample(np.array([[20.0, 20.0]]))).all()
+
+
+def test_meshes_land_where_the_cityjson_puts_them(store: Store, assets: Path) -> None:
+    import_source(store, assets / "denhaag_01/denhaag_01_lod2.city.json", site="dh")
+    import_source(
+        store,
+        assets / "denhaag_01/DenHaag_01.gltf",
+        site="dh",
+        options=LoadOptions(crs="EPSG:7415", scale=0.001, offset=(78248.66, 457604.591, 2.463)),
+    )
+    by_source: dict[str, dict[str, object]] = {}
+    for obj in store.all_objects("dh"):
+        if obj.source and obj.source_id is not None:
+            by_source.setdefault(obj.source, {})[obj.source_id] = obj
+    meshes = by_source["DenHaag_01.gltf"]
+    cityjson = by_source["denhaag_01_lod2.city.json"]
+    assert len(meshes) == 1991
+    matched = 0
+    for sid, mesh in meshes.items():
+        twin = cityjson.get(sid)
+        if twin is None:
+            continue
+        matched += 1
+        assert mesh.kind == "Mesh" and mesh.footprint is not None
+        np.testing.assert_allclose(mesh.bbox, twin.bbox, atol=2e-3)
+        # the outline seen from below matches the CityJSON ground surface
+        assert mesh.footprint.area == pytest.approx(twin.footprint.area, rel=1e-3, abs=0.05)
+    assert matched == 1991
+
+
+def test_obj_buildings_get_footprints_and_cells(store: Store, assets: Path) -> None:
+    report = import_source(
+        store,
+        assets / "zurich/zurich_subset_lod2.obj",
+        site="zh",
+        options=LoadOptions(crs="EPSG:2056"),
+    )
+    assert report.kinds == {"Mesh": 161}
+    cells = {o.code: o for o in store.by_kind("zh", "GridCell")}
+    for obj in store.by_kind("zh", "Mesh"):
+        assert obj.footprint is not None and obj.footprint.is_valid and obj.footprint.area > 0
+        assert cells[obj.parent].footprint.contains(obj.footprint.centroid)
