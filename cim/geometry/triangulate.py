@@ -112,28 +112,21 @@ def triangulate_polygons(
         owner = np.repeat(fan_ids, count)
         first = np.repeat(start, count)
         step = np.arange(count.sum()) - np.repeat(np.r_[0, np.cumsum(count)[:-1]], count)
-        pieces.append(np.column_stack([rv[first], rv[first + step + 1], rv[first + step + 2]]))
-        owners.append(owner)
+        fan = np.column_stack([rv[first], rv[first + step + 1], rv[first + step + 2]])
+        corner = vertices[fan]
+        span = np.linalg.norm(
+            np.cross(corner[:, 1] - corner[:, 0], corner[:, 2] - corner[:, 0]), axis=1
+        )
+        keep = span > 1e-12 * np.einsum(
+            "ij,ij->i", corner[:, 1] - corner[:, 0], corner[:, 1] - corner[:, 0]
+        ).clip(min=1e-300)
+        pieces.append(fan[keep])  # a collinear corner makes a zero-area triangle: drop it
+        owners.append(owner[keep])
 
     if len(other):
-        normals = _outer_normals(vertices, polygons, other)
-        drops = np.argmax(np.abs(normals), axis=1)
-        signs = normals[np.arange(len(other)), drops] < 0
-        for pid, drop, negative in zip(other.tolist(), drops.tolist(), signs.tolist(), strict=True):
-            r0, r1 = int(po[pid]), int(po[pid + 1])
-            index = rv[ro[r0] : ro[r1]]
-            ends = (ro[r0 + 1 : r1 + 1] - ro[r0]).astype(np.uint32)
-            plane = vertices[index][:, [a for a in (0, 1, 2) if a != drop]]
-            local = mapbox_earcut.triangulate_float64(plane, ends)
-            if len(local) == 0:
-                continue
-            tris = index[local.reshape(-1, 3)]
-            # earcut emits one orientation in the projected plane; flip back where the
-            # polygon's normal points the other way (dropping y mirrors the plane)
-            if negative != (drop == 1):
-                tris = tris[:, ::-1]
-            pieces.append(tris)
-            owners.append(np.full(len(tris), pid, dtype=np.int64))
+        tris, owner = _earcut(vertices, polygons, other)
+        pieces.append(tris)
+        owners.append(owner)
 
     if not pieces:
         return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
@@ -144,6 +137,46 @@ def triangulate_polygons(
 
 
 _PLANE_AXES = np.array([[1, 2], [2, 0], [0, 1]])
+
+
+def _earcut(
+    vertices: NDArray[np.float64], polygons: Polygons, ids: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Triangles of polygons ``ids`` through earcut, one call each, everything around the
+    calls vectorised: each polygon is projected onto the axis plane its normal is closest
+    to (right-handed, so a polygon seen from its back comes out clockwise and its
+    triangles are flipped back)."""
+    ro, po, rv = polygons.ring_offsets, polygons.polygon_offsets, polygons.ring_vertices
+    normals = _outer_normals(vertices, polygons, ids)
+    drop = np.argmax(np.abs(normals), axis=1)
+    backwards = normals[np.arange(len(ids)), drop] < 0
+    first_slot, last_slot = ro[po[ids]], ro[po[ids + 1]]
+    size = last_slot - first_slot
+    slots = np.repeat(first_slot - np.r_[0, np.cumsum(size)[:-1]], size) + np.arange(size.sum())
+    points = vertices[rv[slots]]
+    axes = _PLANE_AXES[np.repeat(drop, size)]
+    rows = np.arange(len(slots))
+    plane = np.column_stack([points[rows, axes[:, 0]], points[rows, axes[:, 1]]])
+    start = np.r_[0, np.cumsum(size)[:-1]]
+    # ring ends relative to their polygon's first vertex, for every ring
+    ring_polygon = np.repeat(np.arange(len(polygons)), np.diff(po))
+    ends = (ro[1:] - ro[po[ring_polygon]]).astype(np.uint32)
+    local: list[NDArray[np.uint32]] = []
+    counts = np.zeros(len(ids), dtype=np.int64)
+    for n, (pid, begin, length) in enumerate(
+        zip(ids.tolist(), start.tolist(), size.tolist(), strict=True)
+    ):
+        tris = mapbox_earcut.triangulate_float64(
+            plane[begin : begin + length], ends[po[pid] : po[pid + 1]]
+        )
+        counts[n] = len(tris) // 3
+        local.append(tris + begin)
+    if not local:
+        return np.zeros((0, 3), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    triangles = rv[slots[np.concatenate(local).astype(np.int64).reshape(-1, 3)]]
+    flip = np.repeat(backwards, counts)
+    triangles[flip] = triangles[flip][:, ::-1]
+    return triangles, np.repeat(ids, counts)
 
 
 def _convex(
@@ -173,10 +206,15 @@ def _convex(
     cross = (edge[:, 0] * following[:, 1] - edge[:, 1] * following[:, 0]) * np.repeat(sign, size)
     dot = edge[:, 0] * following[:, 0] + edge[:, 1] * following[:, 1]
     scale = np.hypot(*edge.T) * np.hypot(*following.T)
-    left = cross > 1e-12 * scale
+    right = cross < -1e-9 * scale  # a turn the wrong way; straight (collinear) corners are fine
     turning = np.add.reduceat(np.arctan2(cross, dot), first)
-    all_left = np.add.reduceat(left.astype(np.int64), first) == size
-    result: NDArray[np.bool_] = all_left & (np.abs(turning - 2 * np.pi) < 1e-6) & (sign != 0)
+    no_right = np.add.reduceat(right.astype(np.int64), first) == 0
+    no_backtrack = (
+        np.add.reduceat(((np.abs(cross) <= 1e-9 * scale) & (dot < 0)).astype(np.int64), first) == 0
+    )
+    result: NDArray[np.bool_] = (
+        no_right & no_backtrack & (np.abs(turning - 2 * np.pi) < 1e-6) & (sign != 0)
+    )
     return result
 
 
