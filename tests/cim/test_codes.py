@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cim.codes.assign import SequenceAllocator
@@ -115,6 +115,7 @@ def test_communities_are_numbered_from_the_division() -> None:
         community_code("310101001990", 10)
 
 
+@settings(deadline=None)
 @given(
     st.lists(st.tuples(st.floats(-5e4, 5e4), st.floats(-5e4, 5e4)), min_size=1, max_size=200),
     st.sampled_from([10.0, 100.0, 333.0]),
