@@ -487,19 +487,12 @@ def _admin_objects(
     index = np.array(sorted(cells), dtype=np.int64).reshape(-1, 2)
     blocks = grid.block_of(index)
     seqs = grid.sequence(index)
-    x0 = grid.origin_x + index[:, 0] * grid.cell_m
-    y0 = grid.origin_y + index[:, 1] * grid.cell_m
-    squares = shapely.box(x0, y0, x0 + grid.cell_m, y0 + grid.cell_m)
+    bounds = grid.cell_bounds(index)
+    squares = shapely.box(*bounds.T)
     rows = zip(
-        index.tolist(),
-        blocks.tolist(),
-        seqs.tolist(),
-        x0.tolist(),
-        y0.tolist(),
-        squares,
-        strict=True,
+        index.tolist(), blocks.tolist(), seqs.tolist(), bounds.tolist(), squares, strict=True
     )
-    for (ci, cj), (bi, bj), seq, left, bottom, square in rows:
+    for (ci, cj), (bi, bj), seq, (left, bottom, right, top), square in rows:
         community = all_communities.get((bi, bj))
         if community is None:
             try:
@@ -517,7 +510,7 @@ def _admin_objects(
                 f"cell {ci},{cj}",
                 community,
                 attributes={"column": ci, "row": cj, "cell_m": grid.cell_m},
-                bbox=(left, bottom, z0, left + grid.cell_m, bottom + grid.cell_m, z1),
+                bbox=(left, bottom, z0, right, top, z1),
                 footprint=square,
             )
         )

@@ -68,11 +68,13 @@ class GridSpec:
         local = np.mod(cells, self.block)
         return local[:, 1] * self.block + local[:, 0] + 1
 
-    def cell_polygon(self, col: int, row: int) -> tuple[float, float, float, float]:
-        """``(minx, miny, maxx, maxy)`` of a cell, metres."""
-        x0 = self.origin_x + col * self.cell_m
-        y0 = self.origin_y + row * self.cell_m
-        return x0, y0, x0 + self.cell_m, y0 + self.cell_m
+    def cell_bounds(self, cells: NDArray[np.int64]) -> NDArray[np.float64]:
+        """``(n, 4)`` float64 ``minx, miny, maxx, maxy`` of cells ``(n, 2)``, metres."""
+        low = np.asarray(cells, dtype=np.float64).reshape(-1, 2) * self.cell_m + [
+            self.origin_x,
+            self.origin_y,
+        ]
+        return np.column_stack([low, low + self.cell_m])
 
 
 def community_code(division: str, index: int) -> str:

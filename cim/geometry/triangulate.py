@@ -13,6 +13,8 @@ import mapbox_earcut
 import numpy as np
 from numpy.typing import NDArray
 
+from cim.geometry.ragged import concat_ranges
+
 
 @dataclass(frozen=True)
 class Polygons:
@@ -111,7 +113,7 @@ def triangulate_polygons(
         count = size - 2
         owner = np.repeat(fan_ids, count)
         first = np.repeat(start, count)
-        step = np.arange(count.sum()) - np.repeat(np.r_[0, np.cumsum(count)[:-1]], count)
+        step = concat_ranges(np.zeros(len(count), dtype=np.int64), count)
         fan = np.column_stack([rv[first], rv[first + step + 1], rv[first + step + 2]])
         corner = vertices[fan]
         span = np.linalg.norm(
@@ -152,7 +154,7 @@ def _earcut(
     backwards = normals[np.arange(len(ids)), drop] < 0
     first_slot, last_slot = ro[po[ids]], ro[po[ids + 1]]
     size = last_slot - first_slot
-    slots = np.repeat(first_slot - np.r_[0, np.cumsum(size)[:-1]], size) + np.arange(size.sum())
+    slots = concat_ranges(first_slot, last_slot)
     points = vertices[rv[slots]]
     axes = _PLANE_AXES[np.repeat(drop, size)]
     rows = np.arange(len(slots))
@@ -229,7 +231,7 @@ def _outer_normals(
     outer = po[ids]
     start, stop = ro[outer], ro[outer + 1]
     size = stop - start
-    slot = np.repeat(start - np.r_[0, np.cumsum(size)[:-1]], size) + np.arange(size.sum())
+    slot = concat_ranges(start, stop)
     nxt = slot + 1
     ring_end = np.repeat(stop, size)
     nxt[nxt == ring_end] = np.repeat(start, size)[nxt == ring_end]

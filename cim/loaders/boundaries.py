@@ -8,13 +8,14 @@ vertex indices. The geometry type fixes at which depth rings sit.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
 from numpy.typing import NDArray
+
+from cim.loaders.jsonspans import parse_ints
 
 #: Depth of a ring's opening bracket when all boundaries are wrapped in one outer list.
 RING_DEPTH: dict[str, int] = {
@@ -26,7 +27,6 @@ RING_DEPTH: dict[str, int] = {
 }
 
 _OPEN, _CLOSE, _ZERO, _NINE, _N = ord("["), ord("]"), ord("0"), ord("9"), ord("n")
-_BLANK_BRACKETS = bytes.maketrans(b"[]", b"  ")
 
 
 class BoundaryError(ValueError):
@@ -81,12 +81,7 @@ class _Scan:
     ) -> NDArray[np.int64]:
         """The integer tokens in order: numpy's C text parser over the text with brackets
         blanked, checked against the token count; digit arithmetic where that fails."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                fast = np.fromstring(text.translate(_BLANK_BRACKETS), dtype=np.int64, sep=",")
-            except ValueError:
-                fast = np.zeros(0, dtype=np.int64)
+        fast = parse_ints(text)
         if len(fast) == len(self.starts) and (fast >= 0).all():
             return fast
         ends = np.flatnonzero(digit[:-1] & ~digit[1:]) + 1

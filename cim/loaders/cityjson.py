@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from cim.errors import SourceError
 from cim.geometry.columns import SURFACE_CODES, MeshColumns
 from cim.geometry.footprints import union_groups
+from cim.geometry.ragged import concat_ranges
 from cim.geometry.triangulate import Polygons, triangulate_polygons
 from cim.loaders.base import ParsedSource, SourceObject
 from cim.loaders.boundaries import RING_DEPTH, BoundaryError, flatten_surfaces
@@ -446,8 +447,8 @@ def _ground_footprints(
     if len(ground) == 0:
         return footprints
     rv, ro, po = polygons.ring_vertices, polygons.ring_offsets, polygons.polygon_offsets
-    ring_ids = _ranges(po[ground], po[ground + 1])
-    slots = _ranges(ro[ring_ids], ro[ring_ids + 1])
+    ring_ids = concat_ranges(po[ground], po[ground + 1])
+    slots = concat_ranges(ro[ring_ids], ro[ring_ids + 1])
     ring_index = np.repeat(np.arange(len(ring_ids)), ro[ring_ids + 1] - ro[ring_ids])
     rings = shapely.linearrings(xyz[rv[slots], :2], indices=ring_index)
     polygon_index = np.repeat(np.arange(len(ground)), po[ground + 1] - po[ground])
@@ -459,11 +460,3 @@ def _ground_footprints(
     for obj, outline in outlines.items():
         footprints[obj] = outline
     return footprints
-
-
-def _ranges(starts: NDArray[np.int64], stops: NDArray[np.int64]) -> NDArray[np.int64]:
-    """``concatenate([arange(a, b) for a, b in zip(starts, stops)])`` without the loop."""
-    size = stops - starts
-    first = np.r_[0, np.cumsum(size)[:-1]]
-    out: NDArray[np.int64] = np.repeat(starts - first, size) + np.arange(int(size.sum()))
-    return out

@@ -69,17 +69,25 @@ def cut_arrays(raw: bytes) -> tuple[bytes, list[bytes], list[bytes]]:
     return b"".join(pieces), spans, keys
 
 
+def parse_ints(text: bytes) -> NDArray[np.int64]:
+    """The integers of a text of nested integer arrays, in order, through numpy's C text
+    parser with the brackets blanked. Parsing stops at anything else, so callers check the
+    count against what they expect."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not be read to its end": the caller checks
+        try:
+            values: NDArray[np.int64] = np.fromstring(  # text mode (binary mode is deprecated)
+                text.translate(_BLANK_BRACKETS), dtype=np.int64, sep=","
+            )
+        except ValueError:
+            return np.zeros(0, dtype=np.int64)
+    return values
+
+
 def read_int_array(span: bytes, width: int) -> NDArray[np.int64] | None:
     """A ``[[a, b, c], ...]`` span as an ``(n, width)`` array, or ``None`` if it is not one."""
     inner = span.count(b"[") - 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            values = np.fromstring(  # text mode; the binary mode is the deprecated one
-                span.translate(_BLANK_BRACKETS), dtype=np.int64, sep=","
-            )
-        except ValueError:
-            return None
+    values = parse_ints(span)
     if inner < 0 or len(values) != inner * width or span.count(b",") != len(values) - 1:
         return None
     return values.reshape(-1, width)

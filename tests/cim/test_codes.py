@@ -128,8 +128,7 @@ def test_cell_numbers_are_unique_within_a_community(points: list, cell_m: float)
     blocks = grid.block_of(cells)
     keys = {(tuple(b), int(s)) for b, s in zip(blocks.tolist(), seq.tolist(), strict=True)}
     assert len(keys) == len({tuple(c) for c in cells.tolist()})
-    for (x, y), (ci, cj) in zip(points, cells.tolist(), strict=True):
-        x0, y0, x1, y1 = grid.cell_polygon(ci, cj)
+    for (x, y), (x0, y0, x1, y1) in zip(points, grid.cell_bounds(cells).tolist(), strict=True):
         assert x0 - 1e-6 <= x <= x1 + 1e-6 and y0 - 1e-6 <= y <= y1 + 1e-6
 
 
