@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import shapely
 
+from api.drills import drill_modules
 from cim.errors import TwinError
 from cim.importer import DEFAULT_DIVISION, file_sha256, import_source
 from cim.loaders import LoadOptions
@@ -108,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
 
+    run = sub.add_parser("run", help="run a drill (traffic, crowd, flood, ...)")
+    drills = run.add_subparsers(dest="drill", required=True)
+    for name, module in drill_modules().items():
+        drill = drills.add_parser(name, help=module.HELP, description=module.HELP)
+        drill.add_argument("--json", action="store_true", help="print the result as JSON")
+        module.add_arguments(drill)
+
     keys = sub.add_parser("keys", help="API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="create a key and print it once")
@@ -127,7 +135,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _emit(data: Any, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+        sys.stdout.write(
+            orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n"
+        )
         return
     sys.stdout.write(_plain(data) + "\n")
 
@@ -350,6 +360,12 @@ def _cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    result = drill_modules()[args.drill].run(args)
+    _emit(result, args.json)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``twin`` command; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -358,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_serve(args)
         if args.command == "keys":
             return _cmd_keys(args)
+        if args.command == "run":
+            return _cmd_run(args)
         store = open_store(args.store)
         try:
             command = {
