@@ -22,11 +22,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[terrain,postgres]"
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
+$(VENV)/.installed-dev: $(VENV)/.installed node_modules/.installed
 	$(PY) -m pip install --quiet -e ".[terrain,postgres,bench,dev]"
 	touch $@
 
-install: $(VENV)/.installed ## create .venv and install the service
+# the viewer's three.js and 3d-tiles-renderer, and the Khronos glTF-Validator the tests run
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --omit=peer --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed ## create .venv and node_modules, install the service
 
 sample: $(VENV)/.installed ## import the sample sites into $(STORE) (once; re-running skips what is there)
 	$(TWIN) --store $(STORE) import --site denhaag --skip-imported \
@@ -40,7 +45,7 @@ key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 	  --output .twin/admin.key --if-missing > /dev/null
 	@echo "admin API key (header X-API-Key): $$(cat .twin/admin.key)"
 
-run: sample key ## install, import the sample sites once, serve the API on $(HOST):$(PORT)
+run: sample key node_modules/.installed ## install, import the sample sites once, serve the API on $(HOST):$(PORT)
 	$(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT)
 
 services: ## check (and start if stopped) the PostgreSQL server the tests use
