@@ -21,8 +21,10 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.routing import APIRoute
 
 from api.errors import install_error_handlers
+from api.etag import ETagMiddleware
+from api.jobs import JobManager
 from api.keys import KeyStore
-from api.routes import health, objects, sites
+from api.routes import health, jobs, objects, sites
 from api.settings import Settings
 from api.site_views import SiteViews
 from api.state import TwinState
@@ -56,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = open_store(config.store_url)
-        state = TwinState(config, store, keys, SiteViews(store))
+        state = TwinState(config, store, keys, SiteViews(store), JobManager(config.job_workers))
         app.state.twin = state
         try:
             yield
@@ -71,9 +73,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
     )
+    # the last added is the outermost: ETags are computed on the body before gzip
+    app.add_middleware(ETagMiddleware)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(sites.router)
     app.include_router(objects.router)
+    app.include_router(jobs.router)
     return app

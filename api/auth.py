@@ -14,7 +14,7 @@ from fastapi import Depends
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import AuthenticationError, PermissionDeniedError
-from api.keys import READ_ROLES, KeyStore, Principal, UnknownKeyError
+from api.keys import READ_ROLES, KeyStore, Principal, Role, UnknownKeyError
 from api.settings import Settings
 from api.state import State
 
@@ -79,3 +79,23 @@ def require_reader(principal: CurrentPrincipal) -> Principal:
 
 
 Reader = Annotated[Principal, Depends(require_reader)]
+
+
+#: Roles that may change the twin or start work (drills, tilesets, layers).
+WRITE_ROLES: frozenset[Role] = frozenset({Role.ADMIN, Role.PLANNER})
+
+
+def require_writer(principal: CurrentPrincipal) -> Principal:
+    """The principal, if its role may change things or start work.
+
+    Raises
+    ------
+    PermissionDeniedError
+        If the role is read-only (display, pilot) or ingest-only (device).
+    """
+    if principal.role not in WRITE_ROLES:
+        raise PermissionDeniedError(f"a {principal.role.value} key may not change anything here")
+    return principal
+
+
+Writer = Annotated[Principal, Depends(require_writer)]

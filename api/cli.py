@@ -7,6 +7,7 @@ traceback for bad input.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -339,7 +340,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.settings import Settings
 
-    app = create_app(Settings(store_url=args.store))
+    app = create_app(dataclasses.replace(Settings.from_env(), store_url=args.store))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 

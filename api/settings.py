@@ -7,6 +7,9 @@ nothing):
 ``TWIN_STORE``      store URL: a SQLite file path or ``postgresql://...`` (``twin.db``)
 ``TWIN_KEYS_FILE``  the API key file (default ``<store path>.keys.json``)
 ``TWIN_API_KEYS``   bootstrap keys held in memory only: ``key:role[:scope1,scope2];...``
+``TWIN_ADMIN_KEY``  one more bootstrap key, with the admin role (for automation)
+``TWIN_CACHE``      where built tilesets are kept (default ``<store path>.cache``)
+``TWIN_JOB_WORKERS`` jobs that run at once (default 2)
 ==================  ====================================================================
 """
 
@@ -46,11 +49,25 @@ class Settings:
     store_url : SQLite file path or ``postgresql://`` URL
     keys_file : the API key file; ``None`` for ``<store path>.keys.json``
     bootstrap_keys : keys held in memory only (e.g. a first admin key for a container)
+    cache_dir : where built tilesets are kept; ``None`` for ``<store path>.cache``
+    job_workers : jobs that run at once
     """
 
     store_url: str | Path = "twin.db"
     keys_file: str | Path | None = None
     bootstrap_keys: tuple[BootstrapKey, ...] = field(default_factory=tuple)
+    cache_dir: str | Path | None = None
+    job_workers: int = 2
+
+    @property
+    def cache_path(self) -> Path:
+        """Where built tilesets and other derived files are kept."""
+        if self.cache_dir is not None:
+            return Path(self.cache_dir)
+        url = str(self.store_url)
+        if url.startswith(("postgresql://", "postgres://")):
+            return Path("twin.cache")
+        return Path(f"{url}.cache")
 
     @property
     def keys_path(self) -> Path:
@@ -64,18 +81,27 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Settings from ``TWIN_STORE``, ``TWIN_KEYS_FILE`` and ``TWIN_API_KEYS``.
+        """Settings from the ``TWIN_*`` environment variables in the module's table.
 
         Raises
         ------
         ValueError
-            If ``TWIN_API_KEYS`` is malformed.
+            If ``TWIN_API_KEYS`` or ``TWIN_JOB_WORKERS`` is malformed.
         """
         env = os.environ if environ is None else environ
+        keys = parse_bootstrap_keys(env.get("TWIN_API_KEYS", ""))
+        admin = env.get("TWIN_ADMIN_KEY", "").strip()
+        if admin:
+            keys += (BootstrapKey(admin, "admin"),)
+        workers = env.get("TWIN_JOB_WORKERS", "2").strip()
+        if not workers.isdigit() or not 1 <= int(workers) <= 64:
+            raise ValueError(f"TWIN_JOB_WORKERS must be a whole number 1..64, got {workers!r}")
         return cls(
             store_url=env.get("TWIN_STORE") or "twin.db",
             keys_file=env.get("TWIN_KEYS_FILE") or None,
-            bootstrap_keys=parse_bootstrap_keys(env.get("TWIN_API_KEYS", "")),
+            bootstrap_keys=keys,
+            cache_dir=env.get("TWIN_CACHE") or None,
+            job_workers=int(workers),
         )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.jobs import JobManager
 from api.keys import KeyStore
 from api.settings import Settings
 from api.site_views import SiteViews
@@ -28,15 +29,18 @@ class TwinState:
     store : the open CIM store
     keys : the API keys
     views : cached site views (spatial index, tree, scope)
+    jobs : long work running outside the event loop
     """
 
     settings: Settings
     store: Store
     keys: KeyStore
     views: SiteViews
+    jobs: JobManager
 
     def close(self) -> None:
-        """Release the store."""
+        """Stop the jobs, then release the store."""
+        self.jobs.shutdown()
         self.store.close()
 
 

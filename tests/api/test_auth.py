@@ -87,10 +87,13 @@ def test_bootstrap_keys_from_the_environment(twin: Twin) -> None:
             "TWIN_STORE": str(twin.settings.store_url),
             "TWIN_KEYS_FILE": str(twin.settings.keys_path.with_name("bootstrap.keys.json")),
             "TWIN_API_KEYS": f"boot-admin:admin; boot-pilot:pilot:{code}",
+            "TWIN_ADMIN_KEY": "automation-admin",
         }
     )
     with TestClient(create_app(settings)) as client:
         assert client.get("/sites", headers={"X-API-Key": "boot-admin"}).status_code == 200
+        automation = client.get("/jobs", headers={"X-API-Key": "automation-admin"})
+        assert automation.status_code == 200
         tree = client.get(f"/sites/{SITE}/tree", headers={"X-API-Key": "boot-pilot"}).json()
         assert [r["code"] for r in tree["roots"]] == [code]
     assert not settings.keys_path.exists()  # bootstrap keys are never written
@@ -108,3 +111,5 @@ def test_create_key_rejects_bad_grants(twin: Twin, role: str, scopes: tuple[str,
 def test_malformed_bootstrap_keys_are_rejected() -> None:
     with pytest.raises(ValueError, match="entry 2"):
         Settings.from_env({"TWIN_API_KEYS": "k:admin;onlykey"})
+    with pytest.raises(ValueError, match="TWIN_JOB_WORKERS"):
+        Settings.from_env({"TWIN_JOB_WORKERS": "-1"})
