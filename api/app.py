@@ -24,7 +24,7 @@ from api.errors import install_error_handlers
 from api.etag import ETagMiddleware
 from api.jobs import JobManager
 from api.keys import KeyStore
-from api.routes import health, jobs, objects, sites
+from api.routes import health, jobs, layers, objects, sites
 from api.settings import Settings
 from api.site_views import SiteViews
 from api.state import TwinState
@@ -81,4 +81,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sites.router)
     app.include_router(objects.router)
     app.include_router(jobs.router)
+    app.include_router(layers.router)
     return app

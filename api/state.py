@@ -6,13 +6,15 @@ the application stops; routes get it through the :data:`State` dependency.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from api.jobs import JobManager
 from api.keys import KeyStore
+from api.layers import LayerHub
 from api.settings import Settings
 from api.site_views import SiteViews
 from cim.errors import StoreError
@@ -30,6 +32,7 @@ class TwinState:
     keys : the API keys
     views : cached site views (spatial index, tree, scope)
     jobs : long work running outside the event loop
+    layers : value layers per site and their live subscribers
     """
 
     settings: Settings
@@ -37,6 +40,7 @@ class TwinState:
     keys: KeyStore
     views: SiteViews
     jobs: JobManager
+    layers: LayerHub = field(default_factory=LayerHub)
 
     def close(self) -> None:
         """Stop the jobs, then release the store."""
@@ -44,7 +48,7 @@ class TwinState:
         self.store.close()
 
 
-def get_state(request: Request) -> TwinState:
+def get_state(request: HTTPConnection) -> TwinState:
     """The application's state.
 
     Raises
