@@ -53,7 +53,9 @@ def test_bad_values_are_refused_and_nothing_changes(
     body = '{"values": {"X": NaN}}' if "X" in values else {"values": values}
     if isinstance(body, str):
         response = twin.client.put(
-            path, content=body, headers={**twin.headers("admin"), "Content-Type": "application/json"}
+            path,
+            content=body,
+            headers={**twin.headers("admin"), "Content-Type": "application/json"},
         )
     else:
         response = twin.client.put(path, json=body, headers=twin.headers("admin"))
