@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
@@ -25,6 +26,7 @@ from api.etag import ETagMiddleware
 from api.jobs import JobManager
 from api.keys import KeyStore
 from api.routes import health, jobs, layers, objects, sites
+from api.routes.viewer import mount_viewer
 from api.settings import Settings
 from api.site_views import SiteViews
 from api.state import TwinState
@@ -82,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(objects.router)
     app.include_router(jobs.router)
     app.include_router(layers.router)
+    mount_viewer(app, Path(config.web_modules))
     return app

@@ -3,14 +3,15 @@
 Environment variables (read by :meth:`Settings.from_env` only; a bare ``Settings()`` reads
 nothing):
 
-==================  ====================================================================
-``TWIN_STORE``      store URL: a SQLite file path or ``postgresql://...`` (``twin.db``)
-``TWIN_KEYS_FILE``  the API key file (default ``<store path>.keys.json``)
-``TWIN_API_KEYS``   bootstrap keys held in memory only: ``key:role[:scope1,scope2];...``
-``TWIN_ADMIN_KEY``  one more bootstrap key, with the admin role (for automation)
-``TWIN_CACHE``      where built tilesets are kept (default ``<store path>.cache``)
-``TWIN_JOB_WORKERS`` jobs that run at once (default 2)
-==================  ====================================================================
+====================  ===================================================================
+``TWIN_STORE``        store URL: a SQLite file path or ``postgresql://...`` (``twin.db``)
+``TWIN_KEYS_FILE``    the API key file (default ``<store path>.keys.json``)
+``TWIN_API_KEYS``     bootstrap keys held in memory only: ``key:role[:scope1,scope2];...``
+``TWIN_ADMIN_KEY``    one more bootstrap key, with the admin role (for automation)
+``TWIN_CACHE``        where built tilesets are kept (default ``<store path>.cache``)
+``TWIN_JOB_WORKERS``  jobs that run at once (default 2)
+``TWIN_WEB_MODULES``  the npm ``node_modules`` the viewer's modules come from
+====================  ===================================================================
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+#: Where ``make install`` puts the viewer's npm modules (the checkout's ``node_modules``).
+WEB_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
 
 #: The key file of a PostgreSQL store, which has no path to sit next to.
 POSTGRES_KEYS_FILE = "twin.keys.json"
@@ -51,6 +55,7 @@ class Settings:
     bootstrap_keys : keys held in memory only (e.g. a first admin key for a container)
     cache_dir : where built tilesets are kept; ``None`` for ``<store path>.cache``
     job_workers : jobs that run at once
+    web_modules : the ``node_modules`` holding three.js and 3d-tiles-renderer
     """
 
     store_url: str | Path = "twin.db"
@@ -58,6 +63,7 @@ class Settings:
     bootstrap_keys: tuple[BootstrapKey, ...] = field(default_factory=tuple)
     cache_dir: str | Path | None = None
     job_workers: int = 2
+    web_modules: str | Path = field(default_factory=lambda: WEB_MODULES)
 
     @property
     def cache_path(self) -> Path:
@@ -102,6 +108,7 @@ class Settings:
             bootstrap_keys=keys,
             cache_dir=env.get("TWIN_CACHE") or None,
             job_workers=int(workers),
+            web_modules=env.get("TWIN_WEB_MODULES") or WEB_MODULES,
         )
 
 

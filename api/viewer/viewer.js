@@ -1,0 +1,356 @@
+// The wall-display viewer: a site's 3D Tiles, orbit, pick a building, colour by a live layer.
+//
+// Data comes from the API with the key in an X-API-Key header (tiles included); value layers
+// arrive over /sites/{site}/layers/live. `window.twinViewer` exposes the state for the
+// browser tests and for operators' scripts.
+import * as THREE from 'three';
+import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
+import { TilesRenderer } from '3d-tiles-renderer';
+import { GLTFExtensionsPlugin } from '3d-tiles-renderer/plugins';
+
+const $ = (id) => document.getElementById(id);
+const query = new URLSearchParams(location.search);
+const KIND_COLOURS = {
+  Building: 0xd9dde3, BuildingPart: 0xd9dde3, Bridge: 0xa0a8b8, Road: 0x555d6b,
+  WaterBody: 0x3d7fc4, PlantCover: 0x5b9e5b, SolitaryVegetationObject: 0x4f8f4f,
+  TINRelief: 0x8a9a6b, Terrain: 0x8a9a6b, LandUse: 0xb9b48f,
+};
+const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], [215, 25, 28]];
+
+const viewer = {
+  ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
+  layer: null, coloured: 0, error: null, origin: null,
+};
+window.twinViewer = viewer;
+
+function takeKey() {
+  const hash = new URLSearchParams(location.hash.slice(1));
+  const fromHash = hash.get('key');
+  if (fromHash) {
+    localStorage.setItem('twin.key', fromHash);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  return localStorage.getItem('twin.key');
+}
+
+let key = takeKey();
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { 'X-API-Key': key, ...(options.headers || {}) } });
+  if (response.status === 401) throw Object.assign(new Error('unknown or missing API key'), { status: 401 });
+  if (!response.ok && response.status !== 202) {
+    let message = `${response.status}`;
+    try { message = (await response.json()).error.message; } catch { /* not JSON */ }
+    throw Object.assign(new Error(message), { status: response.status });
+  }
+  return response;
+}
+
+function status(text) { $('status').textContent = text; }
+
+function askForKey(message) {
+  $('login').hidden = false;
+  $('login-error').textContent = message || '';
+  $('login').onsubmit = (event) => {
+    event.preventDefault();
+    key = $('key').value.trim();
+    localStorage.setItem('twin.key', key);
+    $('login').hidden = true;
+    start();
+  };
+}
+
+// --- three.js scene ---------------------------------------------------------------------
+const canvas = $('scene');
+const renderer = new THREE.WebGLRenderer({ canvas, antialias: true, preserveDrawingBuffer: true });
+renderer.setPixelRatio(Math.min(window.devicePixelRatio, 2));
+renderer.setClearColor(0x0b1220);
+const scene = new THREE.Scene();
+const camera = new THREE.PerspectiveCamera(50, 1, 1, 200000);
+const controls = new OrbitControls(camera, canvas);
+controls.enableDamping = true;
+scene.add(new THREE.HemisphereLight(0xffffff, 0x334455, 2.2));
+const sun = new THREE.DirectionalLight(0xffffff, 1.6);
+sun.position.set(0.5, 1, 0.3);
+scene.add(sun);
+const world = new THREE.Group(); // tileset frame (ECEF) -> local ENU, y up
+world.matrixAutoUpdate = false;
+scene.add(world);
+let tiles = null;
+let socket = null;
+
+function resize() {
+  const w = window.innerWidth, h = window.innerHeight;
+  renderer.setSize(w, h, false);
+  camera.aspect = w / h;
+  camera.updateProjectionMatrix();
+  if (tiles) tiles.setResolutionFromRenderer(camera, renderer);
+}
+window.addEventListener('resize', resize);
+
+function frame() {
+  requestAnimationFrame(frame);
+  controls.update();
+  if (tiles) {
+    camera.updateMatrixWorld();
+    tiles.update();
+  }
+  renderer.render(scene, camera);
+}
+
+// ENU (east, north, up) metres -> three.js (x, y up, z south)
+const ENU_TO_THREE = new THREE.Matrix4().set(1, 0, 0, 0, 0, 0, 1, 0, 0, -1, 0, 0, 0, 0, 0, 1);
+
+function colourOf(value, min, max) {
+  const t = max > min ? Math.min(1, Math.max(0, (value - min) / (max - min))) : 0.5;
+  const x = t * (RAMP.length - 1), i = Math.min(RAMP.length - 2, Math.floor(x)), f = x - i;
+  return RAMP[i].map((c, k) => (c + (RAMP[i + 1][k] - c) * f) / 255);
+}
+
+// the codes of a mesh's features (feature id -> row of its property table)
+function featureCodes(mesh) {
+  if (mesh.userData.twinCodes) return mesh.userData.twinCodes;
+  const features = mesh.userData.meshFeatures, metadata = mesh.userData.structuralMetadata;
+  const ids = mesh.geometry.getAttribute('_feature_id_0');
+  if (!features || !metadata || !ids) return null;
+  const info = features.getFeatureInfo()[0];
+  let count = 0;
+  for (let i = 0; i < ids.count; i++) count = Math.max(count, ids.getX(i) + 1);
+  const idList = [...Array(count).keys()];
+  const rows = metadata.getPropertyTableData(idList.map(() => info.propertyTable), idList);
+  mesh.userData.twinCodes = rows.map((row) => (row ? row.code : null));
+  return mesh.userData.twinCodes;
+}
+
+function paint(root) {
+  const layer = viewer.layer;
+  root.traverse((mesh) => {
+    if (!mesh.isMesh) return;
+    const codes = featureCodes(mesh);
+    const ids = mesh.geometry.getAttribute('_feature_id_0');
+    if (!mesh.userData.twinMaterial) {
+      mesh.userData.twinMaterial = mesh.material;
+      mesh.material = mesh.material.clone();
+    }
+    if (!layer || !codes || !ids) {
+      mesh.material.vertexColors = false;
+      mesh.material.needsUpdate = true;
+      return;
+    }
+    const colours = new Float32Array(ids.count * 3);
+    let hit = 0;
+    const grey = [0.45, 0.48, 0.52];
+    for (let i = 0; i < ids.count; i++) {
+      const value = layer.values[codes[ids.getX(i)]];
+      const c = value === undefined ? grey : colourOf(value, layer.min, layer.max);
+      if (value !== undefined) hit++;
+      colours.set(c, i * 3);
+    }
+    mesh.geometry.setAttribute('color', new THREE.BufferAttribute(colours, 3));
+    mesh.material.vertexColors = true;
+    mesh.material.color.set(0xffffff);
+    mesh.material.needsUpdate = true;
+    if (hit) viewer.coloured++;
+  });
+}
+
+function showLegend() {
+  const layer = viewer.layer;
+  $('legend').hidden = !layer;
+  if (!layer) return;
+  $('legend-title').textContent = `${layer.name}${layer.legend ? ' · ' + layer.legend : ''}`;
+  const fmt = (v) => (v === null ? '–' : `${+v.toFixed(2)}${layer.unit ? ' ' + layer.unit : ''}`);
+  $('legend-min').textContent = fmt(layer.min);
+  $('legend-max').textContent = fmt(layer.max);
+}
+
+function applyLayer() {
+  viewer.coloured = 0;
+  if (tiles) paint(tiles.group);
+  showLegend();
+  if (viewer.selected) showValue(viewer.selected.code);
+}
+
+const layers = new Map();
+function onLayerMessage(message) {
+  if (message.type === 'layer') {
+    layers.set(message.layer.name, message.layer);
+  } else if (message.type === 'deleted') {
+    layers.delete(message.name);
+  } else {
+    return;
+  }
+  const select = $('layer'), wanted = select.value || query.get('layer') || '';
+  select.replaceChildren(new Option('colour by kind', ''));
+  for (const name of [...layers.keys()].sort()) select.add(new Option(name, name));
+  select.value = layers.has(wanted) ? wanted : '';
+  viewer.layer = layers.get(select.value) || null;
+  applyLayer();
+}
+$('layer').onchange = () => { viewer.layer = layers.get($('layer').value) || null; applyLayer(); };
+
+function subscribe(site) {
+  if (socket) socket.close();
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  socket = new WebSocket(`${scheme}://${location.host}/sites/${encodeURIComponent(site)}/layers/live`);
+  socket.onopen = () => socket.send(JSON.stringify({ key }));
+  socket.onmessage = (event) => onLayerMessage(JSON.parse(event.data));
+  socket.onclose = (event) => {
+    if (event.code >= 4400) return; // refused: do not hammer the server
+    setTimeout(() => { if (viewer.site === site) subscribe(site); }, 3000);
+  };
+}
+
+// --- picking ------------------------------------------------------------------------------
+const raycaster = new THREE.Raycaster();
+const triangle = new THREE.Triangle();
+const barycoord = new THREE.Vector3();
+
+function codeAt(hit) {
+  const mesh = hit.object;
+  const codes = featureCodes(mesh);
+  const features = mesh.userData.meshFeatures;
+  if (codes && features && hit.face) {
+    const pos = mesh.geometry.getAttribute('position');
+    triangle.setFromAttributeAndIndices(pos, hit.face.a, hit.face.b, hit.face.c);
+    triangle.a.applyMatrix4(mesh.matrixWorld);
+    triangle.b.applyMatrix4(mesh.matrixWorld);
+    triangle.c.applyMatrix4(mesh.matrixWorld);
+    triangle.getBarycoord(hit.point, barycoord);
+    const [id] = features.getFeatures(hit.faceIndex, barycoord);
+    if (id !== null && id !== undefined && codes[id]) return codes[id];
+  }
+  for (let o = mesh; o; o = o.parent) if (o.userData && o.userData.code) return o.userData.code;
+  return null;
+}
+
+function showValue(code) {
+  const layer = viewer.layer;
+  const value = layer ? layer.values[code] : undefined;
+  $('selected-value').textContent = value === undefined ? '' : `${layer.name}: ${value}${layer.unit ? ' ' + layer.unit : ''}`;
+}
+
+async function select(code) {
+  viewer.selected = { code };
+  $('panel').hidden = false;
+  $('selected-code').textContent = code;
+  $('selected-name').textContent = '…';
+  $('selected-kind').textContent = '';
+  showValue(code);
+  const detail = await (await api(`/sites/${encodeURIComponent(viewer.site)}/objects/${encodeURIComponent(code)}`)).json();
+  if (viewer.selected.code !== code) return;
+  viewer.selected = detail;
+  $('selected-name').textContent = detail.name || detail.kind;
+  $('selected-kind').textContent = detail.kind;
+  const list = $('selected-attributes');
+  list.replaceChildren();
+  for (const [name, value] of Object.entries(detail.attributes || {})) {
+    if (value === null || typeof value === 'object') continue;
+    list.append(Object.assign(document.createElement('dt'), { textContent: name }));
+    list.append(Object.assign(document.createElement('dd'), { textContent: String(value) }));
+  }
+}
+
+let downAt = null;
+canvas.addEventListener('pointerdown', (e) => { downAt = [e.clientX, e.clientY]; });
+canvas.addEventListener('pointerup', (e) => {
+  if (!downAt || Math.hypot(e.clientX - downAt[0], e.clientY - downAt[1]) > 5 || !tiles) return;
+  const ndc = new THREE.Vector2((e.clientX / window.innerWidth) * 2 - 1, -(e.clientY / window.innerHeight) * 2 + 1);
+  raycaster.setFromCamera(ndc, camera);
+  const [hit] = raycaster.intersectObject(tiles.group, true);
+  const code = hit ? codeAt(hit) : null;
+  if (code) select(code).catch((err) => status(err.message));
+  else { viewer.selected = null; $('panel').hidden = true; }
+});
+
+// site CRS metres -> CSS pixels on screen (for tests and overlays)
+viewer.project = (x, y, z) => {
+  const [ox, oy, oz] = viewer.origin;
+  const p = new THREE.Vector3(x - ox, z - oz, -(y - oy)).project(camera);
+  return [((p.x + 1) / 2) * window.innerWidth, ((1 - p.y) / 2) * window.innerHeight];
+};
+
+// --- loading a site -------------------------------------------------------------------------
+async function tilesetUrl(site) {
+  const url = `/sites/${encodeURIComponent(site)}/tiles/tileset.json`;
+  for (;;) {
+    const response = await api(url);
+    if (response.status !== 202) return [url, await response.json()];
+    const job = await response.json();
+    status(`building tiles ${Math.round((job.progress || 0) * 100)}% · ${job.message || ''}`);
+    await new Promise((resolve) => setTimeout(resolve, 700));
+  }
+}
+
+function frameCamera(info) {
+  const [minx, miny, maxx, maxy] = info.bbox;
+  const [ox, oy] = viewer.origin;
+  const cx = (minx + maxx) / 2 - ox, cy = (miny + maxy) / 2 - oy;
+  const radius = Math.max(50, Math.hypot(maxx - minx, maxy - miny) / 2);
+  controls.target.set(cx, 0, -cy);
+  if (query.get('view') === 'top') camera.position.set(cx, radius * 2.2, -cy + 0.01);
+  else camera.position.set(cx + radius * 0.9, radius * 1.1, -cy + radius * 1.3);
+  camera.near = Math.max(0.5, radius / 2000);
+  camera.far = radius * 20;
+  camera.updateProjectionMatrix();
+  controls.update();
+}
+
+async function loadSite(site) {
+  viewer.ready = false;
+  viewer.site = site;
+  viewer.tilesLoaded = 0;
+  if (tiles) { world.remove(tiles.group); tiles.dispose(); tiles = null; }
+  const info = await (await api(`/sites/${encodeURIComponent(site)}`)).json();
+  viewer.origin = info.enu_origin;
+  status(`${site}: loading tiles…`);
+  const [url, tileset] = await tilesetUrl(site);
+  const rootTransform = new THREE.Matrix4();
+  if (tileset.root.transform) rootTransform.fromArray(tileset.root.transform);
+  world.matrix.copy(ENU_TO_THREE).multiply(rootTransform.invert());
+  world.matrixWorldNeedsUpdate = true;
+  tiles = new TilesRenderer(url);
+  tiles.fetchOptions = { headers: { 'X-API-Key': key } };
+  tiles.registerPlugin(new GLTFExtensionsPlugin({ metadata: true, rtc: true }));
+  tiles.setCamera(camera);
+  tiles.setResolutionFromRenderer(camera, renderer);
+  tiles.addEventListener('load-model', ({ scene: model }) => {
+    viewer.tilesLoaded++;
+    for (const o of model.children) o.traverse((m) => {
+      if (m.isMesh && !m.geometry.getAttribute('_feature_id_0') && m.userData.kind) {
+        m.material = m.material.clone();
+        m.material.color.setHex(KIND_COLOURS[m.userData.kind] || 0xcccccc);
+      }
+    });
+    paint(model);
+    status(`${site}: ${viewer.tilesLoaded} tiles`);
+  });
+  tiles.addEventListener('tiles-load-end', () => { viewer.ready = true; });
+  world.add(tiles.group);
+  frameCamera(info);
+  subscribe(site);
+}
+
+async function start() {
+  if (!key) { askForKey(); return; }
+  try {
+    const sites = await (await api('/sites')).json();
+    const select = $('site');
+    select.replaceChildren(...sites.map((s) => new Option(s.name, s.name)));
+    if (!sites.length) { status('no sites yet: import one with `twin import`'); return; }
+    const wanted = query.get('site');
+    select.value = sites.some((s) => s.name === wanted) ? wanted : sites[0].name;
+    select.onchange = () => loadSite(select.value).catch(fail);
+    await loadSite(select.value);
+  } catch (err) { fail(err); }
+}
+
+function fail(err) {
+  viewer.error = err.message;
+  if (err.status === 401) { localStorage.removeItem('twin.key'); askForKey(err.message); return; }
+  status(`error: ${err.message}`);
+}
+
+resize();
+frame();
+start();
