@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 _ARRAY_BUFFER = 34962
 _ELEMENT_ARRAY_BUFFER = 34963
-_COMPONENT = {
+_COMPONENT: dict[np.dtype[Any], int] = {
     np.dtype(np.int8): 5120,
     np.dtype(np.uint8): 5121,
     np.dtype(np.int16): 5122,
