@@ -1,0 +1,118 @@
+"""Scenes out: GLB of a site, subtree or object; the site's 3D Tiles; PNG snapshots.
+
+GLBs are built in the worker thread pool and kept on disk per site version and root, so a
+wall of displays asking for the same building costs one export. Tilesets are built as a
+job: the first ``GET .../tiles/tileset.json`` answers ``202`` with the job (poll
+``/jobs/{id}``; the viewer shows its progress), later ones serve the files. A re-import
+changes the site version and with it every cached scene.
+
+A pilot sees scenes of its units only: ``scene.glb`` of an object in its scope (its unit
+when it has one), never the site tileset (403: it would show every other building).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from api.auth import Reader
+from api.errors import QueryError
+from api.keys import Principal
+from api.routes.sites import scoped_view
+from api.state import State, TwinState
+from cim.errors import NotFoundError
+from render.gltf import export_glb
+
+router = APIRouter(prefix="/sites/{site}", tags=["scenes"])
+
+GLB = "model/gltf-binary"
+
+#: Scene codes are digits and letters (terrain codes carry a ``T``).
+CodeParam = Annotated[str | None, Query(pattern=r"^[0-9A-Za-z]{1,40}$")]
+
+
+def _cached(path: Path, build: object) -> bytes:
+    """The file at ``path``, made by ``build()`` first when missing (atomically)."""
+    if path.is_file():
+        return path.read_bytes()
+    assert callable(build)
+    data: bytes = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+    return data
+
+
+def scene_root(state: TwinState, principal: Principal, site: str, root: str | None) -> str | None:
+    """The root a principal may export: any for a reader of the whole site; for a pilot an
+    object in its scope, defaulting to its one unit.
+
+    Raises
+    ------
+    NotFoundError
+        If the site or root does not exist, or lies outside a pilot's scope.
+    QueryError
+        If a pilot with several units gives no root.
+    """
+    view = scoped_view(state, principal, site)
+    if root is None and principal.scoped:
+        if len(principal.scopes) != 1:
+            raise QueryError("root", "a pilot with several units must name the one to export")
+        root = principal.scopes[0]
+    if root is not None and root not in view.by_code:
+        raise NotFoundError(f"site {site!r} has no object {root!r}")
+    return root
+
+
+def glb_response(state: TwinState, site: str, root: str | None) -> Response:
+    """The GLB of ``root`` (the site when ``None``), from the cache when built."""
+    info = state.store.site(site)
+    name = f"{root or 'site'}.glb"
+    path = state.settings.cache_path / "glb" / site / f"v{info.version}" / name
+    data = _cached(path, lambda: export_glb(state.store, site, root))
+    tag = hashlib.blake2b(f"{site}/{info.version}/{name}".encode(), digest_size=12).hexdigest()
+    return Response(
+        data,
+        media_type=GLB,
+        headers={
+            "ETag": f'"{tag}"',
+            "Content-Disposition": f'inline; filename="{site}-{name}"',
+            "Cache-Control": "no-cache",
+        },
+    )
+
+
+@router.get("/scene.glb", response_class=Response, responses={200: {"content": {GLB: {}}}})
+def site_scene(site: str, state: State, principal: Reader, root: CodeParam = None) -> Response:
+    """Binary glTF of the site, or of the subtree under ``root``: nodes mirror the
+    containment tree, each with its code, kind, name and attributes in ``extras``; y-up
+    around the site's ENU origin, recorded in the asset's ``extras``.
+
+    Raises
+    ------
+    NotFoundError
+        If the site or root does not exist (or is outside a pilot's scope).
+    """
+    return glb_response(state, site, scene_root(state, principal, site, root))
+
+
+@router.get(
+    "/objects/{code}/scene.glb", response_class=Response, responses={200: {"content": {GLB: {}}}}
+)
+def object_scene(site: str, code: str, state: State, principal: Reader) -> Response:
+    """Binary glTF of one object and everything under it.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such object (or it is outside a pilot's scope).
+    """
+    return glb_response(state, site, scene_root(state, principal, site, code))
