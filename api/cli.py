@@ -90,6 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     tree.add_argument("--depth", type=int, default=2)
     tree.add_argument("--json", action="store_true")
 
+    export = sub.add_parser("export", help="write a GLB of one object and its subtree")
+    export.add_argument("code", help="object code (a building, a grid cell, a community, ...)")
+    export.add_argument("--site")
+    export.add_argument("--out", type=Path, required=True, help="the .glb file to write")
+    export.add_argument("--json", action="store_true")
+
     query = sub.add_parser("query", help="objects by box, point, nearness, polygon or code")
     query.add_argument("--site")
     selector = query.add_mutually_exclusive_group(required=True)
@@ -263,6 +269,39 @@ def _locate(store: Store, code: str, site: str | None) -> tuple[str, CimObject]:
     return found[0]
 
 
+def progress_bar(quiet: bool, total: int = 100) -> tuple[Any, Any]:
+    """A tqdm bar on stderr and a ``(fraction, message)`` callback that moves it."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="%", disable=quiet or None, bar_format="{l_bar}{bar}| {elapsed}")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.set_description(message[:40])
+        bar.update(int(fraction * total) - bar.n)
+
+    return bar, progress
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    part.write_bytes(data)
+    os.replace(part, path)
+
+
+def _cmd_export(store: Store, args: argparse.Namespace) -> int:
+    from render.gltf import export_glb
+
+    site, obj = _locate(store, args.code, args.site)
+    bar, progress = progress_bar(args.json)
+    with bar:
+        data = export_glb(store, site, obj.code, progress=progress)
+        progress(1.0, "written")
+    _write_atomically(args.out, data)
+    _emit({"site": site, "code": obj.code, "file": str(args.out), "bytes": len(data)}, args.json)
+    return 0
+
+
 def _subtree(store: Store, site: str, obj: CimObject, depth: int) -> dict[str, Any]:
     node: dict[str, Any] = {"code": obj.code, "kind": obj.kind, "name": obj.name}
     if depth > 0:
@@ -384,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "info": _cmd_info,
                 "tree": _cmd_tree,
                 "query": _cmd_query,
+                "export": _cmd_export,
             }[args.command]
             return command(store, args)
         finally:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
+from tests.render.gltf_validator import assert_valid
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -123,6 +124,17 @@ def test_tree_and_query(
     assert first["code"] in {o["code"] for o in json.loads(out)["sites"]["dh"]}
 
     code, _, err = _run(capsys, "--store", store, "tree", "nope")
+    assert code == 1 and "no object 'nope'" in err
+
+    glb = tmp_path / "out" / "building.glb"
+    code, out, _ = _run(
+        capsys, "--store", store, "export", first["code"], "--out", str(glb), "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["bytes"] == glb.stat().st_size > 1000
+    assert glb.read_bytes()[:4] == b"glTF"
+    assert_valid([glb])
+    code, _, err = _run(capsys, "--store", store, "export", "nope", "--out", str(glb))
     assert code == 1 and "no object 'nope'" in err
 
 
