@@ -48,10 +48,13 @@ key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 run: sample key node_modules/.installed ## install, import the sample sites once, serve the API on $(HOST):$(PORT)
 	$(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT)
 
-services: ## check (and start if stopped) the PostgreSQL server the tests use
+services: ## check (and start if stopped) the PostgreSQL server and MQTT broker the tests use
 	@bash .ci/services
 
-test: $(VENV)/.installed-dev services ## install what the tests need and run the whole suite
+browser: ## install Debian's Chromium and ChromeDriver for the viewer's browser test (once)
+	@bash .ci/browser
+
+test: $(VENV)/.installed-dev services browser ## install what the tests need and run the whole suite
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed-dev ## import-linter, ruff and mypy --strict
@@ -64,6 +67,6 @@ bench: $(VENV)/.installed-dev ## import benchmark against cjio (not part of the 
 	$(PY) bench/import_cityjson.py
 
 clean: ## remove the venv, the store and caches
-	rm -rf $(VENV) $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json .twin .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json $(STORE).cache .twin .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install sample key run services test lint bench clean
+.PHONY: help install sample key run services browser test lint bench clean
