@@ -52,11 +52,15 @@ class GlbBuilder:
 
     # -- binary data ----------------------------------------------------------------------------
     def add_view(
-        self, data: bytes | NDArray[Any], target: int | None = None, stride: int | None = None
+        self,
+        data: bytes | NDArray[Any],
+        target: int | None = None,
+        stride: int | None = None,
+        align: int = 4,
     ) -> int:
-        """Append bytes (4-byte aligned) as a new buffer view; returns its index."""
+        """Append bytes (``align``-byte aligned) as a new buffer view; returns its index."""
         raw = data if isinstance(data, bytes) else np.ascontiguousarray(data).tobytes()
-        pad = (-self._length) % 4
+        pad = (-self._length) % align
         if pad:
             self._parts.append(b"\x00" * pad)
             self._length += pad
@@ -138,7 +142,7 @@ class GlbBuilder:
         """The GLB: header, JSON chunk (space padded), BIN chunk (zero padded)."""
         gltf = {k: v for k, v in self.gltf.items() if v != []}
         binary = b"".join(self._parts)
-        binary += b"\x00" * ((-len(binary)) % 4)
+        binary += b"\x00" * ((-len(binary)) % 8)
         if binary:
             gltf["buffers"] = [{"byteLength": len(binary)}]
         else:
