@@ -44,6 +44,7 @@ key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 	@$(TWIN) --store $(STORE) keys create --role admin --name make-run \
 	  --output .twin/admin.key --if-missing > /dev/null
 	@echo "admin API key (header X-API-Key): $$(cat .twin/admin.key)"
+	@echo "viewer: http://$(HOST):$(PORT)/#key=$$(cat .twin/admin.key)"
 
 run: sample key node_modules/.installed ## install, import the sample sites once, serve the API on $(HOST):$(PORT)
 	$(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT)
@@ -69,4 +70,10 @@ bench: $(VENV)/.installed-dev ## import benchmark against cjio (not part of the 
 clean: ## remove the venv, the store and caches
 	rm -rf $(VENV) node_modules $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json $(STORE).cache .twin .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install sample key run services browser test lint bench clean
+.PHONY: help install sample key run services browser test lint bench bench-serving clean
+
+bench-serving: $(VENV)/.installed-dev ## tile serving under 50 clients: our API against nginx (installs nginx, wrk)
+	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light wrk >/dev/null || \
+	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx wrk >/dev/null)
+	$(PY) bench/tiles_serving.py

@@ -115,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (each with its own jobs)"
+    )
 
     run = sub.add_parser("run", help="run a drill (traffic, crowd, flood, ...)")
     drills = run.add_subparsers(dest="drill", required=True)
@@ -379,6 +382,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.settings import Settings
 
+    if args.workers < 1:
+        raise ValueError("--workers must be at least 1")
+    if args.workers > 1:
+        # each worker process builds its own application from the environment
+        os.environ["TWIN_STORE"] = str(args.store)
+        uvicorn.run(
+            "api.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="warning",
+        )
+        return 0
     app = create_app(dataclasses.replace(Settings.from_env(), store_url=args.store))
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0

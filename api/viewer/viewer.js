@@ -283,7 +283,7 @@ async function tilesetUrl(site) {
 }
 
 function frameCamera(info) {
-  const [minx, miny, maxx, maxy] = info.bbox;
+  const [minx, miny, , maxx, maxy] = info.bbox; // (minx, miny, minz, maxx, maxy, maxz)
   const [ox, oy] = viewer.origin;
   const cx = (minx + maxx) / 2 - ox, cy = (miny + maxy) / 2 - oy;
   const radius = Math.max(50, Math.hypot(maxx - minx, maxy - miny) / 2);

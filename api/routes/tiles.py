@@ -1,0 +1,131 @@
+"""``/sites/{site}/tiles``: the site's 3D Tiles 1.1, built once per site version as a job.
+
+``GET tileset.json`` serves the tileset when built; otherwise it starts (or joins) the build
+job and answers ``202`` with the job record and ``Location: /jobs/{id}``. ``POST`` starts the
+build explicitly (planner, admin). Tile files are served from the cache directory through
+:func:`render.tiles.resolve_tile`, which refuses any path that could leave it; their ETag is
+the site version and path, so a re-import changes every tag.
+
+Pilots get 403 here: a tileset shows every building of the site; their unit's scene is
+``/sites/{site}/objects/{code}/scene.glb``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from api.auth import Reader, Writer
+from api.errors import PermissionDeniedError
+from api.jobs import Job, Progress
+from api.keys import Principal
+from api.state import State, TwinState
+from render.tiles import build_tileset, resolve_tile, tileset_dir, tileset_version
+
+router = APIRouter(prefix="/sites/{site}/tiles", tags=["tiles"])
+
+MEDIA = {".json": "application/json", ".glb": "model/gltf-binary"}
+
+
+def _whole_site_reader(principal: Principal) -> None:
+    if principal.scoped:
+        raise PermissionDeniedError(
+            "a pilot key sees its units only: use /sites/{site}/objects/{code}/scene.glb"
+        )
+
+
+def built_dir(state: TwinState, site: str) -> tuple[str, Path]:
+    """The site's tileset version and directory (which may not exist yet).
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such site.
+    """
+    version = tileset_version(state.store, site)
+    return version, tileset_dir(state.settings.cache_path / "tiles", site, version)
+
+
+def start_build(state: TwinState, principal: Principal, site: str, version: str) -> Job:
+    """The build job of this site version (joining one that runs)."""
+    cache = state.settings.cache_path / "tiles"
+
+    def work(progress: Progress) -> dict[str, Any]:
+        path = build_tileset(state.store, site, cache, progress=progress)
+        return {
+            "site": site,
+            "version": version,
+            "tileset": f"/sites/{site}/tiles/tileset.json",
+            "files": sum(1 for p in path.parent.rglob("*") if p.is_file()),
+        }
+
+    return state.jobs.submit(
+        "tiles", principal.key_id, work, {"site": site}, dedupe=f"tiles:{site}:{version}"
+    )
+
+
+def _accepted(job: Job) -> JSONResponse:
+    return JSONResponse(
+        job.to_dict(), status_code=202, headers={"Location": f"/jobs/{job.id}", "Retry-After": "1"}
+    )
+
+
+def _file(state: TwinState, site: str, version: str, root: Path, relative: str) -> Response:
+    path = resolve_tile(root, relative)
+    tag = hashlib.blake2b(f"{site}/{version}/{relative}".encode(), digest_size=12).hexdigest()
+    return Response(
+        path.read_bytes(),
+        media_type=MEDIA.get(path.suffix, "application/octet-stream"),
+        headers={"ETag": f'"{tag}"', "Cache-Control": "no-cache"},
+    )
+
+
+@router.get("/tileset.json", response_model=None, responses={202: {"description": "building"}})
+def read_tileset(site: str, state: State, principal: Reader) -> Response:
+    """The tileset, or ``202`` with the build job while it is being built.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such site.
+    PermissionDeniedError
+        For a pilot key (403).
+    """
+    _whole_site_reader(principal)
+    version, root = built_dir(state, site)
+    if not (root / "tileset.json").is_file():
+        return _accepted(start_build(state, principal, site, version))
+    return _file(state, site, version, root, "tileset.json")
+
+
+@router.post("", status_code=202, response_model=None)
+def build_tiles(site: str, state: State, principal: Writer) -> Response:
+    """Start building the site's tileset (or join the build that runs); ``202`` with the job.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such site.
+    """
+    version, _ = built_dir(state, site)
+    return _accepted(start_build(state, principal, site, version))
+
+
+@router.get("/{path:path}", response_model=None)
+def read_tile(site: str, path: str, state: State, principal: Reader) -> Response:
+    """One file of the built tileset (``buildings/2/1/3.glb`` ...).
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such site or file, or the path tries to leave the tileset.
+    PermissionDeniedError
+        For a pilot key (403).
+    """
+    _whole_site_reader(principal)
+    version, root = built_dir(state, site)
+    return _file(state, site, version, root, path)

@@ -1,0 +1,223 @@
+"""The viewer in a real browser: Debian's Chromium, headless, driven through ChromeDriver.
+
+The API runs on a loopback port over the Den Haag sample. The page builds the tileset (a
+job it waits on), loads tiles, draws a city that is not blank, picks a known building when
+clicked at the building's screen position, and colours by a layer pushed over the
+WebSocket. A screenshot lands in ``build/test-output/``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.action_builder import ActionBuilder
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from api.app import create_app
+from api.keys import KeyStore
+from api.settings import Settings
+from cim.importer import import_source
+from cim.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+DENHAAG = ROOT / "assets" / "denhaag_01" / "denhaag_01_lod2.city.json"
+OUTPUT = ROOT / "build" / "test-output"
+SITE = "denhaag"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # running in a thread
+        pass
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+    """(base URL, admin key, store path) of an API on a loopback port."""
+    path = tmp_path_factory.mktemp("viewer") / "t.db"
+    store = open_store(path)
+    try:
+        import_source(store, DENHAAG, site=SITE)
+    finally:
+        store.close()
+    settings = Settings(store_url=path)
+    key = KeyStore(settings.keys_path).create_key("admin", name="browser test")
+    port = _free_port()
+    server = _Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", key, path
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[webdriver.Chrome]:
+    """Headless Chromium with WebGL on SwiftShader."""
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, (
+        "Chromium and ChromeDriver are installed by `make test` (.ci/browser)"
+    )
+    options = Options()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--use-angle=swiftshader",
+        "--enable-unsafe-swiftshader",
+        "--window-size=1280,800",
+        "--force-device-scale-factor=1",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    chrome = webdriver.Chrome(service=Service(driver), options=options)
+    chrome.set_script_timeout(30)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+
+
+def _state(browser: webdriver.Chrome, expression: str) -> object:
+    return browser.execute_script(f"return window.twinViewer && ({expression});")
+
+
+def _wait(browser: webdriver.Chrome, expression: str, timeout: float = 90) -> None:
+    try:
+        WebDriverWait(browser, timeout, poll_frequency=0.25).until(lambda b: _state(b, expression))
+    except Exception:
+        logs = [entry["message"] for entry in browser.get_log("browser")][-20:]
+        state = browser.execute_script("return JSON.stringify(window.twinViewer || null)")
+        pytest.fail(f"viewer never reached {expression!r}; state {state}; console {logs}")
+
+
+PIXEL_SPREAD = """
+const source = document.getElementById('scene');
+const copy = document.createElement('canvas');
+copy.width = 256; copy.height = 160;
+const ctx = copy.getContext('2d');
+ctx.drawImage(source, 0, 0, copy.width, copy.height);
+const data = ctx.getImageData(0, 0, copy.width, copy.height).data;
+let sum = 0, sum2 = 0, n = 0;
+for (let i = 0; i < data.length; i += 4) {
+  const v = 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+  sum += v; sum2 += v * v; n++;
+}
+const mean = sum / n;
+return Math.sqrt(Math.max(0, sum2 / n - mean * mean));
+"""
+
+
+def _target_building(store_path: Path) -> tuple[str, tuple[float, float, float]]:
+    """A building near the site centre, and a point on its roof (site CRS)."""
+    store = open_store(store_path)
+    try:
+        info = store.site(SITE)
+        buildings = [b for b in store.by_kind(SITE, "Building") if b.footprint is not None]
+    finally:
+        store.close()
+    assert info.bbox is not None
+    minx, miny, _, maxx, maxy, _ = info.bbox
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    near = sorted(buildings, key=lambda b: b.footprint.centroid.distance(_point(cx, cy)))[:15]
+    best = max(near, key=lambda b: b.footprint.area)
+    inside = best.footprint.point_on_surface()
+    assert best.bbox is not None
+    return best.code, (inside.x, inside.y, best.bbox[5])
+
+
+def _point(x: float, y: float) -> object:
+    import shapely
+
+    return shapely.Point(x, y)
+
+
+def test_viewer_shows_the_city_and_picks_a_building(
+    served: tuple[str, str, Path], browser: webdriver.Chrome
+) -> None:
+    base, key, store_path = served
+    browser.get(f"{base}/?site={SITE}&view=top#key={key}")
+    _wait(browser, "window.twinViewer.tilesLoaded > 0 && window.twinViewer.ready")
+    assert "key=" not in browser.current_url  # the key leaves the address bar
+    time.sleep(1.0)  # a few frames after the last tile
+    spread = browser.execute_script(PIXEL_SPREAD)
+    assert spread > 8, f"the canvas looks blank (grey-level spread {spread:.1f})"
+    requested = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(n => n.includes('/tiles/') && n.endsWith('.glb')).length"
+    )
+    assert requested > 0
+
+    code, (x, y, z) = _target_building(store_path)
+    sx, sy = browser.execute_script("return window.twinViewer.project(...arguments)", x, y, z)
+    assert 0 < sx < 1280 and 0 < sy < 800, (sx, sy)
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(int(sx), int(sy)).click()
+    actions.perform()
+    WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "selected-code").text == code)
+    WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "selected-name").text != "…")
+
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(OUTPUT / "viewer-picked.png"))
+    ActionChains(browser).reset_actions()
+
+
+def test_viewer_colours_by_a_pushed_layer(
+    served: tuple[str, str, Path], browser: webdriver.Chrome
+) -> None:
+    import httpx
+
+    base, key, store_path = served
+    if browser.current_url.split("#")[0] != f"{base}/?site={SITE}&view=top":
+        browser.get(f"{base}/?site={SITE}&view=top#key={key}")
+    _wait(browser, "window.twinViewer.tilesLoaded > 0 && window.twinViewer.ready")
+    store = open_store(store_path)
+    try:  # a test value per building: its height
+        values = {
+            b.code: round(b.bbox[5] - b.bbox[2], 2)
+            for b in store.by_kind(SITE, "Building")
+            if b.bbox is not None
+        }
+    finally:
+        store.close()
+    response = httpx.put(
+        f"{base}/sites/{SITE}/layers/browser-test",
+        headers={"X-API-Key": key},
+        json={"values": values, "legend": "test value", "unit": "m"},
+    )
+    assert response.status_code == 200, response.text
+    browser.execute_script(
+        "const s = document.getElementById('layer'); s.value = 'browser-test';"
+        "s.dispatchEvent(new Event('change'));"
+    )
+    _wait(browser, "window.twinViewer.layer && window.twinViewer.coloured > 0", 20)
+    assert browser.find_element(By.ID, "legend-title").text.startswith("browser-test")
+    shown = browser.find_element(By.ID, "legend-max").text
+    assert shown == f"{max(values.values()):g} m", shown
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(OUTPUT / "viewer-layer.png"))
