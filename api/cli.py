@@ -96,6 +96,11 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="the .glb file to write")
     export.add_argument("--json", action="store_true")
 
+    tiles = sub.add_parser("tiles", help="write the 3D Tiles 1.1 tileset of a site")
+    tiles.add_argument("--site", help="the site (default: the only one in the store)")
+    tiles.add_argument("--out", type=Path, required=True, help="directory for tileset.json")
+    tiles.add_argument("--json", action="store_true")
+
     query = sub.add_parser("query", help="objects by box, point, nearness, polygon or code")
     query.add_argument("--site")
     selector = query.add_mutually_exclusive_group(required=True)
@@ -305,6 +310,27 @@ def _cmd_export(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tiles(store: Store, args: argparse.Namespace) -> int:
+    from render.tiles import write_tileset
+
+    site = args.site
+    if site is None:
+        names = [s.name for s in store.sites()]
+        if len(names) != 1:
+            raise ValueError(f"the store holds sites {names}: pass --site")
+        site = names[0]
+    store.site(site)
+    occupied = args.out.exists() and any(args.out.iterdir())
+    if occupied and not (args.out / "tileset.json").is_file():
+        raise ValueError(f"{args.out} is not empty and holds no tileset: pick another --out")
+    bar, progress = progress_bar(args.json)
+    with bar:
+        summary = write_tileset(store, site, args.out, progress=progress)
+        progress(1.0, "written")
+    _emit({"site": site, "tileset": str(args.out / "tileset.json"), **summary}, args.json)
+    return 0
+
+
 def _subtree(store: Store, site: str, obj: CimObject, depth: int) -> dict[str, Any]:
     node: dict[str, Any] = {"code": obj.code, "kind": obj.kind, "name": obj.name}
     if depth > 0:
@@ -441,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "tree": _cmd_tree,
                 "query": _cmd_query,
                 "export": _cmd_export,
+                "tiles": _cmd_tiles,
             }[args.command]
             return command(store, args)
         finally:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,11 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def walk_tiles(tile: dict[str, Any]) -> list[dict[str, Any]]:
+    """A tile and all tiles under it."""
+    return [tile, *(t for child in tile.get("children", []) for t in walk_tiles(child))]
 
 
 def _file_counts(path: Path) -> dict[str, int]:
@@ -136,6 +142,19 @@ def test_tree_and_query(
     assert_valid([glb])
     code, _, err = _run(capsys, "--store", store, "export", "nope", "--out", str(glb))
     assert code == 1 and "no object 'nope'" in err
+
+    out_dir = tmp_path / "tiles"
+    code, out, _ = _run(capsys, "--store", store, "tiles", "--out", str(out_dir), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    tileset = json.loads((out_dir / "tileset.json").read_text())
+    assert tileset["asset"]["version"] == "1.1"
+    written = sorted(out_dir.rglob("*.glb"))
+    assert len(written) == summary["tiles"] > 1
+    uris = [n["content"]["uri"] for n in walk_tiles(tileset["root"]) if "content" in n]
+    assert sorted(out_dir / u for u in uris) == written
+    code, _, err = _run(capsys, "--store", store, "tiles", "--site", "nope", "--out", str(out_dir))
+    assert code == 1 and "nope" in err
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
