@@ -30,6 +30,7 @@ from api.routes.viewer import mount_viewer
 from api.settings import Settings
 from api.site_views import SiteViews
 from api.state import TwinState
+from api.tilefast import TileFastPath
 from cim.store import open_store
 
 API_TITLE = "City twin"
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the last added is the outermost: ETags are computed on the body before gzip
     app.add_middleware(ETagMiddleware)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(TileFastPath)  # outermost: cached tiles skip the rest
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(sites.router)

@@ -17,6 +17,7 @@ from api.keys import KeyStore
 from api.layers import LayerHub
 from api.settings import Settings
 from api.site_views import SiteViews
+from api.tilecache import TileCache
 from cim.errors import StoreError
 from cim.store import Store
 
@@ -33,6 +34,7 @@ class TwinState:
     views : cached site views (spatial index, tree, scope)
     jobs : long work running outside the event loop
     layers : value layers per site and their live subscribers
+    tiles : built tiles held in memory
     """
 
     settings: Settings
@@ -41,6 +43,7 @@ class TwinState:
     views: SiteViews
     jobs: JobManager
     layers: LayerHub = field(default_factory=LayerHub)
+    tiles: TileCache = field(default_factory=TileCache)
 
     def close(self) -> None:
         """Stop the jobs, then release the store."""

@@ -73,15 +73,16 @@ def _free_port() -> int:
 
 def _wait_http(url: str, headers: dict[str, str], timeout: float = 60) -> bytes:
     deadline = time.monotonic() + timeout
+    last = ""
     while True:
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=headers)) as r:
                 if r.status == 200:
                     return bytes(r.read())
-        except OSError:
-            pass
+        except OSError as exc:
+            last = str(exc)
         if time.monotonic() > deadline:
-            raise SystemExit(f"bench: {url} did not answer 200 within {timeout} s")
+            raise SystemExit(f"bench: {url} did not answer 200 within {timeout} s ({last})")
         time.sleep(0.3)
 
 
@@ -132,6 +133,7 @@ def main() -> int:
     from render.tiles import build_tileset
 
     work = Path(tempfile.mkdtemp(prefix="tiles-serving-"))
+    work.chmod(0o755)  # nginx's workers run as an unprivileged user
     store_path = work / "bench.db"
     store = open_store(store_path)
     import_source(store, DENHAAG, site=SITE)
@@ -139,6 +141,9 @@ def main() -> int:
     tileset = build_tileset(store, SITE, settings.cache_path / "tiles")
     store.close()
     tiles_dir = tileset.parent
+    for folder, dirs, _ in os.walk(work):  # readable by nginx's unprivileged workers
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
     files = sorted(p.relative_to(tiles_dir).as_posix() for p in tiles_dir.rglob("*") if p.is_file())
     key = KeyStore(settings.keys_path).create_key("display", name="bench")
     paths = ", ".join(f'"/sites/{SITE}/tiles/{f}"' for f in files)
@@ -146,6 +151,7 @@ def main() -> int:
     script.write_text(WRK_SCRIPT.format(paths=paths, key=key))
     sizes = [(tiles_dir / f).stat().st_size for f in files]
 
+    OUT.mkdir(parents=True, exist_ok=True)
     ours_port, nginx_port = _free_port(), _free_port()
     conf = work / "nginx.conf"
     conf.write_text(
@@ -170,7 +176,7 @@ def main() -> int:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(OUT / "tiles_serving_api.log").open("wb"),
         start_new_session=True,
     )
     web = subprocess.Popen(
@@ -180,6 +186,7 @@ def main() -> int:
         start_new_session=True,
     )
     results: dict[str, list[dict[str, float]]] = {"ours": [], "nginx": []}
+    print(f"bench: serving {len(files)} files; API log in {OUT / 'tiles_serving_api.log'}")
     try:
         first = f"/sites/{SITE}/tiles/{files[0]}"
         header = {"X-API-Key": key}

@@ -12,18 +12,20 @@ Pilots get 403 here: a tileset shows every building of the site; their unit's sc
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.auth import Reader, Writer
 from api.errors import PermissionDeniedError
+from api.etag import matches
 from api.jobs import Job, Progress
 from api.keys import Principal
 from api.state import State, TwinState
+from api.tilecache import CachedFile
+from cim.errors import TwinError
 from render.tiles import build_tileset, resolve_tile, tileset_dir, tileset_version
 
 router = APIRouter(prefix="/sites/{site}/tiles", tags=["tiles"])
@@ -46,8 +48,22 @@ def built_dir(state: TwinState, site: str) -> tuple[str, Path]:
     NotFoundError
         If there is no such site.
     """
-    version = tileset_version(state.store, site)
-    return version, tileset_dir(state.settings.cache_path / "tiles", site, version)
+
+    def lookup() -> tuple[str, Path]:
+        version = tileset_version(state.store, site)
+        return version, tileset_dir(state.settings.cache_path / "tiles", site, version)
+
+    return state.tiles.version(site, lookup)
+
+
+def cached_tile(state: TwinState, site: str, relative: str) -> CachedFile | None:
+    """The built tileset's file ``relative`` from the cache, or ``None`` when there is no
+    such site, the tileset is not built, or the path is bad (the routes say which)."""
+    try:
+        version, root = built_dir(state, site)
+        return state.tiles.file(site, version, relative, lambda: resolve_tile(root, relative))
+    except (TwinError, OSError):
+        return None
 
 
 def start_build(state: TwinState, principal: Principal, site: str, version: str) -> Job:
@@ -74,18 +90,22 @@ def _accepted(job: Job) -> JSONResponse:
     )
 
 
-def _file(state: TwinState, site: str, version: str, root: Path, relative: str) -> Response:
-    path = resolve_tile(root, relative)
-    tag = hashlib.blake2b(f"{site}/{version}/{relative}".encode(), digest_size=12).hexdigest()
-    return Response(
-        path.read_bytes(),
-        media_type=MEDIA.get(path.suffix, "application/octet-stream"),
-        headers={"ETag": f'"{tag}"', "Cache-Control": "no-cache"},
-    )
+def _file(
+    state: TwinState, request: Request, site: str, version: str, root: Path, relative: str
+) -> Response:
+    entry = state.tiles.file(site, version, relative, lambda: resolve_tile(root, relative))
+    headers = {"ETag": entry.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if matches(request.headers.get("if-none-match", ""), entry.etag):
+        return Response(status_code=304, headers=headers)
+    media = MEDIA.get(PurePosixPath(relative).suffix, "application/octet-stream")
+    if "gzip" in request.headers.get("accept-encoding", "") and len(entry.data) > 1024:
+        body = state.tiles.note_gzip(entry)
+        return Response(body, media_type=media, headers={**headers, "Content-Encoding": "gzip"})
+    return Response(entry.data, media_type=media, headers=headers)
 
 
 @router.get("/tileset.json", response_model=None, responses={202: {"description": "building"}})
-def read_tileset(site: str, state: State, principal: Reader) -> Response:
+def read_tileset(site: str, request: Request, state: State, principal: Reader) -> Response:
     """The tileset, or ``202`` with the build job while it is being built.
 
     Raises
@@ -99,7 +119,7 @@ def read_tileset(site: str, state: State, principal: Reader) -> Response:
     version, root = built_dir(state, site)
     if not (root / "tileset.json").is_file():
         return _accepted(start_build(state, principal, site, version))
-    return _file(state, site, version, root, "tileset.json")
+    return _file(state, request, site, version, root, "tileset.json")
 
 
 @router.post("", status_code=202, response_model=None)
@@ -116,7 +136,7 @@ def build_tiles(site: str, state: State, principal: Writer) -> Response:
 
 
 @router.get("/{path:path}", response_model=None)
-def read_tile(site: str, path: str, state: State, principal: Reader) -> Response:
+def read_tile(site: str, path: str, request: Request, state: State, principal: Reader) -> Response:
     """One file of the built tileset (``buildings/2/1/3.glb`` ...).
 
     Raises
@@ -128,4 +148,4 @@ def read_tile(site: str, path: str, state: State, principal: Reader) -> Response
     """
     _whole_site_reader(principal)
     version, root = built_dir(state, site)
-    return _file(state, site, version, root, path)
+    return _file(state, request, site, version, root, path)

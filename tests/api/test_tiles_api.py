@@ -93,3 +93,18 @@ def test_pilot_may_not_read_the_site_tileset_and_display_may_not_build(twin: Twi
         ).status_code
         == 404
     )
+
+
+def test_tiles_come_gzipped_when_asked_with_one_etag(twin: Twin) -> None:
+    uri = _content_uris(_built_tileset(twin)["root"])[0]
+    path = f"/sites/{SITE}/tiles/{uri}"
+    plain = twin.client.get(path, headers={**twin.headers("admin"), "Accept-Encoding": "identity"})
+    zipped = twin.client.get(path, headers={**twin.headers("admin"), "Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in plain.headers
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert int(zipped.headers["Content-Length"]) < len(plain.content)
+    assert zipped.content == plain.content  # httpx decodes
+    assert zipped.headers["ETag"] == plain.headers["ETag"]
+    # the bearer form of the key reaches the same bytes
+    bearer = twin.client.get(path, headers={"Authorization": f"Bearer {twin.keys['display']}"})
+    assert bearer.content == plain.content
