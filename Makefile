@@ -67,3 +67,17 @@ clean: ## remove the venv, the store and caches
 	rm -rf $(VENV) $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json .twin .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: help install sample key run services test lint bench clean
+
+# VTK renders PNG snapshots off-screen through EGL (render/images.py); the wheels link the
+# system's libEGL, which Debian ships as libegl1 + libegl-mesa0
+$(VENV)/.egl-checked:
+	@if ! ldconfig -p | grep -q 'libEGL.so.1' || ! ldconfig -p | grep -q 'libEGL_mesa.so.0'; then \
+	  echo "error: off-screen rendering (render/images.py) needs EGL: apt-get install libegl1 libegl-mesa0" >&2; \
+	  exit 1; \
+	fi
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.egl-checked
+
+bench-tiles: $(VENV)/.installed-dev ## tileset build time and peak memory for Den Haag tiled to 25k and 100k buildings
+	$(PY) bench/tiles_scale.py

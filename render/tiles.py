@@ -241,10 +241,11 @@ def write_tileset(
     union = np.r_[boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0)]
     top_error = max([t.geometric_error for t in subtrees] + [0.5]) * 2
     extent = float(np.linalg.norm(union[3:] - union[:3]))
+    root_error = round(max(top_error, 1.0), 3)
     root = {
         "transform": frame.tileset_transform(),
         "boundingVolume": {"box": box_volume(union)},
-        "geometricError": round(max(top_error, 1.0), 3),
+        "geometricError": root_error,
         "refine": "REPLACE",
         "children": [tile_json(t) for t in subtrees],
     }
@@ -255,7 +256,7 @@ def write_tileset(
             "generator": "yiwang-citytwin render",
             "extras": {"site": site, **frame.extras()},
         },
-        "geometricError": round(max(2 * root["geometricError"], extent), 3),  # type: ignore[operator]
+        "geometricError": round(max(2 * root_error, extent), 3),
         "root": root,
     }
     (out_dir / "tileset.json").write_bytes(orjson.dumps(tileset, option=orjson.OPT_INDENT_2))
