@@ -98,6 +98,19 @@ def tileset_dir(cache_dir: Path, site: str, version: str) -> Path:
     return Path(cache_dir) / _site_dir_name(site) / version
 
 
+def cached_tileset(store: Store, site: str, cache_dir: Path) -> Path | None:
+    """The ``tileset.json`` of the site's current version if it is built, else ``None``
+    (a server can then start :func:`build_tileset` as a job).
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such site.
+    """
+    target = tileset_dir(cache_dir, site, tileset_version(store, site)) / "tileset.json"
+    return target if target.is_file() else None
+
+
 def resolve_tile(tileset_root: Path, relative: str) -> Path:
     """The file ``relative`` (``tileset.json``, ``buildings/2/1/3.glb``...) inside a tileset
     directory, refusing anything that could leave it.

@@ -25,7 +25,13 @@ from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import Store, open_store
 from render.placement import ecef_of
-from render.tiles import TilingOptions, build_tileset, resolve_tile, tileset_version
+from render.tiles import (
+    TilingOptions,
+    build_tileset,
+    cached_tileset,
+    resolve_tile,
+    tileset_version,
+)
 
 FINE = TilingOptions(leaf_features=40, coarse_features=80, terrain_leaf_faces=800)
 
@@ -209,7 +215,9 @@ def test_second_build_is_cached_and_reimport_invalidates(assets_dir: Path, tmp_p
     store = open_store(tmp_path / "s.db")
     try:
         import_source(store, houses, site="m", options=LoadOptions(default_height_m=6.0))
+        assert cached_tileset(store, "m", tmp_path / "cache") is None
         first = build_tileset(store, "m", tmp_path / "cache")
+        assert cached_tileset(store, "m", tmp_path / "cache") == first
         stamp = first.stat().st_mtime_ns
         started = time.perf_counter()
         assert build_tileset(store, "m", tmp_path / "cache") == first
@@ -218,6 +226,7 @@ def test_second_build_is_cached_and_reimport_invalidates(assets_dir: Path, tmp_p
         import_source(store, houses, site="m", options=LoadOptions(default_height_m=9.0))
         second = build_tileset(store, "m", tmp_path / "cache")
         assert second != first and second.is_file() and not first.exists()
+        assert cached_tileset(store, "m", tmp_path / "cache") == second
         assert second.parent.name == tileset_version(store, "m")
     finally:
         store.close()
