@@ -37,43 +37,52 @@ store.close()
 """
 
 _TILES = """
-import json, resource, sys, time, shutil, tempfile
+import json, sys, time, shutil, tempfile
+def hwm_mb():  # peak RSS of this process (fresh after exec, unlike ru_maxrss)
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM")) / 1024
 from cim.store import open_store
 import render.tiles, render.features, shapely, pyproj  # module imports are not tiling work
 store = open_store(sys.argv[1])
 out = tempfile.mkdtemp(dir=sys.argv[2])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm_mb() * 1024
 t = time.perf_counter()
 summary = render.tiles.write_tileset(store, "bench", out)
 wall = time.perf_counter() - t
 store.close()
 shutil.rmtree(out)
 print(json.dumps({"wall_s": wall, **summary,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mb": hwm_mb(),
                   "base_rss_mb": base / 1024}))
 """
 
 _GLB = """
-import json, resource, sys, time
+import json, sys, time
+def hwm_mb():  # peak RSS of this process (fresh after exec, unlike ru_maxrss)
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM")) / 1024
 from cim.store import open_store
 import render.gltf
 store = open_store(sys.argv[1])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm_mb() * 1024
 t = time.perf_counter()
 data = render.gltf.export_glb(store, "bench")
 wall = time.perf_counter() - t
 print(json.dumps({"wall_s": wall, "bytes": len(data),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mb": hwm_mb(),
                   "base_rss_mb": base / 1024}))
 """
 
 _TRIMESH = """
-import json, resource, sys, time
+import json, sys, time
+def hwm_mb():  # peak RSS of this process (fresh after exec, unlike ru_maxrss)
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) for l in status if l.startswith("VmHWM")) / 1024
 import numpy as np, trimesh
 from cim.store import open_store
 from render.scene import gather_geometry, subtree_objects
 store = open_store(sys.argv[1])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = hwm_mb() * 1024
 t = time.perf_counter()
 objects = subtree_objects(store, "bench")
 geometry = gather_geometry(store, "bench", objects)
@@ -88,7 +97,7 @@ for i, obj in enumerate(objects):
 data = scene.export(file_type="glb")
 wall = time.perf_counter() - t
 print(json.dumps({"wall_s": wall, "bytes": len(data),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "peak_rss_mb": hwm_mb(),
                   "base_rss_mb": base / 1024}))
 """
 
