@@ -267,3 +267,28 @@ def test_tile_paths_cannot_leave_the_tileset(tilesets: dict[str, Path], bad: str
 def test_unknown_site_is_not_found(scene_store: Store, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         build_tileset(scene_store, "atlantis", tmp_path)
+
+
+def test_metadata_schema_and_tables_are_well_formed(tilesets: dict[str, Path]) -> None:
+    import re
+
+    identifier = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    path = tilesets["merewether"]
+    gltf, binary = read_tile(path.parent / "buildings/0/0/0.glb")
+    metadata = gltf["extensions"]["EXT_structural_metadata"]
+    schema = metadata["schema"]
+    assert identifier.match(schema["id"])
+    properties = schema["classes"]["feature"]["properties"]
+    assert {"code", "kind", "name", "height_m", "ground_m", "id"} <= set(properties)
+    assert all(identifier.match(name) for name in properties)
+    table = metadata["propertyTables"][0]
+    assert table["class"] == "feature" and table["count"] == 60
+    assert set(table["properties"]) == set(properties)
+    for column in table["properties"].values():
+        for key in ("values", "stringOffsets"):
+            if key in column:
+                view = gltf["bufferViews"][column[key]]
+                assert view["byteOffset"] % 8 == 0 and view["byteLength"] > 0
+    primitive = gltf["meshes"][0]["primitives"][0]
+    feature_ids = primitive["extensions"]["EXT_mesh_features"]["featureIds"][0]
+    assert feature_ids == {"featureCount": 60, "attribute": 0, "propertyTable": 0}
