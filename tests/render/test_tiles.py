@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -270,11 +271,9 @@ def test_unknown_site_is_not_found(scene_store: Store, tmp_path: Path) -> None:
 
 
 def test_metadata_schema_and_tables_are_well_formed(tilesets: dict[str, Path]) -> None:
-    import re
-
     identifier = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
     path = tilesets["merewether"]
-    gltf, binary = read_tile(path.parent / "buildings/0/0/0.glb")
+    gltf, _ = read_tile(path.parent / "buildings/0/0/0.glb")
     metadata = gltf["extensions"]["EXT_structural_metadata"]
     schema = metadata["schema"]
     assert identifier.match(schema["id"])
