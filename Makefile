@@ -70,10 +70,21 @@ bench: $(VENV)/.installed-dev ## import benchmark against cjio (not part of the 
 clean: ## remove the venv, the store and caches
 	rm -rf $(VENV) node_modules $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json $(STORE).cache .twin .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install sample key run services browser test lint bench bench-serving clean
+.PHONY: help install sample key run services browser test lint bench bench-serving bench-tiles clean
 
 bench-serving: $(VENV)/.installed-dev ## tile serving under 50 clients: our API against nginx (installs nginx, wrk)
 	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || \
 	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light wrk >/dev/null || \
 	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx wrk >/dev/null)
 	$(PY) bench/tiles_serving.py
+
+# VTK renders PNG snapshots off-screen through EGL (render/images.py); the wheels link the
+# system's libEGL, which Debian ships as libegl1 + libegl-mesa0
+$(VENV)/.egl-checked:
+	@bash .ci/browser egl
+	@mkdir -p $(VENV) && touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.egl-checked
+
+bench-tiles: $(VENV)/.installed-dev ## tileset build time and peak memory for Den Haag tiled to 25k and 100k buildings
+	$(PY) bench/tiles_scale.py

@@ -98,7 +98,7 @@ class GlbBuilder:
         """An accessor of ``count`` elements of ``width`` components into ``view``."""
         accessor: dict[str, Any] = {
             "bufferView": view,
-            "componentType": _COMPONENT[np.dtype(dtype)],
+            "componentType": _COMPONENT[dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)],
             "count": int(count),
             "type": _TYPE[width],
         }

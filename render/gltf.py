@@ -88,8 +88,12 @@ def export_glb(
 
     materials: dict[str, int] = {}
     node_of: dict[str, int] = {}
-    world: dict[str, NDArray[np.float64]] = {}
-    zero = np.zeros(3)
+    world: dict[str, list[float]] = {}
+    zero = [0.0, 0.0, 0.0]
+    # plain lists: one Python step per object, no numpy scalars in the loop
+    has_l, counts_l, fcounts_l = has_mesh.tolist(), counts.tolist(), fcounts.tolist()
+    voff_l, foff_l = geometry.vertex_offsets.tolist(), geometry.face_offsets.tolist()
+    lows_l, highs_l, centre_l = lows.tolist(), highs.tolist(), centre_yup.tolist()
     for i, obj in enumerate(objects):
         node: dict[str, Any] = {"name": obj.code, "extras": _node_extras(obj)}
         parent_node = node_of.get(obj.parent) if obj.parent is not None else None
@@ -97,22 +101,21 @@ def export_glb(
             world[obj.parent] if obj.parent is not None and parent_node is not None else zero
         )
         here = parent_world
-        if has_mesh[i]:
+        if has_l[i]:
             kind = obj.kind
             if kind not in materials:
                 materials[kind] = builder.add_material(kind_material(kind))
-            v0, f0 = int(geometry.vertex_offsets[i]), int(geometry.face_offsets[i])
             position = builder.add_accessor(
                 position_view,
                 np.float32,
                 3,
-                int(counts[i]),
-                offset_bytes=v0 * 12,
-                minimum=[float(v) for v in lows[i]],
-                maximum=[float(v) for v in highs[i]],
+                counts_l[i],
+                offset_bytes=voff_l[i] * 12,
+                minimum=lows_l[i],
+                maximum=highs_l[i],
             )
             indices = builder.add_accessor(
-                index_view, np.uint32, 1, int(fcounts[i]) * 3, offset_bytes=f0 * 12
+                index_view, np.uint32, 1, fcounts_l[i] * 3, offset_bytes=foff_l[i] * 12
             )
             primitive = {
                 "attributes": {"POSITION": position},
@@ -120,10 +123,10 @@ def export_glb(
                 "material": materials[kind],
             }
             node["mesh"] = builder.add_mesh({"name": obj.code, "primitives": [primitive]})
-            here = centre_yup[i]
-            translation = here - parent_world
-            if np.any(translation != 0):
-                node["translation"] = [float(v) for v in translation]
+            here = centre_l[i]
+            translation = [a - b for a, b in zip(here, parent_world, strict=True)]
+            if any(translation):
+                node["translation"] = translation
         node_of[obj.code] = builder.add_node(node, parent_node)
         world[obj.code] = here
     report(1.0, "done")

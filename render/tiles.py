@@ -98,6 +98,19 @@ def tileset_dir(cache_dir: Path, site: str, version: str) -> Path:
     return Path(cache_dir) / _site_dir_name(site) / version
 
 
+def cached_tileset(store: Store, site: str, cache_dir: Path) -> Path | None:
+    """The ``tileset.json`` of the site's current version if it is built, else ``None``
+    (a server can then start :func:`build_tileset` as a job).
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such site.
+    """
+    target = tileset_dir(cache_dir, site, tileset_version(store, site)) / "tileset.json"
+    return target if target.is_file() else None
+
+
 def resolve_tile(tileset_root: Path, relative: str) -> Path:
     """The file ``relative`` (``tileset.json``, ``buildings/2/1/3.glb``...) inside a tileset
     directory, refusing anything that could leave it.
@@ -241,10 +254,11 @@ def write_tileset(
     union = np.r_[boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0)]
     top_error = max([t.geometric_error for t in subtrees] + [0.5]) * 2
     extent = float(np.linalg.norm(union[3:] - union[:3]))
+    root_error = round(max(top_error, 1.0), 3)
     root = {
         "transform": frame.tileset_transform(),
         "boundingVolume": {"box": box_volume(union)},
-        "geometricError": round(max(top_error, 1.0), 3),
+        "geometricError": root_error,
         "refine": "REPLACE",
         "children": [tile_json(t) for t in subtrees],
     }
@@ -255,7 +269,7 @@ def write_tileset(
             "generator": "yiwang-citytwin render",
             "extras": {"site": site, **frame.extras()},
         },
-        "geometricError": round(max(2 * root["geometricError"], extent), 3),  # type: ignore[operator]
+        "geometricError": round(max(2 * root_error, extent), 3),
         "root": root,
     }
     (out_dir / "tileset.json").write_bytes(orjson.dumps(tileset, option=orjson.OPT_INDENT_2))

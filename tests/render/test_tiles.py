@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -25,7 +26,13 @@ from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import Store, open_store
 from render.placement import ecef_of
-from render.tiles import TilingOptions, build_tileset, resolve_tile, tileset_version
+from render.tiles import (
+    TilingOptions,
+    build_tileset,
+    cached_tileset,
+    resolve_tile,
+    tileset_version,
+)
 
 FINE = TilingOptions(leaf_features=40, coarse_features=80, terrain_leaf_faces=800)
 
@@ -209,7 +216,9 @@ def test_second_build_is_cached_and_reimport_invalidates(assets_dir: Path, tmp_p
     store = open_store(tmp_path / "s.db")
     try:
         import_source(store, houses, site="m", options=LoadOptions(default_height_m=6.0))
+        assert cached_tileset(store, "m", tmp_path / "cache") is None
         first = build_tileset(store, "m", tmp_path / "cache")
+        assert cached_tileset(store, "m", tmp_path / "cache") == first
         stamp = first.stat().st_mtime_ns
         started = time.perf_counter()
         assert build_tileset(store, "m", tmp_path / "cache") == first
@@ -218,6 +227,7 @@ def test_second_build_is_cached_and_reimport_invalidates(assets_dir: Path, tmp_p
         import_source(store, houses, site="m", options=LoadOptions(default_height_m=9.0))
         second = build_tileset(store, "m", tmp_path / "cache")
         assert second != first and second.is_file() and not first.exists()
+        assert cached_tileset(store, "m", tmp_path / "cache") == second
         assert second.parent.name == tileset_version(store, "m")
     finally:
         store.close()
@@ -258,3 +268,26 @@ def test_tile_paths_cannot_leave_the_tileset(tilesets: dict[str, Path], bad: str
 def test_unknown_site_is_not_found(scene_store: Store, tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         build_tileset(scene_store, "atlantis", tmp_path)
+
+
+def test_metadata_schema_and_tables_are_well_formed(tilesets: dict[str, Path]) -> None:
+    identifier = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    path = tilesets["merewether"]
+    gltf, _ = read_tile(path.parent / "buildings/0/0/0.glb")
+    metadata = gltf["extensions"]["EXT_structural_metadata"]
+    schema = metadata["schema"]
+    assert identifier.match(schema["id"])
+    properties = schema["classes"]["feature"]["properties"]
+    assert {"code", "kind", "name", "height_m", "ground_m", "id"} <= set(properties)
+    assert all(identifier.match(name) for name in properties)
+    table = metadata["propertyTables"][0]
+    assert table["class"] == "feature" and table["count"] == 60
+    assert set(table["properties"]) == set(properties)
+    for column in table["properties"].values():
+        for key in ("values", "stringOffsets"):
+            if key in column:
+                view = gltf["bufferViews"][column[key]]
+                assert view["byteOffset"] % 8 == 0 and view["byteLength"] > 0
+    primitive = gltf["meshes"][0]["primitives"][0]
+    feature_ids = primitive["extensions"]["EXT_mesh_features"]["featureIds"][0]
+    assert feature_ids == {"featureCount": 60, "attribute": 0, "propertyTable": 0}
