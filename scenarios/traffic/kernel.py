@@ -159,8 +159,8 @@ class LinkTransmission:
         # link state: cumulative platoon counts and capacity left this step
         self.n_up = np.zeros(m, dtype=np.int64)
         self.n_down = np.zeros(m, dtype=np.int64)
-        self.cap_out = np.zeros(m)
-        self.cap_in = np.zeros(m)
+        self.cap_out = self.lanes.copy()  # an idle link can pass a platoon at once
+        self.cap_in = self.lanes.copy()
         self.history = int(params.lag_steps.max()) + 2
         self.down_hist = np.zeros((self.history, m), dtype=np.int64)
         self.link_cols = np.arange(m)
@@ -257,8 +257,8 @@ class LinkTransmission:
     def _choose(self, plts: IntArray, nodes: IntArray) -> IntArray:
         """Next link for each platoon at each node, drawn in proportion to route preference.
 
-        Closed links are never drawn; with no preferred open link any open link is drawn;
-        with no open link the answer is -1.
+        Closed links and links from whose end the destination cannot be reached are never
+        drawn; with no preferred usable link any usable link is drawn; with none, -1.
         """
         deg = self.out_deg[nodes]
         k = plts.size
@@ -273,8 +273,9 @@ class LinkTransmission:
         seg = np.cumsum(deg) - deg
         rep = np.repeat(np.arange(plts.size), deg)
         cand = self.out_links[self.out_ptr[nodes][rep] + np.arange(rep.size) - seg[rep]]
-        open_ = self.rate_in[cand] > 0
-        weight = self.pref[self.dest_row[plts][rep], cand] * open_
+        rows_d = self.dest_row[plts][rep]
+        open_ = (self.rate_in[cand] > 0) & self.reach[rows_d, self.end[cand]]
+        weight = self.pref[rows_d, cand] * open_
         total = np.add.reduceat(weight, seg)
         none = total <= 0
         if none.any():
@@ -352,9 +353,10 @@ class LinkTransmission:
             nodes, tries, limit = nodes[keep], tries[keep], limit[keep]
 
     def _transfer(self, s: int, t: float, space: FloatArray) -> None:
-        cand = np.flatnonzero(self.n_up > self.n_down)
+        cand = np.arange(self.n_links)
         horizon = t + self.half
         for _ in range(MAX_ROUNDS):
+            cand = cand[self.n_up[cand] > self.n_down[cand]]
             if not cand.size:
                 return
             heads = self.buf[self.buf_off[cand] + self.n_down[cand] % self.buf_len[cand]]

@@ -152,25 +152,32 @@ class TrafficModel:
         """Recompute routes on current travel times every re-route interval."""
         while True:
             yield self.env.timeout(self.spec.reroute_interval_s)
-            self._reroute()
+            self.reroute()
 
-    def _reroute(self) -> None:
-        self.kernel.reroute(self.env.now, self.spec.route_weight, self.spec.route_noise)
+    def reroute(self, weight: float | None = None) -> None:
+        """Recompute routes now (also done by the rerouting actor and on closures).
+
+        ``weight`` is the share of the new shortest paths in the route preferences (default:
+        the spec's ``route_weight``; closures announce themselves and use 1).
+        """
+        share = self.spec.route_weight if weight is None else weight
+        self.kernel.reroute(self.env.now, share, self.spec.route_noise)
 
     def closure(self, link: int, event: Closure) -> Process:
         """Close ``event.lanes`` lanes (all when ``None``) of ``link`` for ``event.duration_s``."""
-        yield self.env.timeout(event.t_start_s)
+        if event.t_start_s > self.env.now:
+            yield self.env.timeout(event.t_start_s - self.env.now)
         lanes = float(self.spec.network.lanes[link])
         closed = lanes if event.lanes is None else min(float(event.lanes), lanes)
         self.kernel.set_open_lanes(link, self.kernel.lanes_open[link] - closed)
         if self.spec.reroute_on_closure:
-            self._reroute()
+            self.reroute(weight=1.0)
         if event.duration_s is None:
             return
         yield self.env.timeout(event.duration_s)
         self.kernel.set_open_lanes(link, min(self.kernel.lanes_open[link] + closed, lanes))
         if self.spec.reroute_on_closure:
-            self._reroute()
+            self.reroute(weight=1.0)
 
     def signal_plan(self, plan: SignalPlan, links: list[tuple[int, tuple[int, ...]]]) -> Process:
         """Cycle through the plan's phases, turning each listed link green in its phases."""
@@ -209,13 +216,14 @@ class TrafficModel:
     def run(self, progress: Progress | None = None) -> Result:
         """Simulate to ``tmax`` and gather the result."""
         t0 = time.perf_counter()
-        self._reroute()
-        self.env.process(self.integrator(progress))
-        self.env.process(self.rerouting())
+        self.reroute()
+        # actors first, so that what they do at time t applies to the step at t
         for link, event in self.closures:
             self.env.process(self.closure(link, event))
         for plan, links in self.signals:
             self.env.process(self.signal_plan(plan, links))
+        self.env.process(self.rerouting())
+        self.env.process(self.integrator(progress))
         self.env.run(until=self.tmax)
         result = self._result()
         result.wall_s = time.perf_counter() - t0
