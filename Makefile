@@ -67,3 +67,7 @@ clean: ## remove the venv, the store and caches
 	rm -rf $(VENV) $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json .twin .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: help install sample key run services test lint bench clean
+
+bench-traffic: $(VENV)/.installed-dev ## traffic drill against UXsim (Python and C++ engines), not part of the tests
+	$(PY) bench/traffic_vs_uxsim.py --repeat 5
+.PHONY: bench-traffic
