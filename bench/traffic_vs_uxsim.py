@@ -10,7 +10,11 @@ RSS (``ru_maxrss``) is that engine's alone; times are medians of ``--repeat`` ru
 
 Cases: Sioux Falls (``../shared/data/traffic/sfnetwork``, academic-use data, not shipped),
 deltan 5, tmax 7200 s; the Tokyo arterial network shipped in ``assets/traffic`` with its
-10,800-vehicle demand, deltan 5, tmax 5400 s.
+10,800-vehicle demand, deltan 5, tmax 5400 s; central Helsinki read from
+``../shared/data/streets/helsinki_center.osm.pbf`` by our OSM reader with a seeded random
+demand over an hour (400 OD pairs at 0.006 veh/s: 8,000 vehicles; 21.6 vehicles a pair, so
+UXsim's floating-point accumulation of demand makes the same platoons as ours), written to
+``bench/out`` as CSV so that every engine reads the same files, deltan 5, tmax 7200 s.
 """
 
 from __future__ import annotations
@@ -27,7 +31,31 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = {
     "sioux_falls": (ROOT.parent / "shared/data/traffic/sfnetwork", 5, 7200.0),
     "tokyo_arterial": (ROOT / "assets/traffic/tokyo_arterial", 5, 5400.0),
+    "helsinki_osm": (ROOT / "bench/out/helsinki_osm", 5, 7200.0),
 }
+HELSINKI_PBF = ROOT.parent / "shared/data/streets/helsinki_center.osm.pbf"
+
+
+def prepare_helsinki(prefix: Path, pairs: int = 400, flow_vps: float = 0.006) -> None:
+    """Central Helsinki from OSM (our reader) plus a seeded random OD demand over one hour."""
+    import numpy as np
+
+    from scenarios.traffic import DemandWindow
+    from scenarios.traffic.loaders import write_uxsim_csv
+    from scenarios.traffic.osm import load_osm_roads
+
+    network, report = load_osm_roads(HELSINKI_PBF, deltan=5)
+    rng = np.random.default_rng(42)
+    demand = []
+    for _ in range(pairs):
+        o, d = rng.choice(network.n_nodes, size=2, replace=False)
+        demand.append(
+            DemandWindow(network.node_names[o], network.node_names[d], 0.0, 3600.0, flow_vps)
+        )
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    write_uxsim_csv(network, demand, prefix)
+    print(f"helsinki_osm: {network.n_nodes} nodes, {network.n_links} links ({report})")
+
 
 _OURS = """
 import json, resource, sys, time
@@ -121,6 +149,8 @@ def main() -> None:
     report: dict[str, Any] = {}
     for case in args.case or list(CASES):
         prefix, deltan, tmax = CASES[case]
+        if case == "helsinki_osm" and HELSINKI_PBF.is_file():
+            prepare_helsinki(prefix)
         if not Path(f"{prefix}_links.csv").is_file():
             print(f"{case}: {prefix}_links.csv not found, skipped")
             continue

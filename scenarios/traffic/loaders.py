@@ -266,3 +266,26 @@ def load_closures(path: Path, network: RoadNetwork | None = None) -> list[Closur
                 ) from None
         closures.append(closure)
     return closures
+
+
+def write_uxsim_csv(network: RoadNetwork, demand: list[DemandWindow], prefix: str | Path) -> None:
+    """Write ``PREFIX_{nodes,links,demand}.csv`` in the form :func:`load_uxsim_csv` reads."""
+    prefix = str(prefix)
+    with open(prefix + "_nodes.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["name", "x", "y"])
+        for name, x, y in zip(network.node_names, network.x, network.y, strict=True):
+            writer.writerow([name, repr(float(x)), repr(float(y))])
+    with open(prefix + "_links.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        columns = ["name", "start_node", "end_node", "length", "free_flow_speed"]
+        columns += ["number_of_lanes", "jam_density", "merge_priority"]
+        columns += ["capacity_out", "capacity_in", "road_class", "code"]
+        writer.writerow(columns)
+        for row in network.to_dict()["links"]:
+            writer.writerow(["" if row[c] is None else row[c] for c in columns])
+    with open(prefix + "_demand.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["orig", "dest", "t_start", "t_end", "flow", "volume"])
+        for w in demand:
+            writer.writerow([w.orig, w.dest, w.t_start_s, w.t_end_s, w.flow_vps, w.volume])
