@@ -111,7 +111,7 @@ def load_osm_roads(
             .with_filter(osmium.filter.KeyFilter("highway"))
         )
         for obj in processor:
-            if not obj.is_way() or obj.tags.get("highway") not in CLASS_DEFAULTS:
+            if not isinstance(obj, osmium.osm.Way) or obj.tags.get("highway") not in CLASS_DEFAULTS:
                 continue
             if obj.tags.get("area") == "yes" or obj.tags.get("access") in ("no", "private"):
                 continue
