@@ -114,3 +114,22 @@ def test_closures_must_name_known_links() -> None:
 def test_closure_arguments_are_checked(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Closure(link="a", **kwargs)  # type: ignore[arg-type]
+
+
+def test_progress_is_reported_up_to_one() -> None:
+    seen: list[float] = []
+    run(
+        TrafficSpec(build_network(ROUTES), LIGHT, tmax_s=1800.0),
+        progress=lambda f, m: seen.append(f),
+    )
+    assert seen[0] == 0.0 and seen[-1] == 1.0
+    assert seen == sorted(seen)
+
+
+def test_a_link_shorter_than_a_platoon_is_refused() -> None:
+    from scenarios.traffic import StabilityError
+
+    spec = TrafficSpec(build_network([("tiny", "O", "D", 10.0, 10.0)]), LIGHT)
+    with pytest.raises(StabilityError, match=r"'tiny' holds 2.0 vehicles .* one platoon of 5"):
+        run(spec)
+    assert run(TrafficSpec(spec.network, LIGHT, deltan=2)).trips.completed_trips == 60
