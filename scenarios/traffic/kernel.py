@@ -427,8 +427,8 @@ class LinkTransmission:
         return self.n_up - self.n_down
 
     def finished(self) -> bool:
-        """No platoon waiting or running (nothing left to simulate)."""
-        return bool(self.gen_ptr.sum() == self.orig.size) and not (self.n_up - self.n_down).any()
+        """No platoon waiting at an origin or running on a link."""
+        return bool((self.gen_ptr == self.rel_ptr).all() and (self.n_up == self.n_down).all())
 
 
 def platoon_departures(

@@ -263,7 +263,9 @@ class TrafficModel:
             speed_mps=speed,
             grade=congestion_grades(speed, self.thresholds),
         )
-        clear = None if self.clear_step is None else (self.clear_step + 1) * self.dt
+        clear = None
+        if self.clear_step is not None:
+            clear = float(np.nanmax(kernel.arrive_t, initial=0.0))
         return Result(
             trips=trips,
             link_names=list(net.link_names),

@@ -22,6 +22,8 @@ def test_everyone_takes_the_short_route_when_it_is_open() -> None:
     assert result.trips.completed_trips == 60
     assert result.trips.average_travel_time_s == pytest.approx(100.0)
     assert result.series.flow_vps[:, 2].sum() == 0
+    # the last platoon leaves at 595 s and needs 100 s
+    assert result.clear_time_s == pytest.approx(695.0)
 
 
 def test_closing_the_short_route_sends_traffic_the_long_way() -> None:
@@ -65,6 +67,7 @@ def test_no_route_left_strands_vehicles_where_they_are() -> None:
     assert trips.stranded_vehicles == 35
     assert set(result.stranded_at) <= {"O", "X"}
     assert sum(result.stranded_at.values()) == 35
+    assert result.clear_time_s is not None
 
 
 def test_closing_one_of_two_lanes_halves_the_capacity() -> None:
