@@ -88,3 +88,7 @@ $(VENV)/.installed-dev: $(VENV)/.egl-checked
 
 bench-tiles: $(VENV)/.installed-dev ## tileset build time and peak memory for Den Haag tiled to 25k and 100k buildings
 	$(PY) bench/tiles_scale.py
+
+bench-traffic: $(VENV)/.installed-dev ## traffic drill against UXsim (Python and C++ engines), not part of the tests
+	$(PY) bench/traffic_vs_uxsim.py --repeat 5
+.PHONY: bench-traffic
