@@ -25,7 +25,7 @@ from api.errors import install_error_handlers
 from api.etag import ETagMiddleware
 from api.jobs import JobManager
 from api.keys import KeyStore
-from api.routes import health, images, jobs, layers, objects, scenes, sites, tiles
+from api.routes import drills, health, images, jobs, layers, objects, scenes, sites, tiles
 from api.routes.viewer import mount_viewer
 from api.settings import Settings
 from api.site_views import SiteViews
@@ -89,5 +89,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(scenes.router)
     app.include_router(tiles.router)
     app.include_router(images.router)
+    app.include_router(drills.router)
     mount_viewer(app, Path(config.web_modules))
     return app

@@ -11,6 +11,7 @@ nothing):
 ``TWIN_CACHE``        where built tilesets are kept (default ``<store path>.cache``)
 ``TWIN_JOB_WORKERS``  jobs that run at once (default 2)
 ``TWIN_WEB_MODULES``  the npm ``node_modules`` the viewer's modules come from
+``TWIN_DATA``         the named inputs drills run on (default: the checkout's ``assets/``)
 ====================  ===================================================================
 """
 
@@ -23,6 +24,9 @@ from pathlib import Path
 
 #: Where ``make install`` puts the viewer's npm modules (the checkout's ``node_modules``).
 WEB_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
+
+#: The named inputs drills run on: the checkout's ``assets/``.
+DATA_DIR = Path(__file__).resolve().parents[1] / "assets"
 
 #: The key file of a PostgreSQL store, which has no path to sit next to.
 POSTGRES_KEYS_FILE = "twin.keys.json"
@@ -56,6 +60,7 @@ class Settings:
     cache_dir : where built tilesets are kept; ``None`` for ``<store path>.cache``
     job_workers : jobs that run at once
     web_modules : the ``node_modules`` holding three.js and 3d-tiles-renderer
+    data_dir : the catalogue of named drill inputs (networks, venues, drainage models)
     """
 
     store_url: str | Path = "twin.db"
@@ -64,6 +69,7 @@ class Settings:
     cache_dir: str | Path | None = None
     job_workers: int = 2
     web_modules: str | Path = field(default_factory=lambda: WEB_MODULES)
+    data_dir: str | Path = field(default_factory=lambda: DATA_DIR)
 
     @property
     def cache_path(self) -> Path:
@@ -109,6 +115,7 @@ class Settings:
             cache_dir=env.get("TWIN_CACHE") or None,
             job_workers=int(workers),
             web_modules=env.get("TWIN_WEB_MODULES") or WEB_MODULES,
+            data_dir=env.get("TWIN_DATA") or DATA_DIR,
         )
 
 

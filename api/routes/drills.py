@@ -1,0 +1,60 @@
+"""``/drills``: run a flood, crowd or traffic drill as a job.
+
+``GET /drills`` lists the drills and the named inputs the server holds for each;
+``POST /drills/{name}`` (planner, admin) checks the body at once and answers ``202`` with the
+job; ``GET /jobs/{id}`` gives progress and, when done, the drill's result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+
+from api.auth import Reader, Writer
+from api.drill_jobs import ADAPTERS, catalogue
+from api.state import State
+from cim.errors import NotFoundError
+
+router = APIRouter(prefix="/drills", tags=["drills"])
+
+
+def _inputs(data_dir: Path, pattern: str) -> list[str]:
+    folder, _, suffix = pattern.partition("/NAME")
+    return sorted(catalogue(data_dir, folder, suffix))
+
+
+@router.get("")
+def list_drills(state: State, principal: Reader) -> list[dict[str, Any]]:
+    """The drills and the named inputs each can run on."""
+    data_dir = Path(state.settings.data_dir)
+    return [
+        {"name": name, "inputs": _inputs(data_dir, pattern)}
+        for name, (_, pattern) in sorted(ADAPTERS.items())
+    ]
+
+
+@router.post("/{name}", status_code=202, response_model=None)
+def start_drill(
+    name: str,
+    state: State,
+    principal: Writer,
+    body: dict[str, Any] = Body(...),  # noqa: B008
+) -> JSONResponse:
+    """Start a drill; ``202`` with the job (``Location: /jobs/{id}``).
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such drill or named input.
+    DrillRequestError
+        If the body is malformed (400).
+    """
+    if name not in ADAPTERS:
+        raise NotFoundError(f"no drill {name!r}; known: {', '.join(sorted(ADAPTERS))}")
+    adapter, _ = ADAPTERS[name]
+    work = adapter(body, Path(state.settings.data_dir))
+    job = state.jobs.submit(name, principal.key_id, work, body)
+    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
