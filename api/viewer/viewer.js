@@ -5,6 +5,7 @@
 // browser tests and for operators' scripts.
 import * as THREE from 'three';
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
+import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { TilesRenderer } from '3d-tiles-renderer';
 import { GLTFExtensionsPlugin } from '3d-tiles-renderer/plugins';
 
@@ -19,7 +20,7 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
-  layer: null, coloured: 0, error: null, origin: null,
+  layer: null, coloured: 0, error: null, origin: null, unit: false,
 };
 window.twinViewer = viewer;
 
@@ -254,10 +255,10 @@ async function select(code) {
 let downAt = null;
 canvas.addEventListener('pointerdown', (e) => { downAt = [e.clientX, e.clientY]; });
 canvas.addEventListener('pointerup', (e) => {
-  if (!downAt || Math.hypot(e.clientX - downAt[0], e.clientY - downAt[1]) > 5 || !tiles) return;
+  if (!downAt || Math.hypot(e.clientX - downAt[0], e.clientY - downAt[1]) > 5 || !(tiles || unitScene)) return;
   const ndc = new THREE.Vector2((e.clientX / window.innerWidth) * 2 - 1, -(e.clientY / window.innerHeight) * 2 + 1);
   raycaster.setFromCamera(ndc, camera);
-  const [hit] = raycaster.intersectObject(tiles.group, true);
+  const [hit] = raycaster.intersectObject(tiles ? tiles.group : unitScene, true);
   const code = hit ? codeAt(hit) : null;
   if (code) select(code).catch((err) => status(err.message));
   else { viewer.selected = null; $('panel').hidden = true; }
@@ -296,15 +297,56 @@ function frameCamera(info) {
   controls.update();
 }
 
+// A pilot sees its unit only: no site tileset, the unit's GLB instead (y-up around the same
+// ENU origin, so it sits in the scene as the tiles would).
+let unitScene = null;
+async function loadUnit(site, info) {
+  const response = await api(`/sites/${encodeURIComponent(site)}/scene.glb`);
+  const gltf = await new GLTFLoader().parseAsync(await response.arrayBuffer(), '');
+  unitScene = gltf.scene;
+  unitScene.traverse((m) => {
+    if (m.isMesh) {
+      m.material = m.material.clone();
+      let kind = null;
+      for (let o = m; o && !kind; o = o.parent) kind = o.userData && o.userData.kind;
+      m.material.color.setHex(KIND_COLOURS[kind] || 0xcccccc);
+    }
+  });
+  scene.add(unitScene);
+  const box = new THREE.Box3().setFromObject(unitScene);
+  const centre = box.getCenter(new THREE.Vector3());
+  const radius = Math.max(20, box.getSize(new THREE.Vector3()).length() / 2);
+  controls.target.copy(centre);
+  if (query.get('view') === 'top') camera.position.set(centre.x, centre.y + radius * 2.5, centre.z + 0.01);
+  else camera.position.set(centre.x + radius * 1.6, centre.y + radius * 1.4, centre.z + radius * 1.8);
+  camera.near = Math.max(0.1, radius / 2000);
+  camera.far = radius * 50;
+  camera.updateProjectionMatrix();
+  viewer.unit = true;
+  viewer.tilesLoaded = 1;
+  viewer.ready = true;
+  status(`${site}: your unit`);
+}
+
 async function loadSite(site) {
   viewer.ready = false;
   viewer.site = site;
   viewer.tilesLoaded = 0;
   if (tiles) { world.remove(tiles.group); tiles.dispose(); tiles = null; }
+  if (unitScene) { scene.remove(unitScene); unitScene = null; }
   const info = await (await api(`/sites/${encodeURIComponent(site)}`)).json();
   viewer.origin = info.enu_origin;
   status(`${site}: loading tiles…`);
-  const [url, tileset] = await tilesetUrl(site);
+  let found;
+  try {
+    found = await tilesetUrl(site);
+  } catch (err) {
+    if (err.status !== 403) throw err;
+    await loadUnit(site, info);
+    subscribe(site);
+    return;
+  }
+  const [url, tileset] = found;
   const rootTransform = new THREE.Matrix4();
   if (tileset.root.transform) rootTransform.fromArray(tileset.root.transform);
   world.matrix.copy(ENU_TO_THREE).multiply(rootTransform.invert());

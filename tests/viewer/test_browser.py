@@ -221,3 +221,36 @@ def test_viewer_colours_by_a_pushed_layer(
     assert shown == f"{max(values.values()):g} m", shown
     OUTPUT.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(OUTPUT / "viewer-layer.png"))
+
+
+def test_a_pilot_sees_its_unit_only(
+    served: tuple[str, str, Path], browser: webdriver.Chrome
+) -> None:
+    base, _, store_path = served
+    code, (x, y, z) = _target_building(store_path)
+    store = open_store(store_path)
+    try:
+        parts = {p.code for p in store.children(SITE, code)}
+    finally:
+        store.close()
+    pilot = KeyStore(Settings(store_url=store_path).keys_path).create_key("pilot", [code])
+    browser.get("about:blank")  # a new document, not a jump within the admin's page
+    browser.get(f"{base}/?site={SITE}&view=top#key={pilot}")
+    _wait(browser, "window.twinViewer.ready && window.twinViewer.unit && window.twinViewer.site")
+    names = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert not [n for n in names if "/tiles/" in n and n.endswith(".glb")]
+    assert any(n.endswith("/scene.glb") for n in names)
+    time.sleep(0.5)
+    assert browser.execute_script(PIXEL_SPREAD) > 8
+    sx, sy = browser.execute_script("return window.twinViewer.project(...arguments)", x, y, z)
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(int(sx), int(sy)).click()
+    actions.perform()
+    WebDriverWait(browser, 20).until(
+        lambda b: b.find_element(By.ID, "selected-code").text in parts | {code}
+    )
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(OUTPUT / "viewer-pilot.png"))
+    browser.execute_script("localStorage.clear()")
