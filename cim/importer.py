@@ -99,7 +99,7 @@ def import_source(
     existing = store.find_site(site)
     source_crs, site_crs = _frames(parsed, opts, existing)
     _reproject(parsed, source_crs, site_crs)
-    if parsed.format == "geojson" and existing is not None:
+    if parsed.format in ("geojson", "osm") and existing is not None:
         _drape(store, existing.name, parsed)
     progress("place", 0.6)
     boxes, shapes = _boxes_and_footprints(parsed)

@@ -6,6 +6,7 @@ suffix                          loader
 ``.city.json``, ``.city.jsonl``  :func:`cim.loaders.cityjson.load_cityjson`
 ``.gltf``, ``.glb``, ``.obj``    :func:`cim.loaders.mesh.load_mesh`
 ``.geojson``                     :func:`cim.loaders.geojson.load_geojson`
+``.osm``, ``.osm.pbf``           :func:`cim.loaders.osm.load_osm`
 ``.tif``, ``.tiff``              :func:`cim.loaders.dem.load_dem`
 ==============================  ==========================================
 """
@@ -29,6 +30,8 @@ _FORMATS = {
     ".glb": "mesh",
     ".obj": "mesh",
     ".geojson": "geojson",
+    ".osm": "osm",
+    ".osm.pbf": "osm",
     ".tif": "dem",
     ".tiff": "dem",
 }
@@ -107,6 +110,10 @@ def load_source(path: str | Path, options: LoadOptions | None = None) -> ParsedS
             storey_height_m=opts.storey_height_m,
             default_height_m=opts.default_height_m,
         )
+    if family == "osm":
+        from cim.loaders.osm import load_osm
+
+        return load_osm(path)
     from cim.loaders.dem import load_dem
 
     return load_dem(path, crs=opts.crs, mesh_step=opts.mesh_step)
