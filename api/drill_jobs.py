@@ -9,13 +9,18 @@ the drill's full JSON result (``summary`` first).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from api.jobs import Progress, Work
+from api.layers import Layer
 from cim.errors import NotFoundError, TwinError
+
+if TYPE_CHECKING:
+    from api.state import TwinState
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -52,28 +57,40 @@ def _unknown(body: dict[str, Any], allowed: set[str]) -> None:
         raise DrillRequestError(f"unknown fields {', '.join(extra)}; allowed: {sorted(allowed)}")
 
 
-def traffic_work(body: dict[str, Any], data_dir: Path) -> Work:
-    """``{"network": NAME, "closures": [...], "tmax_s", "deltan", "seed",
-    "reroute_interval_s"}`` over ``traffic/NAME_{nodes,links,demand}.csv``."""
-    from scenarios.traffic import Closure, TrafficSpec, load_uxsim_csv
+_TRAFFIC_SETTINGS = ("tmax_s", "deltan", "seed", "reroute_interval_s")
+
+#: The layer a site traffic drill leaves for the viewer: worst congestion grade per road.
+TRAFFIC_LAYER = "traffic-grade"
+
+
+def traffic_work(body: dict[str, Any], state: TwinState) -> Work:
+    """A traffic drill, on one of two kinds of network:
+
+    - ``{"network": NAME, ...}``: ``traffic/NAME_{nodes,links,demand}.csv`` (UXsim's form);
+    - ``{"site": SITE, "osm": NAME, "demand": {"pairs", "flow_vps", "t_end_s", "seed"}, ...}``:
+      the streets of ``traffic/NAME.osm[.pbf]``, which the site must hold (imported with
+      ``twin import``), with a seeded random OD demand; closures may name CIM road codes
+      (every link of that road closes) and the worst congestion grade per road is put on
+      the site as the layer ``traffic-grade``, for the viewer.
+
+    Both take ``closures`` (closure events: ``link``, ``t_start_s``, ``duration_s``,
+    ``lanes``) and ``tmax_s``, ``deltan``, ``seed``, ``reroute_interval_s``.
+    """
+    from scenarios.traffic import TrafficSpec, load_uxsim_csv
     from scenarios.traffic import run as run_traffic
 
-    _unknown(body, {"network", "closures", "tmax_s", "deltan", "seed", "reroute_interval_s"})
-    nodes = _named(data_dir, "traffic", "_nodes.csv", body, "network")
-    network, demand = load_uxsim_csv(str(nodes)[: -len("_nodes.csv")])
-    raw = body.get("closures", [])
-    if not isinstance(raw, list):
-        raise DrillRequestError("closures must be a list of closure events")
-    try:
-        closures = [Closure.from_dict(c) for c in raw]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DrillRequestError(f"closures: {exc}") from None
-    for closure in closures:
-        try:
-            network.link_index(closure.link)
-        except KeyError:
-            raise DrillRequestError(f"closures: no link named or coded {closure.link!r}") from None
-    settings = {k: body[k] for k in ("tmax_s", "deltan", "seed", "reroute_interval_s") if k in body}
+    data_dir = Path(state.settings.data_dir)
+    site: str | None = None
+    road_of_way: dict[str, str] = {}
+    if "site" in body or "osm" in body:
+        _unknown(body, {"site", "osm", "demand", "closures", *_TRAFFIC_SETTINGS})
+        site, network, demand, road_of_way = _site_network(body, state, data_dir)
+    else:
+        _unknown(body, {"network", "closures", *_TRAFFIC_SETTINGS})
+        nodes = _named(data_dir, "traffic", "_nodes.csv", body, "network")
+        network, demand = load_uxsim_csv(str(nodes)[: -len("_nodes.csv")])
+    closures = _closures(body.get("closures", []), network, road_of_way)
+    settings = {k: body[k] for k in _TRAFFIC_SETTINGS if k in body}
     try:
         spec = TrafficSpec(network=network, demand=demand, closures=closures, **settings)
     except (TypeError, ValueError) as exc:
@@ -81,12 +98,120 @@ def traffic_work(body: dict[str, Any], data_dir: Path) -> Work:
 
     def work(progress: Progress) -> dict[str, Any]:
         result = run_traffic(spec, progress=progress)
-        return {"summary": result.summary(), **result.to_dict()}
+        out = {"summary": result.summary(), **result.to_dict()}
+        if site is not None:
+            grades = _road_grades(out["link_summary"], road_of_way)
+            state.layers.put(
+                Layer(site, TRAFFIC_LAYER, grades, "congestion grade 0 smooth .. 4 severe")
+            )
+            out["layer"] = {"site": site, "name": TRAFFIC_LAYER, "roads": len(grades)}
+        return out
 
     return work
 
 
-#: drill name -> (adapter, what it takes)
-ADAPTERS: dict[str, tuple[Callable[[dict[str, Any], Path], Work], str]] = {
-    "traffic": (traffic_work, "traffic/NAME_nodes.csv"),
+def _site_network(
+    body: dict[str, Any], state: TwinState, data_dir: Path
+) -> tuple[str, Any, list[Any], dict[str, str]]:
+    import numpy as np
+
+    from scenarios.traffic import DemandWindow
+    from scenarios.traffic.osm import load_osm_roads
+
+    site = body.get("site")
+    if not isinstance(site, str):
+        raise DrillRequestError("site must name a site holding the OSM streets")
+    state.store.site(site)
+    name = body.get("osm")
+    found = {**catalogue(data_dir, "traffic", ".osm"), **catalogue(data_dir, "traffic", ".osm.pbf")}
+    if not isinstance(name, str) or name not in found:
+        raise DrillRequestError(f"osm must name one of the server's OSM files: {sorted(found)}")
+    path = found[name]
+    road_of_way = state.store.codes_of_source(site, path.name)
+    if not road_of_way:
+        raise DrillRequestError(
+            f"site {site!r} holds no streets from {path.name}: import it first "
+            f"(twin import {path.name} --site {site})"
+        )
+    deltan = body.get("deltan", 5)
+    if not isinstance(deltan, int) or deltan < 1:
+        raise DrillRequestError("deltan must be a whole number >= 1")
+    network, _ = load_osm_roads(path, deltan=deltan)
+    spec = body.get("demand", {})
+    if not isinstance(spec, dict) or set(spec) - {"pairs", "flow_vps", "t_end_s", "seed"}:
+        raise DrillRequestError("demand takes pairs, flow_vps, t_end_s and seed")
+    pairs, flow, t_end = (
+        spec.get("pairs", 200),
+        spec.get("flow_vps", 0.005),
+        spec.get("t_end_s", 3600.0),
+    )
+    if not (isinstance(pairs, int) and 1 <= pairs <= 100_000):
+        raise DrillRequestError("demand.pairs must be a whole number 1..100000")
+    if not (
+        isinstance(flow, int | float)
+        and 0 < flow <= 1
+        and isinstance(t_end, int | float)
+        and 0 < t_end <= 86_400
+    ):
+        raise DrillRequestError(
+            "demand.flow_vps must be in (0, 1] and demand.t_end_s in (0, 86400]"
+        )
+    rng = np.random.default_rng(int(spec.get("seed", 0)))
+    demand = []
+    for _ in range(pairs):
+        o, d = rng.choice(network.n_nodes, size=2, replace=False)
+        demand.append(
+            DemandWindow(
+                network.node_names[o], network.node_names[d], 0.0, float(t_end), float(flow)
+            )
+        )
+    return site, network, demand, road_of_way
+
+
+def _closures(raw: Any, network: Any, road_of_way: dict[str, str]) -> list[Any]:
+    from scenarios.traffic import Closure
+
+    if not isinstance(raw, list):
+        raise DrillRequestError("closures must be a list of closure events")
+    try:
+        given = [Closure.from_dict(c) for c in raw]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DrillRequestError(f"closures: {exc}") from None
+    way_of_road = {code: way for way, code in road_of_way.items()}
+    closures = []
+    for closure in given:
+        way = way_of_road.get(closure.link)
+        if way is not None:  # a CIM road: close each of its links
+            links = [c for c in network.link_codes if c.startswith(f"osm:{way}/")]
+            if not links:
+                raise DrillRequestError(f"closures: road {closure.link} carries no traffic link")
+            closures += [dataclasses.replace(closure, link=link) for link in links]
+            continue
+        try:
+            network.link_index(closure.link)
+        except KeyError:
+            raise DrillRequestError(f"closures: no link named or coded {closure.link!r}") from None
+        closures.append(closure)
+    return closures
+
+
+def _road_grades(
+    link_summary: dict[str, dict[str, Any]], road_of_way: dict[str, str]
+) -> dict[str, float]:
+    """Worst congestion grade per CIM road, from the per-link summary keyed by link code."""
+    grades: dict[str, float] = {}
+    for link, summary in link_summary.items():
+        way = link.removeprefix("osm:").split("/", 1)[0]
+        road = road_of_way.get(way)
+        if road is not None:
+            grades[road] = max(grades.get(road, 0.0), float(summary["worst_grade"]))
+    return grades
+
+
+#: drill name -> (adapter, the named inputs it lists)
+ADAPTERS: dict[str, tuple[Callable[[dict[str, Any], TwinState], Work], tuple[str, ...]]] = {
+    "traffic": (
+        traffic_work,
+        ("traffic/NAME_nodes.csv", "traffic/NAME.osm", "traffic/NAME.osm.pbf"),
+    ),
 }

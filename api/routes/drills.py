@@ -21,9 +21,12 @@ from cim.errors import NotFoundError
 router = APIRouter(prefix="/drills", tags=["drills"])
 
 
-def _inputs(data_dir: Path, pattern: str) -> list[str]:
-    folder, _, suffix = pattern.partition("/NAME")
-    return sorted(catalogue(data_dir, folder, suffix))
+def _inputs(data_dir: Path, patterns: tuple[str, ...]) -> list[str]:
+    names: set[str] = set()
+    for pattern in patterns:
+        folder, _, suffix = pattern.partition("/NAME")
+        names |= set(catalogue(data_dir, folder, suffix))
+    return sorted(names)
 
 
 @router.get("")
@@ -31,8 +34,8 @@ def list_drills(state: State, principal: Reader) -> list[dict[str, Any]]:
     """The drills and the named inputs each can run on."""
     data_dir = Path(state.settings.data_dir)
     return [
-        {"name": name, "inputs": _inputs(data_dir, pattern)}
-        for name, (_, pattern) in sorted(ADAPTERS.items())
+        {"name": name, "inputs": _inputs(data_dir, patterns)}
+        for name, (_, patterns) in sorted(ADAPTERS.items())
     ]
 
 
@@ -55,6 +58,6 @@ def start_drill(
     if name not in ADAPTERS:
         raise NotFoundError(f"no drill {name!r}; known: {', '.join(sorted(ADAPTERS))}")
     adapter, _ = ADAPTERS[name]
-    work = adapter(body, Path(state.settings.data_dir))
+    work = adapter(body, state)
     job = state.jobs.submit(name, principal.key_id, work, body)
     return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/jobs/{job.id}"})

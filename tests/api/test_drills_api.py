@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
-from denhaag_twin import Twin
+from denhaag_twin import TestClient, Twin
 
 
 def _finished(twin: Twin, job: dict[str, Any]) -> dict[str, Any]:
+    return _wait_job(twin.client, twin.headers("planner"), job)
+
+
+def _wait_job(client: TestClient, headers: dict[str, str], job: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while job["state"] not in ("succeeded", "failed", "cancelled"):
         assert time.monotonic() < deadline, job
         time.sleep(0.1)
-        job = twin.client.get(f"/jobs/{job['id']}", headers=twin.headers("planner")).json()
+        job = client.get(f"/jobs/{job['id']}", headers=headers).json()
     return job
 
 
@@ -85,3 +90,57 @@ def test_only_planners_start_drills(twin: Twin) -> None:
     assert (
         twin.client.post("/drills/nope", json={}, headers=twin.headers("admin")).status_code == 404
     )
+
+
+def test_site_traffic_drill_colours_the_roads_and_closes_a_road_by_its_code(
+    tmp_path: Path,
+) -> None:
+    from api.app import create_app
+    from api.keys import KeyStore
+    from api.settings import Settings
+    from cim.importer import import_source
+    from cim.store import open_store
+
+    osm = Path(__file__).parents[2] / "assets" / "traffic" / "west_oakland.osm"
+    store = open_store(tmp_path / "t.db")
+    try:
+        import_source(store, osm, site="oakland")
+        roads = {r.source_id: r.code for r in store.by_kind("oakland", "Road")}
+    finally:
+        store.close()
+    settings = Settings(store_url=tmp_path / "t.db")
+    headers = {"X-API-Key": KeyStore(settings.keys_path).create_key("planner")}
+    with TestClient(create_app(settings)) as client:
+        body = {"site": "oakland", "osm": "west_oakland", "demand": {"pairs": 60, "seed": 1}}
+        base = _finished(
+            twin_like, client.post("/drills/traffic", json=body, headers=headers).json()
+        )
+        assert base["state"] == "succeeded", base
+        layer = client.get("/sites/oakland/layers/traffic-grade", headers=headers).json()
+        assert layer["count"] > 0
+        assert set(layer["values"]) <= set(roads.values())
+        assert set(layer["values"].values()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+        # close the busiest road by its CIM code: every link of it closes, and it goes idle
+        flows = base["result"]["series"]["flow_vps"]
+        codes = base["result"]["links"]["codes"]
+        totals: dict[str, float] = {}
+        for i, code in enumerate(codes):
+            way = code.removeprefix("osm:").split("/")[0]
+            totals[way] = totals.get(way, 0.0) + sum(row[i] for row in flows)
+        busiest = max(totals, key=totals.__getitem__)
+        closed_body = {**body, "closures": [{"link": roads[busiest], "t_start_s": 0}]}
+        started = client.post("/drills/traffic", json=closed_body, headers=headers)
+        assert started.status_code == 202, started.text
+        closed = _wait_job(client, headers, started.json())
+        assert closed["state"] == "succeeded", closed
+        closed_links = [c["link"] for c in closed["result"]["closures"]]
+        assert closed_links and all(c.startswith(f"osm:{busiest}/") for c in closed_links)
+        index = [i for i, c in enumerate(codes) if c in closed_links]
+        assert sum(row[i] for row in closed["result"]["series"]["flow_vps"] for i in index) == 0
+        missing = client.post("/drills/traffic", json={**body, "site": "nowhere"}, headers=headers)
+        assert missing.status_code == 404
+        not_imported = client.post(
+            "/drills/traffic", json={**body, "osm": "helsinki_center"}, headers=headers
+        )
+        assert not_imported.status_code == 400
+        assert "import it first" in not_imported.json()["error"]["message"]
