@@ -112,9 +112,8 @@ def test_site_traffic_drill_colours_the_roads_and_closes_a_road_by_its_code(
     headers = {"X-API-Key": KeyStore(settings.keys_path).create_key("planner")}
     with TestClient(create_app(settings)) as client:
         body = {"site": "oakland", "osm": "west_oakland", "demand": {"pairs": 60, "seed": 1}}
-        base = _finished(
-            twin_like, client.post("/drills/traffic", json=body, headers=headers).json()
-        )
+        started = client.post("/drills/traffic", json=body, headers=headers)
+        base = _wait_job(client, headers, started.json())
         assert base["state"] == "succeeded", base
         layer = client.get("/sites/oakland/layers/traffic-grade", headers=headers).json()
         assert layer["count"] > 0
