@@ -39,6 +39,8 @@ sample: $(VENV)/.installed ## import the sample sites into $(STORE) (once; re-ru
 	$(TWIN) --store $(STORE) import --site merewether --skip-imported --default-height 6 \
 	  assets/merewether/merewether_dtm_1m_epsg32756.tif \
 	  assets/merewether/merewether_houses_epsg32756.geojson
+	$(TWIN) --store $(STORE) import --site helsinki --skip-imported \
+	  assets/traffic/helsinki_center.osm.pbf
 
 key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 	@$(TWIN) --store $(STORE) keys create --role admin --name make-run \
