@@ -299,3 +299,11 @@ def test_metadata_schema_and_tables_are_well_formed(tilesets: dict[str, Path]) -
     primitive = gltf["meshes"][0]["primitives"][0]
     feature_ids = primitive["extensions"]["EXT_mesh_features"]["featureIds"][0]
     assert feature_ids == {"featureCount": 60, "attribute": 0, "propertyTable": 0}
+
+
+def test_build_reports_progress_from_zero_to_one(scene_store: Store, tmp_path: Path) -> None:
+    seen: list[tuple[float, str]] = []
+    build_tileset(scene_store, "denhaag", tmp_path, progress=lambda f, m: seen.append((f, m)))
+    fractions = [f for f, _ in seen]
+    assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
+    assert any("tile 6 of" in m for _, m in seen)
