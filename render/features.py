@@ -8,6 +8,7 @@ per feature, built with array operations over the store's geometry chunks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,9 +122,32 @@ def site_features(store: Store, site: str, frame: SiteFrame) -> tuple[Features, 
     # an oriented rectangle's corners may stick out of the mesh's box: boxes hold both
     bounds[:, :2] = np.minimum(bounds[:, :2], corners.min(axis=1))
     bounds[:, 3:5] = np.maximum(bounds[:, 3:5], corners.max(axis=1))
-    terrain_geometry = gather_geometry(store, site, terrain)
-    terrain_local = terrain_geometry.transformed(frame.local(terrain_geometry.vertices))
-    return Features(kept_objects, merged, bounds, corners, gap), terrain_local
+    return Features(kept_objects, merged, bounds, corners, gap), terrain_meshes(
+        store, site, terrain, frame
+    )
+
+
+#: Largest DEM meshed at full resolution for the terrain tiles, in cells.
+MAX_DEM_CELLS = 4_000_000
+
+
+def terrain_meshes(
+    store: Store, site: str, terrain: list[CimObject], frame: SiteFrame
+) -> MeshColumns:
+    """Terrain triangles in the local frame, one object per terrain object: DEMs meshed
+    from their raster at full resolution (coarser above :data:`MAX_DEM_CELLS` cells), TINs
+    as stored."""
+    rasters = set(store.raster_codes(site))
+    parts = []
+    for obj in terrain:
+        if obj.code in rasters:
+            grid = store.raster(site, obj.code)
+            step = max(1, math.ceil(math.sqrt(grid.heights.size / MAX_DEM_CELLS)))
+            parts.append(grid.to_mesh(step))
+        else:
+            parts.append(gather_geometry(store, site, [obj]))
+    joined = MeshColumns.concat(parts)
+    return joined.transformed(frame.local(joined.vertices))
 
 
 def _blocks(

@@ -74,11 +74,13 @@ def select_columns(columns: MeshColumns, indices: NDArray[np.int64]) -> MeshColu
     vstart = np.r_[0, np.cumsum(vcount)].astype(np.int64)
     fstart = np.r_[0, np.cumsum(fcount)].astype(np.int64)
     shift = np.repeat(vstart[:-1] - v0, fcount)
-    faces = columns.faces[concat_ranges(f0, f1)] + shift[:, None]
+    face_index = concat_ranges(f0, f1)
+    faces = columns.faces[face_index]
+    faces += shift[:, None]
     return MeshColumns(
         columns.vertices[concat_ranges(v0, v1)],
-        faces.astype(np.int64).reshape(-1, 3),
-        columns.surfaces[concat_ranges(f0, f1)],
+        np.asarray(faces, dtype=np.int64).reshape(-1, 3),
+        columns.surfaces[face_index],
         vstart,
         fstart,
     )
@@ -101,9 +103,14 @@ def gather_geometry(store: Store, site: str, objects: Sequence[CimObject]) -> Me
         parts.append(select_columns(columns, index))
         order.extend(positions)
     missing = sorted(set(range(len(objects))) - set(order))
-    parts.append(MeshColumns.empty(len(missing)))
-    order.extend(missing)
-    joined = MeshColumns.concat(parts)
+    if missing:
+        parts.append(MeshColumns.empty(len(missing)))
+        order.extend(missing)
+    if not parts:
+        return MeshColumns.empty(0)
+    joined = parts[0] if len(parts) == 1 else MeshColumns.concat(parts)
+    if order == list(range(len(objects))):
+        return joined  # already in the caller's order (one chunk, all meshed)
     inverse = np.empty(len(objects), dtype=np.int64)
     inverse[np.asarray(order, dtype=np.int64)] = np.arange(len(order), dtype=np.int64)
     return select_columns(joined, inverse)
