@@ -18,11 +18,12 @@ def test_package_imports_from_this_repository(name: str) -> None:
 
 
 def test_assets_are_attributed_and_free_of_gpl() -> None:
-    readme = (ROOT / "assets" / "README.md").read_text()
+    # assets/README.md, or the README.md of the file's own folder (assets/<dir>/README.md)
+    readme = "\n".join(p.read_text() for p in sorted((ROOT / "assets").rglob("README.md")))
     files = [p for p in (ROOT / "assets").rglob("*") if p.is_file() and p.name != "README.md"]
     assert files
     for path in files:
-        assert path.name in readme, f"{path.name} is not attributed in assets/README.md"
+        assert path.name in readme, f"{path.name} is not attributed in an assets README.md"
     rows = [line for line in readme.splitlines() if line.startswith("| `")]
     assert len(rows) >= 10
     for row in rows:

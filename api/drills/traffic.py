@@ -116,5 +116,24 @@ def run_drill(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    summary, _ = run_drill(args)
-    return summary
+    """The contract's six figures; without ``--json`` also where queues formed and cleared."""
+    summary, result = run_drill(args)
+    if getattr(args, "json", False):
+        return summary
+    roads = result.link_summary()
+    worst = sorted(roads.items(), key=lambda item: -item[1]["peak_queue_veh"])[:5]
+    return {
+        **summary,
+        "stranded_vehicles": result.trips.stranded_vehicles,
+        "unfinished_vehicles": result.trips.unfinished_vehicles,
+        "clear_time_s": result.clear_time_s,
+        "longest_queues": {code: _describe(code, v) for code, v in worst if v["peak_queue_veh"]},
+    }
+
+
+def _describe(code: str, road: dict[str, Any]) -> str:
+    text = "" if road["name"] == code else f"{road['name']}: "
+    text += f"peak queue {road['peak_queue_veh']:.0f} veh, worst grade {road['worst_grade_name']}"
+    if road["recovered_at_s"] is not None:
+        text += f", recovered at {road['recovered_at_s']:.0f} s"
+    return text

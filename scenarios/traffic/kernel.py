@@ -311,7 +311,8 @@ class LinkTransmission:
         """Advance the network through step ``s`` (transfers at ``t = s * dt``)."""
         t = s * self.dt
         lanes = self.lanes_open
-        self.cap_out = np.where(self.cap_out < lanes, self.cap_out + self.rate_out, self.cap_out)
+        drain = np.where(lanes > 0, lanes, self.lanes)  # a closed link still empties
+        self.cap_out = np.where(self.cap_out < drain, self.cap_out + self.rate_out, self.cap_out)
         self.cap_in = np.where(self.cap_in < lanes, self.cap_in + self.rate_in, self.cap_in)
         self.down_hist[s % self.history] = self.n_down
         lag = self.params.lag_steps

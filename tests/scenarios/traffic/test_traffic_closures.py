@@ -136,3 +136,19 @@ def test_a_link_shorter_than_a_platoon_is_refused() -> None:
     with pytest.raises(StabilityError, match=r"'tiny' holds 2.0 vehicles .* one platoon of 5"):
         run(spec)
     assert run(TrafficSpec(spec.network, LIGHT, deltan=2)).trips.completed_trips == 60
+
+
+def test_a_closed_link_still_empties() -> None:
+    links = [("a", "O", "X", 500.0, 20.0), ("b", "X", "Y", 5000.0, 20.0), ("c", "Y", "D", 500, 20)]
+    closure = Closure(link="b", t_start_s=400.0, reason="flood")
+    spec = TrafficSpec(
+        build_network(links),
+        [DemandWindow("O", "D", 0.0, 600.0, flow_vps=0.5)],
+        closures=[closure],
+        tmax_s=3600.0,
+    )
+    result = run(spec)
+    # platoons that entered b before 400 s (departed before 375 s) all arrive
+    assert result.trips.completed_trips == 185
+    assert result.trips.unfinished_vehicles == 0
+    assert result.trips.stranded_vehicles == 300 - 185

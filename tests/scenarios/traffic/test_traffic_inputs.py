@@ -194,3 +194,14 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as exc:
         main(["run", "traffic", "--network", good, "--close", "ab@soon"])
     assert exc.value.code == 2
+
+
+def test_cli_plain_output_says_where_queues_formed(
+    tokyo: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "traffic", "--network", tokyo, "--tmax", "3600"]) == 0
+    captured = capsys.readouterr()
+    assert "completed_trips: " in captured.out
+    assert "longest_queues:" in captured.out
+    assert "peak queue" in captured.out
+    assert "100%" in captured.err  # the progress bar

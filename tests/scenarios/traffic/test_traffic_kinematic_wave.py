@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from traffic_networks import build_network
 
 from scenarios.traffic import DemandWindow, SignalPlan, TrafficSpec, run
-from scenarios.traffic.kernel import RUNNING, WAITING, link_parameters
+from scenarios.traffic.kernel import DONE, RUNNING, WAITING, link_parameters
 from scenarios.traffic.model import TrafficModel
 
 KAPPA = 0.2  # veh/m, the default jam density
@@ -177,17 +179,30 @@ def test_fixed_time_signal_halves_throughput() -> None:
     assert through_signal == pytest.approx(20 * 5 * KAPPA / 25 / 2, rel=0.05)
 
 
-def test_vehicles_are_conserved_every_step() -> None:
-    grid = []
-    for i in range(3):
-        for j in range(3):
-            if j < 2:
-                grid.append((f"h{i}{j}", f"n{i}{j}", f"n{i}{j + 1}", 400.0 + 50 * i, 12.0))
-                grid.append((f"g{i}{j}", f"n{i}{j + 1}", f"n{i}{j}", 400.0 + 50 * i, 12.0))
-            if i < 2:
-                grid.append((f"v{i}{j}", f"n{i}{j}", f"n{i + 1}{j}", 300.0 + 70 * j, 9.0))
-                grid.append((f"u{i}{j}", f"n{i + 1}{j}", f"n{i}{j}", 300.0 + 70 * j, 9.0))
-    rng = np.random.default_rng(7)
+GRID: list = []
+for _i in range(3):
+    for _j in range(3):
+        if _j < 2:
+            GRID.append((f"h{_i}{_j}", f"n{_i}{_j}", f"n{_i}{_j + 1}", 400.0 + 50 * _i, 12.0))
+            GRID.append((f"g{_i}{_j}", f"n{_i}{_j + 1}", f"n{_i}{_j}", 400.0 + 50 * _i, 12.0))
+        if _i < 2:
+            GRID.append((f"v{_i}{_j}", f"n{_i}{_j}", f"n{_i + 1}{_j}", 300.0 + 70 * _j, 9.0))
+            GRID.append((f"u{_i}{_j}", f"n{_i + 1}{_j}", f"n{_i}{_j}", 300.0 + 70 * _j, 9.0))
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    demand_seed=st.integers(0, 2**16),
+    run_seed=st.integers(0, 2**16),
+    closures=st.lists(
+        st.tuples(st.integers(0, len(GRID) - 1), st.integers(0, 200), st.integers(1, 200)),
+        max_size=4,
+    ),
+)
+def test_vehicles_are_conserved_every_step(
+    demand_seed: int, run_seed: int, closures: list[tuple[int, int, int]]
+) -> None:
+    rng = np.random.default_rng(demand_seed)
     nodes = [f"n{i}{j}" for i in range(3) for j in range(3)]
     demand = []
     for _ in range(20):
@@ -195,10 +210,25 @@ def test_vehicles_are_conserved_every_step() -> None:
         demand.append(
             DemandWindow(str(o), str(d), 0.0, 1200.0, flow_vps=float(rng.uniform(0.05, 0.3)))
         )
-    model = _model(grid, demand, seed=11)
+    model = _model(GRID, demand, seed=run_seed)
     kernel = model.kernel
     storage = np.ceil(kernel.params.storage)
+    shut = {start: [] for _, start, _ in closures}
+    reopen = {start + length: [] for _, start, length in closures}
+    for link, start, length in closures:
+        shut[start].append(link)
+        reopen[start + length].append(link)
+    closed: set[int] = set()
     for s in range(model.n_steps):
+        for link in shut.get(s, []):
+            kernel.set_open_lanes(link, 0.0)
+            closed.add(link)
+        for link in reopen.get(s, []):
+            kernel.set_open_lanes(link, 1.0)
+            closed.discard(link)
+        if s in shut or s in reopen:
+            kernel.reroute(s * kernel.dt, 1.0, 0.0)
+        entered = kernel.n_up.copy()
         kernel.step(s)
         released = int((kernel.depart_step <= s).sum())
         counts = np.bincount(kernel.state, minlength=5)
@@ -207,4 +237,7 @@ def test_vehicles_are_conserved_every_step() -> None:
         on = np.bincount(kernel.link[kernel.state == RUNNING], minlength=kernel.n_links)
         assert np.array_equal(on, kernel.n_up - kernel.n_down)
         assert (on <= storage).all()
-    assert counts[3] == kernel.orig.size  # every trip completes
+        for link in closed:  # nothing enters a closed link
+            assert kernel.n_up[link] == entered[link]
+    if not closures:
+        assert counts[DONE] == kernel.orig.size  # every trip completes
