@@ -22,7 +22,12 @@ from fastapi.routing import APIRoute
 
 from api.errors import install_error_handlers
 from api.keys import KeyStore
+from api.live_deps import open_live
+from api.routes import alerts as live_alerts
+from api.routes import cases as live_cases
 from api.routes import health, objects, sites
+from api.routes import live as live_routes
+from api.routes import sta as live_sta
 from api.settings import Settings
 from api.site_views import SiteViews
 from api.state import TwinState
@@ -58,9 +63,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(config.store_url)
         state = TwinState(config, store, keys, SiteViews(store))
         app.state.twin = state
+        # live twin (SensorThings, MQTT ingest, alerts, cases): own connection and threads
+        app.state.live = open_live(config)
         try:
             yield
         finally:
+            app.state.live.close()
+            app.state.live = None
             app.state.twin = None
             state.close()
 
@@ -76,4 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(sites.router)
     app.include_router(objects.router)
+    # live twin
+    app.include_router(live_sta.router)
+    app.include_router(live_routes.router)
+    app.include_router(live_alerts.router)
+    app.include_router(live_cases.router)
     return app

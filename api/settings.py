@@ -7,6 +7,7 @@ nothing):
 ``TWIN_STORE``      store URL: a SQLite file path or ``postgresql://...`` (``twin.db``)
 ``TWIN_KEYS_FILE``  the API key file (default ``<store path>.keys.json``)
 ``TWIN_API_KEYS``   bootstrap keys held in memory only: ``key:role[:scope1,scope2];...``
+``TWIN_MQTT_URL``   broker the live twin ingests from (``mqtt://host:port``; unset: HTTP only)
 ==================  ====================================================================
 """
 
@@ -46,11 +47,17 @@ class Settings:
     store_url : SQLite file path or ``postgresql://`` URL
     keys_file : the API key file; ``None`` for ``<store path>.keys.json``
     bootstrap_keys : keys held in memory only (e.g. a first admin key for a container)
+    mqtt_url : MQTT broker of the live ingest (``mqtt://host:port``), or ``None``
+    mqtt_prefix : topic prefix of the live ingest (``""`` or ending in ``/``)
+    mqtt_client_id : MQTT client id (fixed, so the broker keeps the session)
     """
 
     store_url: str | Path = "twin.db"
     keys_file: str | Path | None = None
     bootstrap_keys: tuple[BootstrapKey, ...] = field(default_factory=tuple)
+    mqtt_url: str | None = None
+    mqtt_prefix: str = ""
+    mqtt_client_id: str = "citytwin-ingest"
 
     @property
     def keys_path(self) -> Path:
@@ -76,6 +83,7 @@ class Settings:
             store_url=env.get("TWIN_STORE") or "twin.db",
             keys_file=env.get("TWIN_KEYS_FILE") or None,
             bootstrap_keys=parse_bootstrap_keys(env.get("TWIN_API_KEYS", "")),
+            mqtt_url=env.get("TWIN_MQTT_URL") or None,
         )
 
 
