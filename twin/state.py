@@ -129,14 +129,14 @@ class LiveState:
             "SELECT phenomenon_time - phenomenon_time % ?, COUNT(result), MIN(result), "
             "MAX(result), SUM(result) FROM sta_observations WHERE datastream_id = ? "
             "AND phenomenon_time >= ? AND phenomenon_time < ? AND result IS NOT NULL "
-            "GROUP BY phenomenon_time - phenomenon_time % ?",
-            (step, datastream, start_us, end_us, step),
+            "GROUP BY 1",
+            (step, datastream, start_us, end_us),
         )
         rolled = self.db.query(
             "SELECT bucket - bucket % ?, SUM(n), MIN(vmin), MAX(vmax), SUM(vsum) "
             "FROM live_rollups WHERE datastream_id = ? AND bucket >= ? AND bucket < ? "
-            "AND ? % interval_s = 0 GROUP BY bucket - bucket % ?",
-            (step, datastream, start_us, end_us, interval_s, step),
+            "AND ? % interval_s = 0 GROUP BY 1",
+            (step, datastream, start_us, end_us, interval_s),
         )
         for bucket, n, lo, hi, total in [*raw, *rolled]:
             if not n:
@@ -182,7 +182,7 @@ class LiveState:
                     "vsum) SELECT datastream_id, ?, phenomenon_time - phenomenon_time % ?, "
                     "COUNT(*), MIN(result), MAX(result), SUM(result) FROM sta_observations "
                     "WHERE phenomenon_time < ? AND result IS NOT NULL "
-                    "GROUP BY datastream_id, phenomenon_time - phenomenon_time % ? "
+                    "GROUP BY 1, 3 "
                     "ON CONFLICT (datastream_id, interval_s, bucket) DO UPDATE SET "
                     "n = live_rollups.n + excluded.n, "
                     "vmin = CASE WHEN excluded.vmin < live_rollups.vmin THEN excluded.vmin "
@@ -190,7 +190,7 @@ class LiveState:
                     "vmax = CASE WHEN excluded.vmax > live_rollups.vmax THEN excluded.vmax "
                     "ELSE live_rollups.vmax END, vsum = live_rollups.vsum + excluded.vsum"
                 ),
-                (rollup_interval_s, step, cutoff, step),
+                (rollup_interval_s, step, cutoff),
             )
             cur.execute(
                 self.db.sql("DELETE FROM sta_observations WHERE phenomenon_time < ?"), (cutoff,)
