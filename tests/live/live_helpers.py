@@ -64,3 +64,44 @@ def obs(ds: int, seconds: float, value: Any) -> dict[str, Any]:
         "phenomenonTime": format_time(T0 + round(seconds * 1e6)),
         "result": value,
     }
+
+
+def wait_for(condition: Any, timeout_s: float = 10.0, what: str = "condition") -> None:
+    """Poll ``condition()`` until true.
+
+    Raises
+    ------
+    AssertionError
+        If it stays false for ``timeout_s``.
+    """
+    import time
+
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def mqtt_publisher(url: str = "mqtt://127.0.0.1:1883", client_id: str = "") -> Any:
+    """A connected paho client (QoS 1 publishes wait for the broker's ack)."""
+    import uuid
+    from urllib.parse import urlparse
+
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    parsed = urlparse(url)
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id or f"pub-{uuid.uuid4().hex[:10]}"
+    )
+    try:
+        client.connect(parsed.hostname or "127.0.0.1", parsed.port or 1883)
+    except OSError as exc:
+        raise AssertionError(
+            f"Mosquitto is not reachable at {url} ({exc}); `make test` needs the broker "
+            "(Debian package mosquitto)"
+        ) from None
+    client.loop_start()
+    return client
