@@ -125,21 +125,31 @@ class AlertBook:
     def on_changes(self, changes: list[Change]) -> None:
         """Apply the value rules to changes of latest values (an ingest listener)."""
         with self._lock:
-            for change in changes:
-                if change.value is None:
+            numeric = [c for c in changes if c.value is not None]
+            for rule in list(self.rules.values()):
+                if rule.kind == "stale":
                     continue
-                info = change.datastream
-                for rule in self.rules.values():
-                    if rule.kind == "stale" or not rule.applies(info.observed_property, info.code):
-                        continue
-                    if rule.kind == "rate":
-                        if change.previous_time_us is None or change.previous_value is None:
-                            continue
-                        dt_s = (change.time_us - change.previous_time_us) / 1e6
-                        value = abs(change.value - change.previous_value) / dt_s
-                    else:
-                        value = change.value
-                    self._apply(rule, info, value, change.time_us)
+                chosen = [
+                    c
+                    for c in numeric
+                    if rule.applies(c.datastream.observed_property, c.datastream.code)
+                    and (rule.kind != "rate" or c.previous_value is not None)
+                ]
+                if not chosen:
+                    continue
+                values = np.array([c.value for c in chosen], dtype=float)
+                if rule.kind == "rate":
+                    before = np.array([c.previous_value for c in chosen], dtype=float)
+                    dt_s = np.array([(c.time_us - (c.previous_time_us or 0)) / 1e6 for c in chosen])
+                    values = np.abs(values - before) / dt_s
+                current = np.array(
+                    [self.active.get((rule.id, c.datastream.id), (0, 0))[0] for c in chosen],
+                    dtype=np.int64,
+                )
+                new = rule.levels_of(values, current)
+                for j in np.flatnonzero(new != current):
+                    c = chosen[int(j)]
+                    self._apply(rule, c.datastream, float(values[j]), c.time_us, int(new[j]))
             self._sweep_clear_stale(changes)
 
     def _sweep_clear_stale(self, changes: list[Change]) -> None:
@@ -195,8 +205,6 @@ class AlertBook:
         current, alert_id = self.active.get(key, (0, 0))
         new = rule.level(value, current) if level is None and value is not None else level or 0
         if new == current:
-            if alert_id and value is not None:
-                self.db.execute("UPDATE live_alerts SET value = ? WHERE id = ?", (value, alert_id))
             return
         stamp = now_us if now_us is not None else time_us
         severity = rule.severity(new)

@@ -127,25 +127,24 @@ class Ingestor:
         info = self._datastreams.get(ident)
         if info is not None:
             return info
+        # the first miss loads every datastream in one query; later misses one each
+        where, params = ("1 = 1", ()) if not self._datastreams else ("d.id = ?", (ident,))
         rows = self.db.query(
             "SELECT d.id, d.observation_type, d.site, d.code, p.name, d.interval_s "
             "FROM sta_datastreams d JOIN sta_observed_properties p "
-            "ON p.id = d.observed_property_id WHERE d.id = ?",
-            (ident,),
+            f"ON p.id = d.observed_property_id WHERE {where}",
+            params,
         )
-        if not rows:
-            return None
-        ds, kind, site, code, prop, interval = rows[0]
-        info = DatastreamInfo(
-            int(ds),
-            kind in OBSERVATION_NUMERIC,
-            site,
-            code,
-            str(prop),
-            float(interval) if interval is not None else None,
-        )
-        self._datastreams[ident] = info
-        return info
+        for ds, kind, site, code, prop, interval in rows:
+            self._datastreams[int(ds)] = DatastreamInfo(
+                int(ds),
+                kind in OBSERVATION_NUMERIC,
+                site,
+                code,
+                str(prop),
+                float(interval) if interval is not None else None,
+            )
+        return self._datastreams.get(ident)
 
     def forget(self, ident: int | None = None) -> None:
         """Drop cached datastream descriptions (after an update or delete)."""

@@ -141,7 +141,7 @@ class LiveTwin:
                     "code": c.datastream.code,
                     "datastream": c.datastream.id,
                     "observedProperty": c.datastream.observed_property,
-                    "phenomenonTime": format_time(c.time_us),
+                    "timeUs": c.time_us,  # formatted when sent: most are overwritten first
                     "result": c.value,
                 }
             )

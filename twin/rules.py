@@ -131,6 +131,31 @@ class Rule:
         """The severity name of a level (``"normal"`` for 0)."""
         return self.levels[level - 1][1] if level > 0 else "normal"
 
+    def levels_of(self, values: np.ndarray, current: np.ndarray) -> np.ndarray:
+        """:meth:`level` of many values at once.
+
+        Parameters
+        ----------
+        values : (n,) float, values (absolute rates for ``rate`` rules)
+        current : (n,) int, the current level of each
+
+        Returns
+        -------
+        (n,) int64
+        """
+        thresholds = self._thresholds
+        k = np.arange(1, len(thresholds) + 1)
+        below_current = k[None, :] <= current[:, None]
+        if self.kind == "low":
+            raw = np.count_nonzero(values[:, None] <= thresholds[None, :], axis=1)
+            kept = (values[:, None] < thresholds[None, :] + self.hysteresis) & below_current
+        else:
+            raw = np.count_nonzero(values[:, None] >= thresholds[None, :], axis=1)
+            kept = (values[:, None] > thresholds[None, :] - self.hysteresis) & below_current
+        # levels are held as a prefix: count up to the first level not kept
+        held = np.cumprod(kept | ~below_current, axis=1) * below_current
+        return np.maximum(raw, held.sum(axis=1)).astype(np.int64)
+
     def level(self, value: float, current: int = 0) -> int:
         """The level of ``value`` (0 = normal) given the ``current`` level, with hysteresis.
 

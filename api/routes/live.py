@@ -164,6 +164,15 @@ def _principal(websocket: WebSocket, key: str | None) -> Principal:
     return principal
 
 
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    """An event as sent: observation times as ISO 8601."""
+    if event["type"] != "observation":
+        return event
+    out = {k: v for k, v in event.items() if k != "timeUs"}
+    out["phenomenonTime"] = format_time(event["timeUs"])
+    return out
+
+
 @router.websocket("/ws")
 async def live_stream(
     websocket: WebSocket,
@@ -211,7 +220,7 @@ async def live_stream(
             await asyncio.wait({waiter, closer}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             ready.clear()
-            events = subscription.drain()
+            events = [_public(e) for e in subscription.drain()]
             if events and not closer.done():
                 await websocket.send_json(events)
     except (WebSocketDisconnect, RuntimeError):
