@@ -154,7 +154,7 @@ class Rule:
             kept = (values[:, None] > thresholds[None, :] - self.hysteresis) & below_current
         # levels are held as a prefix: count up to the first level not kept
         held = np.cumprod(kept | ~below_current, axis=1) * below_current
-        return np.maximum(raw, held.sum(axis=1)).astype(np.int64)
+        return np.asarray(np.maximum(raw, held.sum(axis=1)), dtype=np.int64)
 
     def level(self, value: float, current: int = 0) -> int:
         """The level of ``value`` (0 = normal) given the ``current`` level, with hysteresis.
