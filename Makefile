@@ -67,3 +67,9 @@ clean: ## remove the venv, the store and caches
 	rm -rf $(VENV) $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json .twin .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: help install sample key run services test lint bench clean
+
+bench-ingest: $(VENV)/.installed-dev ## live ingest: MQTT -> store/latest/rules/stream vs a bare subscriber (not part of the tests)
+	$(PY) bench/ingest.py --observations 200000 --batch 500 --repeat 3
+	$(PY) bench/ingest.py --observations 200000 --batch 100 --rate 20000 --repeat 3
+
+.PHONY: bench-ingest
