@@ -25,7 +25,7 @@ from twin.bus import EventBus
 from twin.db import LiveDb
 from twin.errors import TransitionError
 from twin.ingest import Change, DatastreamInfo
-from twin.rules import CasePolicy, Rule
+from twin.rules import CasePolicy, Rule, stale_mask
 from twin.state import scope_clause
 from twin.times import format_time
 
@@ -178,8 +178,6 @@ class AlertBook:
         opened = 0
         with self._lock:
             for rule in stale_rules:
-                from twin.rules import stale_mask
-
                 mask = stale_mask(times, intervals, rule.missed, now_us)
                 for i in np.flatnonzero(mask):
                     row = rows[int(i)]

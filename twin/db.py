@@ -143,10 +143,15 @@ class LiveDb:
             yield cur
 
     def query(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of one read."""
-        with self.transaction() as cur:
-            cur.execute(self.sql(text), tuple(params))
-            return [tuple(row) for row in cur.fetchall()]
+        """Rows of one read (in its own implicit transaction: no write lock is taken)."""
+        with self.lock:
+            # the engine's connection runs in autocommit mode, so one SELECT is one snapshot
+            cursor = self.store._connection().cursor()
+            try:
+                cursor.execute(self.sql(text), tuple(params))
+                return [tuple(row) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> int:
         """Run one write in its own transaction; returns the row count."""

@@ -11,6 +11,7 @@ event bus, and (when a broker is set) the MQTT subscriber and the stale-sensor s
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,8 +26,10 @@ from twin.ingest import Change, Ingestor
 from twin.mqtt import MqttIngest, MqttSettings
 from twin.rules import CasePolicy
 from twin.sta.service import SensorThings
-from twin.state import LiveState
-from twin.times import format_time, now_us
+from twin.state import LiveState, scope_clause
+from twin.times import format_time, now_us, parse_time
+
+logger = logging.getLogger(__name__)
 
 
 class LiveTwin:
@@ -85,9 +88,7 @@ class LiveTwin:
             try:
                 self.alerts.sweep_stale(self.clock(), dict(self.ingestor.latest))
             except Exception:  # a failed sweep must not end the thread
-                import logging
-
-                logging.getLogger(__name__).exception("stale sweep failed")
+                logger.exception("stale sweep failed")
 
     def _sink(self, bodies: list[dict[str, Any]], source: str) -> list[int]:
         report = self.ingestor.ingest(bodies, source, want_ids=True)
@@ -165,8 +166,6 @@ class LiveTwin:
         """City vital signs under a code prefix: sensors online (reported within 3 of their
         intervals, or within 10 minutes without one), active alerts by severity, open cases,
         and the current extreme values per observed property."""
-        from twin.state import scope_clause
-
         now = self.clock()
         scope, params = scope_clause(scopes, "d.code")
         like = prefix.replace("%", "\\%").replace("_", "\\_") + "%"
@@ -204,6 +203,4 @@ class LiveTwin:
 
 
 def _parse(text: str | None) -> int | None:
-    from twin.times import parse_time
-
     return parse_time(text) if text is not None else None

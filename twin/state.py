@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from twin.db import LiveDb
 from twin.times import format_time
 
@@ -46,7 +48,7 @@ class LiveState:
         self, prefix: str = "", scopes: Sequence[str] | None = None, limit: int = 10_000
     ) -> list[dict[str, Any]]:
         """Latest value of every datastream linked to an object whose code starts with
-        ``prefix``, newest code first by code then datastream."""
+        ``prefix``, ordered by code then datastream (``None`` where nothing came yet)."""
         scope, params = scope_clause(scopes, "d.code")
         rows = self.db.query(
             "SELECT d.id, d.name, d.site, d.code, p.name, d.unit, l.phenomenon_time, l.result, "
@@ -203,6 +205,4 @@ def _float(value: Any) -> float | None:
 
 
 def _json(text: Any) -> Any:
-    import orjson
-
     return orjson.loads(text) if text is not None else None

@@ -125,7 +125,12 @@ def test_sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(store_url: st
         sender.join(30)
         assert len(acked) == n  # the broker acknowledged every publish
         service = _service(store_url, prefix, client_id, broker)
-        wait_for(lambda: _counts(db)[0] >= n, 30, "every acknowledged observation")
+        try:
+            wait_for(lambda: _counts(db)[0] >= n, 60, "every acknowledged observation")
+        except AssertionError:
+            stored = {int(r[0]) for r in db.query("SELECT result FROM sta_observations")}
+            missing = sorted(set(range(n)) - stored)
+            raise AssertionError(f"missing after restart: {missing[:50]}") from None
         time.sleep(0.3)  # anything redelivered late would show up now
         count, total = _counts(db)
     finally:

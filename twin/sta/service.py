@@ -323,7 +323,6 @@ class SensorThings:
         if not isinstance(body, dict):
             raise RequestError(f"the body of a new {target.entities.singular} must be an object")
         body = dict(body)
-        link: tuple[str, int] | None = None
         if target.parent is not None:
             relation_name, parent_id = target.parent
             back = {
@@ -337,8 +336,6 @@ class SensorThings:
                 body["Things"] = [{"@iot.id": parent_id}]
             else:
                 body[back] = {"@iot.id": parent_id}
-            link = (back, parent_id)
-        del link
         if target.entities.name == "Observations":
             return self._create_observations([body])[0]
         self._check_cim_links(target.entities, body)
