@@ -203,3 +203,69 @@ def test_device_posts_observations_and_create_observations(api: Api) -> None:
     assert links[-1] == "error" and all(s.startswith("Observations(") for s in links[:3])
     ingest = api.client.get("/live/ingest", headers=api.h("admin")).json()
     assert ingest["deadLetters"] >= 2 and ingest["mqtt"]["connected"] is True
+
+
+def test_history_aggregates_alert_actions_and_rule_errors(api: Api) -> None:
+    _, ds = _thing(api, api.other, "pressure")
+    h = api.h("admin")
+    start = (now_us() // 3_600_000_000 - 2) * 3_600_000_000  # two whole hours ago
+    rows = [[format_time(start + i * 600_000_000), float(i)] for i in range(12)]  # 10-min steps
+    links = api.client.post(
+        "/sta/v1.1/CreateObservations",
+        json=[
+            {
+                "Datastream": {"@iot.id": ds},
+                "components": ["phenomenonTime", "result"],
+                "dataArray": rows,
+            }
+        ],
+        headers=api.h("device"),
+    ).json()
+    assert "error" not in links
+    window = {"start": format_time(start), "end": format_time(start + 7_200_000_000)}
+    history = api.client.get(f"/live/datastreams/{ds}/history", params=window, headers=h)
+    assert [v for _, v in history.json()["values"]] == [float(i) for i in range(12)]
+    hourly = api.client.get(
+        f"/live/datastreams/{ds}/aggregates", params={**window, "interval_s": 3600}, headers=h
+    ).json()["buckets"]
+    assert [(b["n"], b["min"], b["max"], b["mean"]) for b in hourly] == [
+        (6, 0.0, 5.0, 2.5),
+        (6, 6.0, 11.0, 8.5),
+    ]
+    hidden = api.client.get(
+        f"/live/datastreams/{ds}/history", params=window, headers=api.h("pilot")
+    )
+    assert hidden.status_code == 404
+    bad_time = api.client.get(
+        f"/live/datastreams/{ds}/history", params={"start": "soon", "end": "later"}, headers=h
+    )
+    assert bad_time.status_code == 400
+    # a rule whose thresholds fall is refused with a reason, not a 500
+    bad_rule = {"name": "x", "kind": "high", "levels": [[5, "a"], [1, "b"]]}
+    refused = api.client.post("/rules", json=bad_rule, headers=h)
+    assert refused.status_code == 400 and "rise" in refused.json()["error"]["message"]
+    assert api.client.post("/rules", json=bad_rule, headers=api.h("display")).status_code == 403
+    rule = {
+        "name": "pressure",
+        "kind": "high",
+        "levels": [[10, "red"]],
+        "observed_property": "pressure",
+    }
+    assert api.client.post("/rules", json=rule, headers=h).status_code == 201
+    api.client.post(
+        f"/sta/v1.1/Datastreams({ds})/Observations",
+        json={"phenomenonTime": format_time(now_us()), "result": 12.0},
+        headers=api.h("device"),
+    )
+    alerts = api.client.get(
+        "/alerts", params={"prefix": api.other.code, "state": "active"}, headers=api.h("display")
+    ).json()
+    code = alerts[0]["code"]
+    assert (
+        api.client.post(f"/alerts/{code}/acknowledge", headers=api.h("display")).status_code == 403
+    )
+    acked = api.client.post(f"/alerts/{code}/acknowledge", json={"note": "seen"}, headers=h)
+    assert acked.json()["state"] == "acknowledged"
+    again = api.client.post(f"/alerts/{code}/acknowledge", headers=h)
+    assert again.status_code == 409
+    assert api.client.get(f"/alerts/{code}", headers=api.h("pilot")).status_code == 404
