@@ -16,11 +16,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
-from api.errors import AuthenticationError
+from api.errors import AuthenticationError, QueryError
+from api.params import parse_bbox
+from api.routes.sites import scoped_view
 from api.keys import READ_ROLES, Principal, UnknownKeyError
 from api.live_deps import Live, LiveReader, StaEditor, get_live, scopes_of
 from api.state import get_state
-from cim.errors import NotFoundError
+from cim.errors import NotFoundError, TwinError
 from twin.bus import KINDS, Subscription
 from twin.errors import RequestError
 from twin.times import format_time, parse_time
@@ -179,9 +181,13 @@ async def live_stream(
     key: str | None = None,
     prefix: Annotated[list[str] | None, Query()] = None,
     kind: Annotated[list[str] | None, Query()] = None,
+    site: str | None = None,
+    bbox: str | None = None,
 ) -> None:
     """Push observations, alerts and case changes of objects under ``prefix`` (repeatable;
-    none: everything the key may see) of the given ``kind`` s (repeatable; none: all)."""
+    none: everything the key may see), or of the objects of ``site`` whose boxes overlap
+    ``bbox`` (``minx,miny,maxx,maxy``, metres in the site CRS), of the given ``kind`` s
+    (repeatable; none: all)."""
     try:
         principal = _principal(websocket, key)
         live = get_live(websocket)  # type: ignore[arg-type]
@@ -190,6 +196,17 @@ async def live_stream(
         return
     kinds = [k for k in kind or KINDS if k in KINDS]
     prefixes: list[str] | None = list(prefix) if prefix else None
+    if bbox is not None:
+        try:
+            if site is None:
+                raise QueryError("site", "an area (bbox) needs its site")
+            state = get_state(websocket)  # type: ignore[arg-type]
+            view = scoped_view(state, principal, site)
+            area = view.index.in_bbox(*parse_bbox("bbox", bbox))
+        except (QueryError, TwinError) as exc:
+            await websocket.close(code=4400, reason=str(exc)[:120])
+            return
+        prefixes = (prefixes or []) + [o.code for o in area]
     if principal.scoped:
         scopes = principal.scopes
         if prefixes is None:

@@ -269,3 +269,29 @@ def test_history_aggregates_alert_actions_and_rule_errors(api: Api) -> None:
     again = api.client.post(f"/alerts/{code}/acknowledge", headers=h)
     assert again.status_code == 409
     assert api.client.get(f"/alerts/{code}", headers=api.h("pilot")).status_code == 404
+
+
+def test_stream_by_area(api: Api) -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    assert api.building.bbox is not None
+    x0, y0, _, x1, y1, _ = api.building.bbox
+    area = f"{x0},{y0},{x1},{y1}"
+    key = api.keys["display"]
+    with api.client.websocket_connect(f"/live/ws?key={key}&site={SITE}&bbox={area}") as ws:
+        hello = ws.receive_json()
+        assert api.building.code in hello["prefixes"]
+        # the building, its parts and the neighbours whose boxes touch it: not the city
+        assert len({p[:21] for p in hello["prefixes"]}) < 10
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        api.client.websocket_connect(f"/live/ws?key={key}&site={SITE}&bbox=1,2"),
+    ):
+        pass
+    assert closed.value.code == 4400
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        api.client.websocket_connect("/live/ws?key=twk_nope"),
+    ):
+        pass
+    assert refused.value.code == 4401
