@@ -17,10 +17,10 @@ from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from api.errors import AuthenticationError, QueryError
-from api.params import parse_bbox
-from api.routes.sites import scoped_view
 from api.keys import READ_ROLES, Principal, UnknownKeyError
 from api.live_deps import Live, LiveReader, StaEditor, get_live, scopes_of
+from api.params import parse_bbox
+from api.routes.sites import scoped_view
 from api.state import get_state
 from cim.errors import NotFoundError, TwinError
 from twin.bus import KINDS, Subscription
