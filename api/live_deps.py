@@ -8,6 +8,7 @@ observations; admin, planner and (inside its scope) pilot keys work alerts and c
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Annotated
 
@@ -23,18 +24,19 @@ from twin.mqtt import MqttSettings
 
 
 def open_live(settings: Settings) -> LiveTwin:
-    """The live twin of ``settings``, started (MQTT subscriber and sweep).
+    """The live twin of ``settings``, started (MQTT subscriber and sweep). Without
+    ``settings.mqtt_url``, ``TWIN_MQTT_URL`` from the environment is used (``twin serve``
+    builds its settings from the command line).
 
     Raises
     ------
     StoreError
         If the store cannot be opened.
     """
+    url = settings.mqtt_url or os.environ.get("TWIN_MQTT_URL") or None
     mqtt = (
-        MqttSettings(
-            url=settings.mqtt_url, prefix=settings.mqtt_prefix, client_id=settings.mqtt_client_id
-        )
-        if settings.mqtt_url
+        MqttSettings(url=url, prefix=settings.mqtt_prefix, client_id=settings.mqtt_client_id)
+        if url
         else None
     )
     live = LiveTwin(settings.store_url, mqtt=mqtt)
