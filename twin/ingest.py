@@ -306,38 +306,53 @@ class Ingestor:
                     )
                     for _, r in readings
                 ]
-                cur.executemany(
-                    db.sql(
-                        "INSERT INTO sta_observations (datastream_id, phenomenon_time, "
-                        "result_time, result, result_json, parameters, received) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-                    ),
-                    rows,
+                columns = (
+                    "INSERT INTO sta_observations (datastream_id, phenomenon_time, "
+                    "result_time, result, result_json, parameters, received) "
                 )
+                if db.postgres:
+                    # one statement over arrays: a round trip per batch, not per row
+                    cur.execute(
+                        db.sql(
+                            columns + "SELECT * FROM unnest(?::bigint[], ?::bigint[], "
+                            "?::bigint[], ?::float8[], ?::text[], ?::text[], ?::bigint[]) "
+                            "ON CONFLICT DO NOTHING"
+                        ),
+                        [list(column) for column in zip(*rows, strict=True)],
+                    )
+                else:
+                    cur.executemany(
+                        db.sql(columns + "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                        rows,
+                    )
                 stored = max(int(cur.rowcount), 0)
                 report.stored = stored
                 report.duplicates = len(rows) - stored
             if changes:
-                cur.executemany(
-                    db.sql(
-                        "INSERT INTO live_latest (datastream_id, phenomenon_time, result, "
-                        "result_json, received) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (datastream_id) DO UPDATE SET "
-                        "phenomenon_time = excluded.phenomenon_time, result = excluded.result, "
-                        "result_json = excluded.result_json, received = excluded.received "
-                        "WHERE live_latest.phenomenon_time < excluded.phenomenon_time"
-                    ),
-                    [
-                        (
-                            c.datastream.id,
-                            c.time_us,
-                            c.value,
-                            newest[c.datastream.id].result_json,
-                            now,
-                        )
-                        for c in changes
-                    ],
+                latest_rows = [
+                    (c.datastream.id, c.time_us, c.value, newest[c.datastream.id].result_json, now)
+                    for c in changes
+                ]
+                upsert = (
+                    " ON CONFLICT (datastream_id) DO UPDATE SET "
+                    "phenomenon_time = excluded.phenomenon_time, result = excluded.result, "
+                    "result_json = excluded.result_json, received = excluded.received "
+                    "WHERE live_latest.phenomenon_time < excluded.phenomenon_time"
                 )
+                into = (
+                    "INSERT INTO live_latest (datastream_id, phenomenon_time, result, "
+                    "result_json, received) "
+                )
+                if db.postgres:
+                    cur.execute(
+                        db.sql(
+                            into + "SELECT * FROM unnest(?::bigint[], ?::bigint[], "
+                            "?::float8[], ?::text[], ?::bigint[])" + upsert
+                        ),
+                        [list(column) for column in zip(*latest_rows, strict=True)],
+                    )
+                else:
+                    cur.executemany(db.sql(into + "VALUES (?, ?, ?, ?, ?)" + upsert), latest_rows)
             if want_ids:
                 for index, r in readings:
                     cur.execute(
