@@ -201,7 +201,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         if stored_at and count > stored_at[-1][1]:
             idle_since = now
         # the broker drops what overflows a session's queue (Mosquitto: 1000 messages)
-        if done.is_set() and now - idle_since > 3.0:
+        if done.is_set() and now - idle_since > 15.0:
             break
         stored_at.append((now, count))
         time.sleep(0.05)
