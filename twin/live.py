@@ -55,6 +55,7 @@ class LiveTwin:
         self.bus = EventBus()
         self.ingestor = Ingestor(self.db, clock=clock)
         self.sta = SensorThings(self.db, self._sink)
+        self.sta.on_change = self.ingestor.forget
         self.state = LiveState(self.db)
         self.alerts = AlertBook(self.db, self.bus)
         self.cases = CaseBook(self.db, self.bus)

@@ -100,7 +100,6 @@ def update_sta(
 ) -> Any:
     """Patch an entity's properties (or relink a Datastream)."""
     live.sta.update(path, body)
-    live.ingestor.forget()
     return live.sta.read(path, {}, _root(request))
 
 
@@ -108,5 +107,4 @@ def update_sta(
 def delete_sta(path: str, live: Live, principal: StaEditor) -> dict[str, Any]:
     """Delete an entity (a Thing takes its Datastreams and their Observations along)."""
     live.sta.delete(path)
-    live.ingestor.forget()
     return {"deleted": path}

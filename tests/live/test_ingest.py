@@ -132,3 +132,12 @@ def test_aggregates_and_retention_are_exact(live: LiveTwin, clock: Clock) -> Non
     live.state.compact(clock.now, retention_s=2 * 3600, rollup_interval_s=300)
     first = live.state.aggregates(ds, T0, T0 + 3_600_000_000, 3600)[0]
     assert (first["n"], first["max"]) == (61, 1000.0)
+
+
+def test_deleted_datastream_takes_no_more_readings(live: LiveTwin) -> None:
+    ds = _one(live)
+    assert live.ingestor.ingest([obs(ds, 0, 0.1)], "test").stored == 1
+    live.sta.delete(f"Datastreams({ds})")
+    report = live.ingestor.ingest([obs(ds, 60, 0.2)], "test")
+    assert report.stored == 0 and report.rejected == [(0, f"unknown datastream {ds}")]
+    assert _count(live, "sta_observations") == 0 and _count(live, "live_latest") == 0

@@ -87,3 +87,33 @@ def test_slow_subscriber_keeps_latest_per_datastream() -> None:
     assert mine.overwritten == 997 and len(woken) == 1
     assert [e["type"] for e in alerts_only.drain()] == ["alert"]
     assert mine.drain() == []
+
+
+def test_replay_drill_publishes_the_recording() -> None:
+    import argparse
+
+    from api.drills import drill_modules
+
+    drill = drill_modules()["replay"]
+    parser = argparse.ArgumentParser()
+    drill.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            str(RECORDING),
+            "--column",
+            "density_p_per_m2",
+            "--datastream",
+            "5",
+            "--speed",
+            "1000",
+            "--prefix",
+            f"test-{uuid.uuid4().hex[:10]}/",
+            "--start",
+            "2026-11-26T10:00:00Z",
+        ]
+    )
+    args.json = True
+    assert drill.run(args) == {"published": 67, "recording": str(RECORDING), "speed": 1000.0}
+    args.column = "colour"
+    with pytest.raises(SourceError, match="no column 'colour'"):
+        drill.run(args)

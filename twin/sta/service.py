@@ -60,6 +60,8 @@ class SensorThings:
         self.db = db
         self.filters = FilterCompiler(db.postgres)
         self.observation_sink = observation_sink
+        #: called after an update or delete (the ingest drops its cached datastreams)
+        self.on_change: Callable[[], None] | None = None
 
     # -- paths --------------------------------------------------------------------------------
     def resolve(self, path: str) -> Target:
@@ -502,6 +504,8 @@ class SensorThings:
             )
             if cur.rowcount == 0:
                 raise NotFoundError(f"no {entities.singular} at {path!r}")
+        if self.on_change is not None:
+            self.on_change()
 
     def delete(self, path: str) -> None:
         """Delete one entity, and what cannot exist without it (a Thing's Datastreams, a
@@ -526,6 +530,8 @@ class SensorThings:
             ident = int(row[0])
             for statement in _CASCADE[target.entities.name]:
                 cur.execute(self.db.sql(statement), (ident,))
+        if self.on_change is not None:
+            self.on_change()
 
 
 _CASCADE: dict[str, tuple[str, ...]] = {
