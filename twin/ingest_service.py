@@ -23,9 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mqtt", default="mqtt://127.0.0.1:1883", help="broker URL")
     parser.add_argument("--prefix", default="", help="topic prefix (ending in /)")
     parser.add_argument("--client-id", default="citytwin-ingest", help="fixed MQTT client id")
+    parser.add_argument(
+        "--share-group", help="join this MQTT shared subscription (several ingest processes)"
+    )
     args = parser.parse_args(argv)
     live = LiveTwin(
-        args.store, mqtt=MqttSettings(args.mqtt, prefix=args.prefix, client_id=args.client_id)
+        args.store,
+        mqtt=MqttSettings(
+            args.mqtt, prefix=args.prefix, client_id=args.client_id, share_group=args.share_group
+        ),
     )
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

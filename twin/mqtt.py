@@ -50,6 +50,8 @@ class MqttSettings:
     client_id : fixed, so the broker keeps the session (and queued messages) across restarts
     batch_max : most messages stored in one transaction
     batch_wait_s : longest wait for a batch to fill
+    share_group : subscribe as a member of this shared subscription (``$share/GROUP/...``):
+        the broker spreads the messages over the group's ingest processes
     """
 
     url: str = "mqtt://127.0.0.1:1883"
@@ -57,6 +59,7 @@ class MqttSettings:
     client_id: str = "citytwin-ingest"
     batch_max: int = 2000
     batch_wait_s: float = 0.02
+    share_group: str | None = None
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -146,7 +149,12 @@ class MqttIngest:
     def topics(self) -> list[str]:
         """The subscribed topic filters."""
         p = self.settings.prefix
-        return [f"{p}v1.1/+/Observations", f"{p}v1.1/Observations", f"{p}{BULK_TOPIC}"]
+        share = f"$share/{self.settings.share_group}/" if self.settings.share_group else ""
+        return [
+            f"{share}{p}v1.1/+/Observations",
+            f"{share}{p}v1.1/Observations",
+            f"{share}{p}{BULK_TOPIC}",
+        ]
 
     def start(self) -> None:
         """Connect (retrying in the background) and start storing."""

@@ -60,3 +60,39 @@ def test_sensorthings_topic_bulk_topic_and_bad_messages(mqtt_live: tuple[LiveTwi
     assert live.state.latest("AAA001")[0]["result"] == pytest.approx(1.0)
     reasons = sorted(d["reason"] for d in live.ingestor.dead_letters())
     assert reasons[0].startswith("malformed JSON") and reasons[1] == "unknown datastream 9999"
+
+
+def test_shared_subscription_spreads_messages_over_two_ingests(
+    store_url: str, clock: Clock
+) -> None:
+    prefix = f"test-{uuid.uuid4().hex[:10]}/"
+    group = f"g{uuid.uuid4().hex[:8]}"
+    twins = [
+        LiveTwin(
+            store_url,
+            mqtt=MqttSettings(BROKER, prefix, f"twin-{uuid.uuid4().hex[:10]}", share_group=group),
+            clock=clock,
+        )
+        for _ in range(2)
+    ]
+    publisher = None
+    try:
+        ds = datastream_of(twins[0], twins[0].sta.create("Things", thing_body("m", "A1", "depth")))
+        for twin in twins:
+            twin.start()
+            assert twin.mqtt is not None
+            wait_for(twin.mqtt.connected.is_set, 5, "the subscription")
+        publisher = mqtt_publisher(BROKER)
+        topic = f"{prefix}v1.1/Datastreams({ds})/Observations"
+        for k in range(200):
+            body = orjson.dumps({"phenomenonTime": format_time(T0 + k * 1_000_000), "result": k})
+            publisher.publish(topic, body, qos=1).wait_for_publish(5)
+        wait_for(lambda: _stored(twins[0]) == 200, 10, "200 observations")
+        received = [t.mqtt.received for t in twins if t.mqtt is not None]
+        assert sum(received) == 200 and min(received) > 0
+    finally:
+        if publisher is not None:
+            publisher.loop_stop()
+            publisher.disconnect()
+        for twin in twins:
+            twin.close()
