@@ -203,5 +203,29 @@ class LiveTwin:
         }
 
 
+    def vital_signs_by(
+        self, level: str, prefix: str = "", scopes: Any = None
+    ) -> list[dict[str, Any]]:
+        """:meth:`vital_signs` for every grid cell (15-digit code) or community (12-digit)
+        under ``prefix`` that has sensors.
+
+        Raises
+        ------
+        ValueError
+            If ``level`` is neither ``grid`` nor ``community``.
+        """
+        length = {"grid": 15, "community": 12}.get(level)
+        if length is None:
+            raise ValueError(f"level(={level!r}) must be 'grid' or 'community'")
+        scope, params = scope_clause(scopes, "code")
+        like = prefix.replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.query(
+            f"SELECT DISTINCT SUBSTR(code, 1, {length}) FROM sta_datastreams "
+            f"WHERE code LIKE ? ESCAPE '\\' AND LENGTH(code) >= {length} AND {scope}",
+            [like, *params],
+        )
+        return [self.vital_signs(str(r[0]), scopes) for r in sorted(rows)]
+
+
 def _parse(text: str | None) -> int | None:
     return parse_time(text) if text is not None else None

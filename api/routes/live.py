@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
@@ -121,6 +121,17 @@ def read_vital_signs(
     ):
         raise NotFoundError(f"nothing under {prefix!r} in this key's scope")
     return live.vital_signs(prefix, scopes_of(principal))
+
+
+@router.get("/vitals/{level}")
+def read_vital_signs_by(
+    level: Literal["grid", "community"],
+    live: Live,
+    principal: LiveReader,
+    prefix: Annotated[str, Query(description="code prefix to look under")] = "",
+) -> list[dict[str, Any]]:
+    """City vital signs per grid cell or community that has sensors."""
+    return live.vital_signs_by(level, prefix, scopes_of(principal))
 
 
 @router.get("/ingest")

@@ -152,6 +152,10 @@ def test_mqtt_reading_reaches_sta_state_stream_alert_and_case(api: Api) -> None:
     assert drainage["onTimeRate"] == 1.0 and drainage["meanHoursReadingToDisposal"] < 0.1
     vitals = api.client.get("/live/vitals", headers=api.h("display")).json()
     assert vitals["activeAlerts"] == {"red": 1} and vitals["sensorsOnline"] >= 1
+    cells = api.client.get("/live/vitals/grid", headers=api.h("display")).json()
+    cell = next(c for c in cells if c["prefix"] == case["gridCode"])
+    assert cell["activeAlerts"] == {"red": 1} and cell["extremes"]["water depth"]["max"] == 0.2
+    assert api.client.get("/live/vitals/street", headers=api.h("display")).status_code == 422
 
 
 def test_pilot_sees_only_its_subtree(api: Api) -> None:
