@@ -202,7 +202,6 @@ class LiveTwin:
             },
         }
 
-
     def vital_signs_by(
         self, level: str, prefix: str = "", scopes: Any = None
     ) -> list[dict[str, Any]]:
