@@ -49,7 +49,7 @@ _DDL = [
     "CREATE INDEX IF NOT EXISTS sta_datastreams_thing ON sta_datastreams (thing_id)",
     """CREATE TABLE IF NOT EXISTS sta_features (
         id {id}, name TEXT NOT NULL, description TEXT NOT NULL, encoding_type TEXT NOT NULL,
-        feature TEXT NOT NULL, properties TEXT NOT NULL)""",
+        feature TEXT NOT NULL, properties TEXT NOT NULL, location_id BIGINT)""",
     """CREATE TABLE IF NOT EXISTS sta_observations (
         id {id}, datastream_id BIGINT NOT NULL, phenomenon_time BIGINT NOT NULL,
         result_time BIGINT, result DOUBLE PRECISION, result_json TEXT,

@@ -53,6 +53,7 @@ class Reading:
     result_json: str | None
     result_time_us: int | None
     parameters: str | None
+    feature: int | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,10 @@ class Ingestor:
         self.listeners: list[Listener] = []
         self.counters: Counter[str] = Counter()
         self._datastreams: dict[int, DatastreamInfo] = {}
+        # FeatureOfInterest of each datastream (from its Thing's first Location)
+        self._features: dict[int, int | None] = {}
+        self._ds_location: dict[int, int | None] | None = None
+        self._location_feature: dict[int, int] = {}
         self._lock = threading.Lock()
         self.latest: dict[int, tuple[int, float | None]] = {
             int(ds): (int(t), float(v) if v is not None else None)
@@ -152,6 +157,43 @@ class Ingestor:
             self._datastreams.clear()
         else:
             self._datastreams.pop(ident, None)
+        self._features.clear()
+        self._ds_location = None
+
+    def feature_of(self, ident: int) -> int | None:
+        """The FeatureOfInterest of readings of datastream ``ident`` that name none: made
+        once from its Thing's first Location (SensorThings' automatic FoI), or ``None`` if
+        the Thing has no Location."""
+        if ident in self._features:
+            return self._features[ident]
+        if self._ds_location is None or ident not in self._ds_location:
+            rows = self.db.query(
+                "SELECT d.id, MIN(tl.location_id) FROM sta_datastreams d LEFT JOIN "
+                "sta_thing_locations tl ON tl.thing_id = d.thing_id GROUP BY d.id"
+            )
+            self._ds_location = {int(d): int(loc) if loc is not None else None for d, loc in rows}
+            self._location_feature = {
+                int(loc): int(f)
+                for f, loc in self.db.query(
+                    "SELECT id, location_id FROM sta_features WHERE location_id IS NOT NULL"
+                )
+            }
+        location = self._ds_location.get(ident)
+        feature = None
+        if location is not None:
+            feature = self._location_feature.get(location)
+            if feature is None:
+                with self.db.transaction() as cur:
+                    feature = self.db.insert(
+                        cur,
+                        "INSERT INTO sta_features (name, description, encoding_type, feature, "
+                        "properties, location_id) SELECT name, description, encoding_type, "
+                        "location, '{}', id FROM sta_locations WHERE id = ?",
+                        (location,),
+                    )
+                self._location_feature[location] = feature
+        self._features[ident] = feature
+        return feature
 
     # -- checking -----------------------------------------------------------------------------
     def check(self, body: Any, now: int) -> Reading:
@@ -201,6 +243,13 @@ class Ingestor:
             except ValueError as exc:
                 raise RejectedError(f"resultTime: {exc}") from None
         parameters = body.get("parameters")
+        foi = body.get("FeatureOfInterest")
+        if foi is not None:
+            feature = foi.get("@iot.id") if isinstance(foi, dict) else None
+            if not isinstance(feature, int) or isinstance(feature, bool):
+                raise RejectedError('FeatureOfInterest must be {"@iot.id": id}')
+        else:
+            feature = self.feature_of(ident)
         return Reading(
             info,
             time_us,
@@ -208,6 +257,7 @@ class Ingestor:
             result_json,
             result_time,
             orjson.dumps(parameters).decode() if parameters is not None else None,
+            feature,
         )
 
     # -- storing ------------------------------------------------------------------------------
@@ -302,27 +352,29 @@ class Ingestor:
                         r.value,
                         r.result_json,
                         r.parameters,
+                        r.feature,
                         now,
                     )
                     for _, r in readings
                 ]
                 columns = (
                     "INSERT INTO sta_observations (datastream_id, phenomenon_time, "
-                    "result_time, result, result_json, parameters, received) "
+                    "result_time, result, result_json, parameters, feature_id, received) "
                 )
                 if db.postgres:
                     # one statement over arrays: a round trip per batch, not per row
                     cur.execute(
                         db.sql(
                             columns + "SELECT * FROM unnest(?::bigint[], ?::bigint[], "
-                            "?::bigint[], ?::float8[], ?::text[], ?::text[], ?::bigint[]) "
+                            "?::bigint[], ?::float8[], ?::text[], ?::text[], ?::bigint[], "
+                            "?::bigint[]) "
                             "ON CONFLICT DO NOTHING"
                         ),
                         [list(column) for column in zip(*rows, strict=True)],
                     )
                 else:
                     cur.executemany(
-                        db.sql(columns + "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+                        db.sql(columns + "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"),
                         rows,
                     )
                 stored = max(int(cur.rowcount), 0)

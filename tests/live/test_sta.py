@@ -187,3 +187,17 @@ def test_create_observations_data_array(live: LiveTwin) -> None:
     assert live.ingestor.counters["dead: not a number"] == 1
     with pytest.raises(RequestError, match="components"):
         live.create_observations([{"Datastream": {"@iot.id": ds}}])
+
+
+def test_feature_of_interest_comes_from_the_things_location(live: LiveTwin) -> None:
+    thing = live.sta.create("Things", thing_body("manhole a", "AAA001", "water depth"))
+    ds = datastream_of(live, thing)
+    live.ingestor.ingest([obs(ds, 0, 0.1), obs(ds, 60, 0.2)], "test")
+    features = live.sta.read("FeaturesOfInterest", {"$expand": "Observations"}, BASE)["value"]
+    assert len(features) == 1  # one FoI for the location, shared by the readings
+    assert features[0]["feature"] == {"type": "Point", "coordinates": [4.31, 52.07]}
+    assert [o["result"] for o in features[0]["Observations"]] == [0.1, 0.2]
+    reading = live.sta.read("Observations(1)/FeatureOfInterest", {}, BASE)
+    assert reading["name"] == "manhole a location"
+    bad = live.ingestor.ingest([{**obs(ds, 120, 0.3), "FeatureOfInterest": "here"}], "test")
+    assert "FeatureOfInterest" in bad.rejected[0][1]
