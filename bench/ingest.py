@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import resource
 import statistics
 import sys
 import tempfile
@@ -226,6 +227,8 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         "latency_p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
         "stream_events": len(latencies),
         "not_stored": target - stored_at[-1][1],
+        # peak RSS of this (ingest) process so far, MB
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "engine": "postgresql" if store.startswith("postgres") else "sqlite",
     }
 
