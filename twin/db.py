@@ -92,6 +92,14 @@ _DDL = [
 ]
 
 
+#: PostgreSQL only: prefix (``LIKE 'code%'``) lookups of the CIM link use these indexes.
+_POSTGRES_DDL = [
+    "CREATE INDEX IF NOT EXISTS sta_datastreams_code_prefix "
+    "ON sta_datastreams (code text_pattern_ops)",
+    "CREATE INDEX IF NOT EXISTS sta_things_code_prefix ON sta_things (code text_pattern_ops)",
+]
+
+
 class LiveDb:
     """A connection of the live twin to the store, with its tables created.
 
@@ -131,7 +139,7 @@ class LiveDb:
     def _migrate(self) -> None:
         try:
             with self.transaction() as cur:
-                for statement in _DDL:
+                for statement in _DDL + (_POSTGRES_DDL if self.postgres else []):
                     cur.execute(self.ddl(statement))
         except Exception as exc:
             raise StoreError(f"{self.store.url}: cannot prepare the live tables ({exc})") from exc
