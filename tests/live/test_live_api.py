@@ -299,3 +299,19 @@ def test_stream_by_area(api: Api) -> None:
     ):
         pass
     assert refused.value.code == 4401
+
+
+def test_pilot_opens_cases_only_in_its_subtree(api: Api) -> None:
+    h = api.h("pilot")
+    inside = {"title": "lift stuck", "site": SITE, "object_code": api.building.code}
+    created = api.client.post("/cases", json=inside, headers=h)
+    assert created.status_code == 201
+    case = created.json()
+    assert case["source"] == "api" and api.building.code.startswith(case["gridCode"])
+    outside = {**inside, "object_code": api.other.code}
+    assert api.client.post("/cases", json=outside, headers=h).status_code == 403
+    assert api.client.post("/cases", json=inside, headers=api.h("display")).status_code == 403
+    missing = {**inside, "object_code": api.building.code + "999"}
+    assert api.client.post("/cases", json=missing, headers=api.h("admin")).status_code == 404
+    mine = api.client.get("/cases", headers=h).json()
+    assert all(c["objectCode"].startswith(api.building.code) for c in mine)
