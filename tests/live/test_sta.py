@@ -201,3 +201,14 @@ def test_feature_of_interest_comes_from_the_things_location(live: LiveTwin) -> N
     assert reading["name"] == "manhole a location"
     bad = live.ingestor.ingest([{**obs(ds, 120, 0.3), "FeatureOfInterest": "here"}], "test")
     assert "FeatureOfInterest" in bad.rejected[0][1]
+
+
+def test_filters_that_mix_types_are_request_errors(live: LiveTwin) -> None:
+    _seed(live)
+    for path, text in (("Observations", "result eq 'wet'"), ("Things", "name gt 5")):
+        try:
+            found = live.sta.read(path, {"$filter": text}, BASE)
+        except RequestError as exc:  # PostgreSQL refuses to compare across types: a 400
+            assert "$filter" in str(exc)
+        else:  # SQLite compares across types (numbers sort before text)
+            assert isinstance(found["value"], list)

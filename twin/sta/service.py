@@ -170,6 +170,23 @@ class SensorThings:
         NotFoundError
             If a single entity does not exist (or is outside the scope).
         """
+        try:
+            return self._read(path, params, base_url, scopes)
+        except Exception as exc:
+            # a filter that compares across types (text with a number...) is refused by
+            # PostgreSQL's type checks: the request is at fault, not the service
+            names = {k.__name__ for k in type(exc).__mro__}
+            if names & {"DataError", "ProgrammingError"}:
+                raise RequestError(f"$filter: the store cannot evaluate it ({exc})") from None
+            raise
+
+    def _read(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        base_url: str,
+        scopes: Sequence[str] | None,
+    ) -> Any:
         target = self.resolve(path)
         options = parse_options(params)
         base = base_url.rstrip("/")
