@@ -94,3 +94,9 @@ bench-tiles: $(VENV)/.installed-dev ## tileset build time and peak memory for De
 bench-traffic: $(VENV)/.installed-dev ## traffic drill against UXsim (Python and C++ engines), not part of the tests
 	$(PY) bench/traffic_vs_uxsim.py --repeat 5
 .PHONY: bench-traffic
+
+bench-ingest: $(VENV)/.installed-dev ## live ingest: MQTT -> store/latest/rules/stream vs a bare subscriber (not part of the tests)
+	$(PY) bench/ingest.py --observations 200000 --batch 500 --repeat 3
+	$(PY) bench/ingest.py --observations 200000 --batch 100 --rate 20000 --repeat 3
+
+.PHONY: bench-ingest

@@ -25,7 +25,12 @@ from api.errors import install_error_handlers
 from api.etag import ETagMiddleware
 from api.jobs import JobManager
 from api.keys import KeyStore
+from api.live_deps import open_live
+from api.routes import alerts as live_alerts
+from api.routes import cases as live_cases
 from api.routes import drills, health, images, jobs, layers, objects, scenes, sites, tiles
+from api.routes import live as live_routes
+from api.routes import sta as live_sta
 from api.routes.viewer import mount_viewer
 from api.settings import Settings
 from api.site_views import SiteViews
@@ -63,9 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(config.store_url)
         state = TwinState(config, store, keys, SiteViews(store), JobManager(config.job_workers))
         app.state.twin = state
+        # live twin (SensorThings, MQTT ingest, alerts, cases): own connection and threads
+        app.state.live = open_live(config)
         try:
             yield
         finally:
+            app.state.live.close()
+            app.state.live = None
             app.state.twin = None
             state.close()
 
@@ -90,5 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(images.router)
     app.include_router(drills.router)
+    # live twin
+    app.include_router(live_sta.router)
+    app.include_router(live_routes.router)
+    app.include_router(live_alerts.router)
+    app.include_router(live_cases.router)
     mount_viewer(app, Path(config.web_modules))
     return app

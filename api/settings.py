@@ -3,17 +3,7 @@
 Environment variables (read by :meth:`Settings.from_env` only; a bare ``Settings()`` reads
 nothing):
 
-====================  ===================================================================
-``TWIN_STORE``        store URL: a SQLite file path or ``postgresql://...`` (``twin.db``)
-``TWIN_KEYS_FILE``    the API key file (default ``<store path>.keys.json``)
-``TWIN_API_KEYS``     bootstrap keys held in memory only: ``key:role[:scope1,scope2];...``
-``TWIN_ADMIN_KEY``    one more bootstrap key, with the admin role (for automation)
-``TWIN_CACHE``        where built tilesets are kept (default ``<store path>.cache``)
-``TWIN_JOB_WORKERS``  jobs that run at once (default 2)
-``TWIN_WEB_MODULES``  the npm ``node_modules`` the viewer's modules come from
-``TWIN_DATA``         the named inputs drills run on (default: the checkout's ``assets/``)
-====================  ===================================================================
-"""
+====================  ============================================================"""
 
 from __future__ import annotations
 
@@ -61,6 +51,9 @@ class Settings:
     job_workers : jobs that run at once
     web_modules : the ``node_modules`` holding three.js and 3d-tiles-renderer
     data_dir : the catalogue of named drill inputs (networks, venues, drainage models)
+    mqtt_url : MQTT broker of the live ingest (``mqtt://host:port``), or ``None``
+    mqtt_prefix : topic prefix of the live ingest (``""`` or ending in ``/``)
+    mqtt_client_id : MQTT client id (fixed, so the broker keeps the session)
     """
 
     store_url: str | Path = "twin.db"
@@ -70,6 +63,10 @@ class Settings:
     job_workers: int = 2
     web_modules: str | Path = field(default_factory=lambda: WEB_MODULES)
     data_dir: str | Path = field(default_factory=lambda: DATA_DIR)
+
+    mqtt_url: str | None = None
+    mqtt_prefix: str = ""
+    mqtt_client_id: str = "citytwin-ingest"
 
     @property
     def cache_path(self) -> Path:
@@ -116,6 +113,7 @@ class Settings:
             job_workers=int(workers),
             web_modules=env.get("TWIN_WEB_MODULES") or WEB_MODULES,
             data_dir=env.get("TWIN_DATA") or DATA_DIR,
+            mqtt_url=env.get("TWIN_MQTT_URL") or None,
         )
 
 

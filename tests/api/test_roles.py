@@ -31,9 +31,15 @@ def _write_routes(twin: Twin) -> list[tuple[str, str]]:
     return routes
 
 
+#: What a unit pilot may change: its unit's alerts and cases (it works them); nothing else.
+PILOT_WRITES = ("/alerts", "/cases")
+
+
 @pytest.mark.parametrize("role", ["display", "pilot"])
 def test_read_only_keys_cannot_write_anything(twin: Twin, role: str) -> None:
     for method, path in _write_routes(twin):
+        if role == "pilot" and path.startswith(PILOT_WRITES):
+            continue
         response = twin.client.request(method, path, headers=twin.headers(role), json={})
         assert response.status_code in (403, 404), (method, path, response.status_code)
         if response.status_code == 404:  # only a pilot, and only outside its scope

@@ -1,0 +1,137 @@
+"""``/alerts`` and ``/rules``: threshold rules and the alerts they raise (早预警).
+
+Readers list and read alerts (a pilot those of its subtree); admin, planner and pilot keys
+acknowledge and close them; admin and planner keys edit rules.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from api.live_deps import Live, LiveReader, Operator, RuleEditor, scopes_of
+from twin.errors import RequestError
+from twin.rules import CasePolicy, Rule
+
+router = APIRouter(tags=["alerts"])
+
+
+class CasePolicyCreate(BaseModel):
+    """When an alert of the rule opens a case."""
+
+    min_level: int = Field(1, ge=1)
+    class_code: str = ""
+    unit: str = ""
+    urgency: Literal["urgent", "high", "normal", "low"] = "normal"
+
+
+class RuleCreate(BaseModel):
+    """A new threshold rule: ``levels`` are ``[threshold, severity]`` mildest first."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["high", "low", "rate", "stale"]
+    levels: list[tuple[float, str]] = Field(min_length=1)
+    observed_property: str | None = None
+    code_prefix: str | None = None
+    hysteresis: float = Field(0.0, ge=0)
+    missed: int = Field(3, ge=1)
+    open_case: CasePolicyCreate | None = None
+
+
+class AlertAction(BaseModel):
+    """An operator's note on an alert action."""
+
+    note: str = ""
+
+
+def _rule_public(rule: Rule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "name": rule.name,
+        "kind": rule.kind,
+        "levels": [list(level) for level in rule.levels],
+        "observed_property": rule.observed_property,
+        "code_prefix": rule.code_prefix,
+        "hysteresis": rule.hysteresis,
+        "missed": rule.missed,
+        "open_case": rule.open_case.to_dict() if rule.open_case else None,
+    }
+
+
+@router.get("/rules")
+def list_rules(live: Live, principal: LiveReader) -> list[dict[str, Any]]:
+    """All rules."""
+    return [_rule_public(r) for r in live.alerts.rules.values()]
+
+
+@router.post("/rules", status_code=201)
+def create_rule(body: RuleCreate, live: Live, principal: RuleEditor) -> dict[str, Any]:
+    """Add a rule; it applies from the next reading on.
+
+    Raises
+    ------
+    RequestError
+        If the thresholds are not ordered for the rule's kind (400).
+    """
+    try:
+        rule = _rule(body)
+    except ValueError as exc:
+        raise RequestError(f"rule: {exc}") from None
+    return _rule_public(live.alerts.add_rule(rule))
+
+
+def _rule(body: RuleCreate) -> Rule:
+    return Rule(
+        0,
+        body.name,
+        body.kind,
+        tuple((float(t), s) for t, s in body.levels),
+        body.observed_property,
+        body.code_prefix,
+        body.hysteresis,
+        body.missed,
+        CasePolicy(**body.open_case.model_dump()) if body.open_case else None,
+    )
+
+
+@router.delete("/rules/{ident}")
+def delete_rule(ident: int, live: Live, principal: RuleEditor) -> dict[str, Any]:
+    """Remove a rule (its alerts stay as history)."""
+    live.alerts.delete_rule(ident)
+    return {"deleted": ident}
+
+
+@router.get("/alerts")
+def list_alerts(
+    live: Live,
+    principal: LiveReader,
+    prefix: Annotated[str, Query(description="object code prefix")] = "",
+    state: Annotated[
+        str | None, Query(description="open, acknowledged, cleared, closed or active")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:
+    """Alerts of objects under ``prefix``, newest first."""
+    return live.alerts.find(prefix, state, scopes_of(principal), limit)
+
+
+@router.get("/alerts/{code}")
+def read_alert(code: str, live: Live, principal: LiveReader) -> dict[str, Any]:
+    """One alert and its history."""
+    return live.alerts.get(code, scopes_of(principal))
+
+
+@router.post("/alerts/{code}/{action}")
+def act_on_alert(
+    code: str,
+    action: Literal["acknowledge", "close"],
+    live: Live,
+    principal: Operator,
+    body: AlertAction | None = None,
+) -> dict[str, Any]:
+    """Acknowledge or close an alert; 409 if its state does not allow it."""
+    live.alerts.get(code, scopes_of(principal))
+    note = body.note if body is not None else ""
+    return live.alerts.act(code, action, principal.name or principal.key_id, note, live.clock())

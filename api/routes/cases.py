@@ -1,0 +1,96 @@
+"""``/cases``: the disposal workflow (立案 → 派遣 → 处置 → 核查 → 结案) and its statistics.
+
+Readers read (a pilot the cases of its subtree); admin, planner and pilot keys open cases
+and move them; an illegal step answers 409 with the allowed actions.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+
+from api.errors import PermissionDeniedError
+from api.live_deps import Live, LiveReader, Operator, scopes_of
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+
+
+class CaseCreate(BaseModel):
+    """A case opened by an operator or another system."""
+
+    title: str = Field(min_length=1)
+    source: Literal["operator", "api"] = "api"
+    site: str | None = None
+    object_code: str | None = None
+    class_code: str = ""
+    urgency: Literal["urgent", "high", "normal", "low"] = "normal"
+    unit: str = ""
+
+
+class CaseAction(BaseModel):
+    """A note on a workflow step."""
+
+    note: str = ""
+
+
+@router.get("")
+def list_cases(
+    live: Live,
+    principal: LiveReader,
+    prefix: Annotated[str, Query(description="object code prefix")] = "",
+    state: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:
+    """Cases of objects under ``prefix``, newest first."""
+    return live.cases.find(prefix, state, scopes_of(principal), limit)
+
+
+@router.get("/statistics")
+def case_statistics(
+    live: Live,
+    principal: LiveReader,
+    by: Annotated[Literal["grid", "unit"], Query()] = "grid",
+) -> list[dict[str, Any]]:
+    """Counts, closure, on-time disposal and rework rates, and hours from first reading to
+    disposal, per grid cell or responsible unit."""
+    return live.cases.statistics(by, scopes_of(principal))
+
+
+@router.post("", status_code=201)
+def open_case(body: CaseCreate, live: Live, principal: Operator) -> dict[str, Any]:
+    """Open a case (state ``reported``)."""
+    if principal.scoped and (body.object_code is None or not principal.sees(body.object_code)):
+        raise PermissionDeniedError("a pilot opens cases on objects of its own subtree only")
+    return live.cases.open(
+        title=body.title,
+        source=body.source,
+        actor=principal.name or principal.key_id,
+        now_us=live.clock(),
+        site=body.site,
+        object_code=body.object_code,
+        class_code=body.class_code,
+        urgency=body.urgency,
+        unit=body.unit,
+    )
+
+
+@router.get("/{code}")
+def read_case(code: str, live: Live, principal: LiveReader) -> dict[str, Any]:
+    """One case with its timeline and the actions allowed now."""
+    return live.cases.get(code, scopes_of(principal))
+
+
+@router.post("/{code}/{action}")
+def act_on_case(
+    code: str,
+    action: str,
+    live: Live,
+    principal: Operator,
+    body: CaseAction | None = None,
+) -> dict[str, Any]:
+    """One workflow step: file, dispatch, handle, verify, close, rework or cancel."""
+    live.cases.get(code, scopes_of(principal))
+    note = body.note if body is not None else ""
+    return live.cases.act(code, action, principal.name or principal.key_id, live.clock(), note)

@@ -1,0 +1,237 @@
+"""Ingest over MQTT (paho-mqtt): the SensorThings topics and a compact bulk topic.
+
+Topics (each under an optional ``prefix``, e.g. a tenant or a test's unique prefix):
+
+- ``v1.1/Datastreams(ID)/Observations`` — one Observation as SensorThings JSON
+  (``{"phenomenonTime": "...", "result": 0.12}``); the datastream comes from the topic;
+- ``v1.1/Observations`` — one Observation with ``"Datastream": {"@iot.id": ID}``;
+- ``twin/v1/bulk`` — a batch for devices and gateways that buffer:
+  ``{"obs": [[ID, time, result], ...]}`` with ``time`` ISO 8601 or epoch seconds.
+
+Delivery: the subscription is QoS 1 on a persistent session (``clean_session=False`` and a
+fixed client id), and messages are acknowledged by hand (``manual_ack``) only *after* the
+batch holding them is committed. A message received but not yet stored when the service
+dies is redelivered by the broker; storage is idempotent on (datastream, phenomenon time),
+so nothing acknowledged is lost and nothing is stored twice. Malformed messages are
+dead-lettered and acknowledged: ingest never stops on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from twin.ingest import Ingestor
+
+logger = logging.getLogger(__name__)
+
+BULK_TOPIC = "twin/v1/bulk"
+_DATASTREAM_TOPIC = re.compile(r"v1\.1/Datastreams\((\d+)\)/Observations$")
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """Where and how to subscribe.
+
+    Attributes
+    ----------
+    url : ``mqtt://host:port``
+    prefix : prepended to every topic (``""`` or ending in ``/``)
+    client_id : fixed, so the broker keeps the session (and queued messages) across restarts
+    batch_max : most messages stored in one transaction
+    batch_wait_s : longest wait for a batch to fill
+    share_group : subscribe as a member of this shared subscription (``$share/GROUP/...``):
+        the broker spreads the messages over the group's ingest processes
+    """
+
+    url: str = "mqtt://127.0.0.1:1883"
+    prefix: str = ""
+    client_id: str = "citytwin-ingest"
+    batch_max: int = 2000
+    batch_wait_s: float = 0.02
+    share_group: str | None = None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        """The broker's host and port.
+
+        Raises
+        ------
+        ValueError
+            If the URL is not ``mqtt://host[:port]``.
+        """
+        parsed = urlparse(self.url)
+        if parsed.scheme not in ("mqtt", "tcp") or not parsed.hostname:
+            raise ValueError(f"MQTT url(={self.url!r}) must look like mqtt://host:port")
+        return parsed.hostname, parsed.port or 1883
+
+
+def parse_message(
+    topic: str, payload: bytes, prefix: str = ""
+) -> tuple[list[Any], list[tuple[str, str]]]:
+    """Observation bodies of one message, and ``(reason, payload)`` of what cannot be read.
+
+    Parameters
+    ----------
+    topic : the full topic
+    payload : the message body
+    prefix : the topic prefix to strip
+    """
+    text = payload.decode("utf-8", errors="replace")
+    name = topic[len(prefix) :] if topic.startswith(prefix) else topic
+    try:
+        data = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return [], [(f"malformed JSON on {topic}", text)]
+    if name == BULK_TOPIC:
+        rows = data.get("obs") if isinstance(data, dict) else None
+        if not isinstance(rows, list):
+            return [], [(f'bulk message on {topic} has no "obs" list', text)]
+        bodies: list[Any] = []
+        bad: list[tuple[str, str]] = []
+        for row in rows:
+            if not isinstance(row, list) or len(row) != 3:
+                bad.append(("bulk row must be [datastream, time, result]", str(row)[:200]))
+                continue
+            bodies.append(
+                {"Datastream": {"@iot.id": row[0]}, "phenomenonTime": row[1], "result": row[2]}
+            )
+        return bodies, bad
+    match = _DATASTREAM_TOPIC.match(name)
+    if match is not None:
+        if not isinstance(data, dict):
+            return [], [(f"an observation on {topic} must be a JSON object", text)]
+        return [{**data, "Datastream": {"@iot.id": int(match.group(1))}}], []
+    if name == "v1.1/Observations":
+        return [data], []
+    return [], [(f"unknown topic {topic}", text)]
+
+
+class MqttIngest:
+    """A subscriber feeding an :class:`~twin.ingest.Ingestor` from a broker.
+
+    Parameters
+    ----------
+    ingestor : where observations go
+    settings : broker and topics
+    """
+
+    def __init__(self, ingestor: Ingestor, settings: MqttSettings) -> None:
+        self.ingestor = ingestor
+        self.settings = settings
+        self.received = 0
+        self.connected = threading.Event()
+        self._queue: queue.Queue[paho.MQTTMessage | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            clean_session=False,
+            manual_ack=True,
+        )
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(min_delay=1, max_delay=5)
+
+    @property
+    def topics(self) -> list[str]:
+        """The subscribed topic filters."""
+        p = self.settings.prefix
+        share = f"$share/{self.settings.share_group}/" if self.settings.share_group else ""
+        return [
+            f"{share}{p}v1.1/+/Observations",
+            f"{share}{p}v1.1/Observations",
+            f"{share}{p}{BULK_TOPIC}",
+        ]
+
+    def start(self) -> None:
+        """Connect (retrying in the background) and start storing."""
+        host, port = self.settings.host_port
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
+        self._worker.start()
+        self._client.connect_async(host, port, keepalive=30)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Store what was received, then disconnect."""
+        self._stop.set()
+        self._queue.put(None)
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            logger.warning("MQTT connect refused: %s", reason)
+            return
+        client.subscribe([(topic, 1) for topic in self.topics])
+        self.connected.set()
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self.connected.clear()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._queue.put(message)
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            deadline = time.monotonic() + self.settings.batch_wait_s
+            while len(batch) < self.settings.batch_max:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = (
+                        self._queue.get(timeout=max(remaining, 0.0))
+                        if remaining > 0
+                        else (self._queue.get_nowait())
+                    )
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._store(batch)
+                    return
+                batch.append(item)
+            self._store(batch)
+
+    def _store(self, batch: list[paho.MQTTMessage]) -> None:
+        bodies: list[Any] = []
+        bad: list[tuple[str, str]] = []
+        for message in batch:
+            found, rejected = parse_message(
+                message.topic, bytes(message.payload), self.settings.prefix
+            )
+            bodies.extend(found)
+            bad.extend(rejected)
+        while True:
+            try:
+                self.ingestor.ingest(bodies, "mqtt", rejected=bad)
+                break
+            except Exception:  # the store is down: keep the messages unacknowledged, retry
+                logger.exception("MQTT ingest: storing a batch failed; retrying")
+                if self._stop.wait(1.0):
+                    return
+        self.received += len(batch)
+        for message in batch:
+            if message.qos > 0:
+                self._client.ack(message.mid, message.qos)

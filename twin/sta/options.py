@@ -1,0 +1,135 @@
+"""Query options of a SensorThings request: ``$filter $top $skip $orderby $count $select
+$expand``, with nested options in ``$expand`` (``Datastreams($top=1;$expand=Observations)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from twin.errors import RequestError
+
+#: Page size when ``$top`` is not given, and the largest ``$top`` allowed.
+DEFAULT_TOP = 100
+MAX_TOP = 10_000
+
+_KNOWN = ("$filter", "$top", "$skip", "$orderby", "$count", "$select", "$expand")
+
+
+@dataclass
+class Options:
+    """Parsed query options of one collection (or of one ``$expand`` item).
+
+    Attributes
+    ----------
+    filter : the ``$filter`` text, or ``None``
+    top, skip : paging
+    top_given : whether ``$top`` was in the request (``@iot.nextLink`` repeats it)
+    orderby : ``(property, descending)`` pairs
+    count : whether to report ``@iot.count``
+    select : properties to return (empty: all)
+    expand : navigation property -> its options
+    """
+
+    filter: str | None = None
+    top: int = DEFAULT_TOP
+    skip: int = 0
+    top_given: bool = False
+    orderby: list[tuple[str, bool]] = field(default_factory=list)
+    count: bool = False
+    select: list[str] = field(default_factory=list)
+    expand: dict[str, Options] = field(default_factory=dict)
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """Split on ``separator`` outside parentheses and quotes."""
+    parts, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise RequestError(f"unbalanced parentheses in {text[:60]!r}")
+        elif not quoted and depth == 0 and ch == separator:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth != 0 or quoted:
+        raise RequestError(f"unbalanced parentheses or quotes in {text[:60]!r}")
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _integer(name: str, text: str, upper: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise RequestError(f"{name}: {text[:30]!r} is not an integer") from None
+    if value < 0 or (upper is not None and value > upper):
+        bound = f"0..{upper}" if upper is not None else ">= 0"
+        raise RequestError(f"{name}: {value} is outside {bound}")
+    return value
+
+
+def parse_options(params: Mapping[str, str]) -> Options:
+    """Options from query parameters (``{"$top": "10", ...}``); other keys are ignored.
+
+    Raises
+    ------
+    RequestError
+        If an option is malformed.
+    """
+    options = Options()
+    if "$filter" in params:
+        options.filter = params["$filter"]
+    if "$top" in params:
+        options.top = _integer("$top", params["$top"], MAX_TOP)
+        options.top_given = True
+    if "$skip" in params:
+        options.skip = _integer("$skip", params["$skip"])
+    if "$count" in params:
+        value = params["$count"].strip().lower()
+        if value not in ("true", "false"):
+            raise RequestError(f"$count: {params['$count'][:20]!r} must be true or false")
+        options.count = value == "true"
+    if "$orderby" in params:
+        for item in _split(params["$orderby"], ","):
+            words = item.split()
+            if len(words) not in (1, 2) or (len(words) == 2 and words[1] not in ("asc", "desc")):
+                raise RequestError(f"$orderby: {item[:60]!r} must be 'property [asc|desc]'")
+            options.orderby.append((words[0], len(words) == 2 and words[1] == "desc"))
+    if "$select" in params:
+        options.select = _split(params["$select"], ",")
+    if "$expand" in params:
+        for item in _split(params["$expand"], ","):
+            _add_expand(options, item)
+    return options
+
+
+def _add_expand(options: Options, item: str) -> None:
+    """Add one ``$expand`` item: ``Name``, ``Name(opts)`` or ``A/B`` (``A($expand=B)``)."""
+    name, _, rest = item.partition("(")
+    nested_text = ""
+    if rest:
+        if not rest.endswith(")"):
+            raise RequestError(f"$expand: {item[:60]!r} is malformed")
+        nested_text = rest[:-1]
+    path = name.strip().split("/")
+    head = path[0]
+    child = options.expand.setdefault(head, Options())
+    if len(path) > 1:
+        tail = "/".join(path[1:]) + (f"({nested_text})" if rest else "")
+        _add_expand(child, tail)
+        return
+    if nested_text:
+        nested: dict[str, str] = {}
+        for part in _split(nested_text, ";"):
+            key, eq, value = part.partition("=")
+            if not eq or key.strip() not in _KNOWN:
+                raise RequestError(f"$expand: {part[:60]!r} is not a query option")
+            nested[key.strip()] = value
+        parsed = parse_options(nested)
+        parsed.expand = {**child.expand, **parsed.expand}
+        options.expand[head] = parsed
