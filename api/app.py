@@ -26,6 +26,7 @@ from api.etag import ETagMiddleware
 from api.jobs import JobManager
 from api.keys import KeyStore
 from api.live_deps import open_live
+from api.live_layers import LiveLayers
 from api.routes import alerts as live_alerts
 from api.routes import cases as live_cases
 from api.routes import drills, health, images, jobs, layers, objects, scenes, sites, tiles
@@ -70,9 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.twin = state
         # live twin (SensorThings, MQTT ingest, alerts, cases): own connection and threads
         app.state.live = open_live(config)
+        live_layers = LiveLayers(app.state.live.bus, state.layers)
+        live_layers.start()
         try:
             yield
         finally:
+            await live_layers.stop()
             app.state.live.close()
             app.state.live = None
             app.state.twin = None

@@ -140,6 +140,7 @@ class LiveTwin:
             self.bus.publish(
                 {
                     "type": "observation",
+                    "site": c.datastream.site,
                     "code": c.datastream.code,
                     "datastream": c.datastream.id,
                     "observedProperty": c.datastream.observed_property,

@@ -315,3 +315,30 @@ def test_pilot_opens_cases_only_in_its_subtree(api: Api) -> None:
     assert api.client.post("/cases", json=missing, headers=api.h("admin")).status_code == 404
     mine = api.client.get("/cases", headers=h).json()
     assert all(c["objectCode"].startswith(api.building.code) for c in mine)
+
+
+def test_a_reading_becomes_the_viewers_live_layer_within_a_second(api: Api) -> None:
+    _, ds = _thing(api, api.other, "people count")
+    key = api.keys["display"]
+    with api.client.websocket_connect(f"/sites/{SITE}/layers/live") as ws:
+        ws.send_json({"key": key})
+        first = ws.receive_json()
+        while first["type"] != "ready":
+            first = ws.receive_json()
+        sent = time.monotonic()
+        posted = api.client.post(
+            f"/sta/v1.1/Datastreams({ds})/Observations",
+            json={"phenomenonTime": format_time(now_us() - 1_000_000), "result": 37},
+            headers=api.h("device"),
+        )
+        assert posted.status_code == 201, posted.text
+        pushed = ws.receive_json()
+        while pushed.get("layer", {}).get("name") != "live-people-count":
+            pushed = ws.receive_json()
+        elapsed = time.monotonic() - sent
+    assert elapsed < 1.0
+    assert pushed["layer"]["values"][api.other.code] == 37.0
+    assert pushed["layer"]["legend"] == "live people count"
+    # a pilot of another building does not see this reading in the layer
+    pilot = api.client.get(f"/sites/{SITE}/layers/live-people-count", headers=api.h("pilot"))
+    assert pilot.status_code == 200 and api.other.code not in pilot.json()["values"]
