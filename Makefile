@@ -48,8 +48,18 @@ key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 	@echo "admin API key (header X-API-Key): $$(cat .twin/admin.key)"
 	@echo "viewer: http://$(HOST):$(PORT)/#key=$$(cat .twin/admin.key)"
 
-run: sample key node_modules/.installed ## install, import the sample sites once, serve the API on $(HOST):$(PORT)
-	$(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT)
+run: sample key node_modules/.installed ## install, import the samples once, serve the API and viewer on $(HOST):$(PORT)
+	@if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then \
+	  ds=$$($(TWIN) --store $(STORE) live-demo --site denhaag) && \
+	  echo "live: MQTT ingest from 127.0.0.1:1883; replaying a measured crowd recording into datastream $$ds" && \
+	  ( $(TWIN) run replay assets/live/bottleneck_density.csv --column density_p_per_m2 \
+	      --datastream $$ds --loop --json > .twin/replay.log 2>&1 & echo $$! > .twin/replay.pid ); \
+	  trap 'kill $$(cat .twin/replay.pid) 2>/dev/null' EXIT INT TERM; \
+	  TWIN_MQTT_URL=mqtt://127.0.0.1:1883 $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \
+	else \
+	  echo "live: no MQTT broker on 127.0.0.1:1883, serving without live ingest"; \
+	  $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \
+	fi
 
 services: ## check (and start if stopped) the PostgreSQL server and MQTT broker the tests use
 	@bash .ci/services

@@ -96,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="the .glb file to write")
     export.add_argument("--json", action="store_true")
 
+    demo = sub.add_parser(
+        "live-demo", help="a demo crowd-density sensor on a building, with its alert rule"
+    )
+    demo.add_argument("--site", required=True)
+    demo.add_argument(
+        "--state", type=Path, default=Path(".twin/demo.json"), help="where its ids are kept"
+    )
+
     tiles = sub.add_parser("tiles", help="write the 3D Tiles 1.1 tileset of a site")
     tiles.add_argument("--site", help="the site (default: the only one in the store)")
     tiles.add_argument("--out", type=Path, required=True, help="directory for tileset.json")
@@ -310,6 +318,101 @@ def _cmd_export(store: Store, args: argparse.Namespace) -> int:
     return 0
 
 
+#: The demo sensor's alert ladder: crowd density, persons/m² (the live issue's levels).
+DEMO_LEVELS = ((2.0, "yellow"), (4.0, "orange"), (5.0, "red"), (6.0, "purple"))
+
+
+def _cmd_live_demo(store: Store, args: argparse.Namespace) -> int:
+    """Set up (once) a crowd-density sensor on the building nearest the site's centre, with
+    an alert rule that opens a case from level red; prints its datastream id."""
+    import pyproj
+
+    from twin.live import LiveTwin
+    from twin.rules import CasePolicy, Rule
+
+    info = store.site(args.site)
+    buildings = [b for b in store.by_kind(args.site, "Building") if b.footprint is not None]
+    if not buildings or info.bbox is None:
+        raise TwinError(f"site {args.site!r} has no buildings to put a demo sensor on")
+    cx, cy = (info.bbox[0] + info.bbox[3]) / 2, (info.bbox[1] + info.bbox[4]) / 2
+    building = min(buildings, key=lambda b: b.footprint.centroid.distance(shapely.Point(cx, cy)))
+    live = LiveTwin(args.store)
+    try:
+        if args.state.is_file():
+            known = orjson.loads(args.state.read_bytes())
+            try:
+                live.sta.read(f"Datastreams({int(known['datastream'])})", {}, "")
+                sys.stdout.write(f"{known['datastream']}\n")
+                return 0
+            except TwinError:
+                pass  # the store was reset: make it again
+        point = building.footprint.representative_point()
+        lon, lat = pyproj.Transformer.from_crs(info.crs, "EPSG:4326", always_xy=True).transform(
+            point.x, point.y
+        )
+        prop = "crowd density"
+        thing = live.sta.create(
+            "Things",
+            {
+                "name": f"Crowd counter at {building.name}",
+                "description": "demo people counter (replays a measured Jülich recording)",
+                "properties": {"cimSite": args.site, "cimCode": building.code, "demo": True},
+                "Locations": [
+                    {
+                        "name": f"entrance of {building.name}",
+                        "description": "where the counter looks",
+                        "encodingType": "application/geo+json",
+                        "location": {"type": "Point", "coordinates": [lon, lat]},
+                    }
+                ],
+                "Datastreams": [
+                    {
+                        "name": f"{prop} at {building.name}",
+                        "description": "persons per square metre before the entrance",
+                        "unitOfMeasurement": {
+                            "name": "persons per square metre",
+                            "symbol": "1/m2",
+                            "definition": "urn:persons-per-m2",
+                        },
+                        "observationType": "http://www.opengis.net/def/observationType/"
+                        "OGC-OM/2.0/OM_Measurement",
+                        "Sensor": {
+                            "name": "people counter",
+                            "description": "camera-based people counter",
+                            "encodingType": "text/plain",
+                            "metadata": "demo",
+                        },
+                        "ObservedProperty": {
+                            "name": prop,
+                            "definition": "urn:crowd-density",
+                            "description": "persons per square metre",
+                        },
+                    }
+                ],
+            },
+        )
+        streams = live.sta.read(f"Things({thing})/Datastreams", {}, "")
+        datastream = int(streams["value"][0]["@iot.id"])
+        live.alerts.add_rule(
+            Rule(
+                0,
+                f"crowd density at {building.name} (demo)",
+                "high",
+                DEMO_LEVELS,
+                observed_property=prop,
+                code_prefix=building.code,
+                hysteresis=0.5,
+                open_case=CasePolicy(min_level=3, unit="public security", urgency="urgent"),
+            )
+        )
+    finally:
+        live.close()
+    args.state.parent.mkdir(parents=True, exist_ok=True)
+    args.state.write_bytes(orjson.dumps({"site": args.site, "datastream": datastream}))
+    sys.stdout.write(f"{datastream}\n")
+    return 0
+
+
 def _cmd_tiles(store: Store, args: argparse.Namespace) -> int:
     from render.tiles import write_tileset
 
@@ -468,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "query": _cmd_query,
                 "export": _cmd_export,
                 "tiles": _cmd_tiles,
+                "live-demo": _cmd_live_demo,
             }[args.command]
             return command(store, args)
         finally:

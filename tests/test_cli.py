@@ -198,3 +198,30 @@ def test_bad_division_is_refused_before_parsing(
     assert code == 2 and "division(='123') must be 12 digits" in err
     code, out, _ = _run(capsys, "--store", store, "info", "--json")
     assert json.loads(out) == {"sites": {}}
+
+
+def test_live_demo_sensor_is_made_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, denhaag_path: Path
+) -> None:
+    from twin.live import LiveTwin
+
+    store = str(tmp_path / "t.db")
+    _run(capsys, "--store", store, "import", str(denhaag_path), "--site", "dh", "--json")
+    state = tmp_path / "demo.json"
+    code, out, _ = _run(
+        capsys, "--store", store, "live-demo", "--site", "dh", "--state", str(state)
+    )
+    assert code == 0
+    again = _run(capsys, "--store", store, "live-demo", "--site", "dh", "--state", str(state))
+    assert again[1] == out
+    live = LiveTwin(store)
+    try:
+        stream = live.sta.read(f"Datastreams({int(out)})", {"$expand": "Thing"}, "")
+        assert live.alerts.rules and len(live.alerts.rules) == 1
+    finally:
+        live.close()
+    thing_code = stream["Thing"]["properties"]["cimCode"]
+    code, out, _ = _run(capsys, "--store", store, "query", "--prefix", thing_code, "--json")
+    assert json.loads(out)["sites"]["dh"][0]["kind"] == "Building"
+    code, _, err = _run(capsys, "--store", store, "live-demo", "--site", "nope")
+    assert code == 1 and "nope" in err

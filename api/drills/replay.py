@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prefix", default="", help="topic prefix")
     parser.add_argument("--speed", type=float, default=1.0, help="times faster than recorded")
     parser.add_argument("--start", help="phenomenon time of offset 0 (ISO 8601; default now)")
+    parser.add_argument(
+        "--loop", action="store_true", help="play again from the start, for ever (demo walls)"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -59,6 +62,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         sent = replay(recording, publish, start, args.speed, args.prefix)
+        while getattr(args, "loop", False):
+            sent += replay(recording, publish, now_us(), args.speed, args.prefix)
     finally:
         if bar is not None:
             bar.close()
