@@ -147,13 +147,27 @@ class RainGage:
 
 
 @dataclass
+class Pattern:
+    """A SWMM time pattern: MONTHLY (12), DAILY (7, Sunday first), HOURLY or WEEKEND (24)."""
+
+    name: str
+    kind: str
+    factors: tuple[float, ...]
+
+
+@dataclass
 class Inflow:
-    """An external flow into a node: baseline + scale·series (m3/s), or dry-weather average."""
+    """An external flow into a node: baseline·patterns + scale·series (m3/s).
+
+    Dry-weather flow is an inflow with no series whose baseline is the average, multiplied by
+    its ``patterns`` at each time.
+    """
 
     node: str
     series: TimeSeries | None
     scale: float = 1.0
     baseline_m3s: float = 0.0
+    patterns: tuple[Pattern, ...] = ()
 
 
 @dataclass
@@ -189,6 +203,9 @@ class Network:
     curves: dict[str, Curve] = field(default_factory=dict)
     timeseries: dict[str, TimeSeries] = field(default_factory=dict)
     inflows: list[Inflow] = field(default_factory=list)
+    patterns: dict[str, Pattern] = field(default_factory=dict)
+    rules: list[str] = field(default_factory=list)
+    """Control rules as text, one rule per entry (RULE ... PRIORITY)."""
     ignored_sections: list[str] = field(default_factory=list)
     """Sections read past without effect on the hydraulics (e.g. CONTROLS, LID_USAGE)."""
 

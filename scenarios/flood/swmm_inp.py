@@ -30,6 +30,7 @@ from scenarios.flood.network import (
     Network,
     Node,
     Options,
+    Pattern,
     RainGage,
     Subcatchment,
     TimeSeries,
@@ -42,12 +43,10 @@ SUPPORTED_SHAPES = frozenset(
     {
         "CIRCULAR",
         "FORCE_MAIN",
-        "FILLED_CIRCULAR",
         "RECT_CLOSED",
         "RECT_OPEN",
         "TRAPEZOIDAL",
         "TRIANGULAR",
-        "DUMMY",
     }
 )
 _DISPLAY_SECTIONS = frozenset(
@@ -189,6 +188,8 @@ def load_swmm_inp(path: str | Path) -> Network:
     options = _read_options(reader, sections.get("OPTIONS", []))
     net = Network(path=str(path), options=options)
     handlers: dict[str, Callable[[_Reader, Network, list[Line]], None]] = {
+        "PATTERNS": _read_patterns,
+        "CONTROLS": _read_controls,
         "CURVES": _read_curves,
         "TIMESERIES": _read_timeseries,
         "JUNCTIONS": _read_junctions,
@@ -275,6 +276,44 @@ def _read_options(reader: _Reader, lines: list[Line]) -> Options:
         where = values.get("END_TIME", values.get("END_DATE", (0, "")))[0]
         raise reader.fail(where, "END_DATE/END_TIME must be after START_DATE/START_TIME")
     return options
+
+
+_PATTERN_LENGTHS = {"MONTHLY": 12, "DAILY": 7, "HOURLY": 24, "WEEKEND": 24}
+
+
+def _read_patterns(reader: _Reader, net: Network, lines: list[Line]) -> None:
+    kinds: dict[str, tuple[str, int]] = {}
+    factors: dict[str, list[float]] = defaultdict(list)
+    for lineno, tokens in lines:
+        name, rest = tokens[0], tokens[1:]
+        if name not in kinds:
+            if not rest or rest[0].upper() not in _PATTERN_LENGTHS:
+                raise reader.fail(
+                    lineno, "pattern type must be MONTHLY, DAILY, HOURLY or WEEKEND", name
+                )
+            kinds[name] = (rest[0].upper(), lineno)
+            rest = rest[1:]
+        factors[name].extend(reader.number(lineno, rest, i, "multiplier") for i in range(len(rest)))
+    for name, (kind, lineno) in kinds.items():
+        if len(factors[name]) != _PATTERN_LENGTHS[kind]:
+            raise reader.fail(
+                lineno,
+                f"{kind} pattern needs {_PATTERN_LENGTHS[kind]} multipliers, "
+                f"got {len(factors[name])}",
+                name,
+            )
+        net.patterns[name] = Pattern(name, kind, tuple(factors[name]))
+
+
+def _read_controls(reader: _Reader, net: Network, lines: list[Line]) -> None:
+    current: list[str] = []
+    for _lineno, tokens in lines:
+        if tokens[0].upper() == "RULE" and current:
+            net.rules.append(" ".join(current))
+            current = []
+        current.extend(tokens)
+    if current:
+        net.rules.append(" ".join(current))
 
 
 def _read_curves(reader: _Reader, net: Network, lines: list[Line]) -> None:
@@ -526,7 +565,7 @@ def _read_xsections(reader: _Reader, net: Network, lines: list[Line]) -> None:
             geom = (geom[0] * u, 0.0, 0.0, 0.0)
         else:
             geom = (geom[0] * u, geom[1] * u, geom[2] * u, geom[3] * u)
-        if shape != "DUMMY" and geom[0] <= 0:
+        if geom[0] <= 0:
             raise reader.fail(lineno, "cross-section depth (geom1) must be > 0", t[0])
         barrels = int(reader.optional(lineno, t, 6, "barrels") or 1)
         link.xsect = XSection(shape, (geom[0], geom[1], geom[2], geom[3]), barrels)
@@ -696,7 +735,14 @@ def _read_inflows(reader: _Reader, net: Network, lines: list[Line]) -> None:
         sfactor = reader.optional(lineno, t, 5, "scale factor") or 1.0
         baseline = reader.optional(lineno, t, 6, "baseline")
         flow = reader.units.flow
-        net.inflows.append(Inflow(t[0], series, mfactor * sfactor * flow, baseline * flow))
+        patterns: tuple[Pattern, ...] = ()
+        if len(t) > 7 and t[7] not in ("", '""'):
+            if t[7] not in net.patterns:
+                raise reader.fail(lineno, f"pattern {t[7]!r} is not defined", t[0])
+            patterns = (net.patterns[t[7]],)
+        net.inflows.append(
+            Inflow(t[0], series, mfactor * sfactor * flow, baseline * flow, patterns)
+        )
 
 
 def _read_dwf(reader: _Reader, net: Network, lines: list[Line]) -> None:
@@ -705,9 +751,14 @@ def _read_dwf(reader: _Reader, net: Network, lines: list[Line]) -> None:
         if len(t) < 3 or t[1].upper() != "FLOW":
             continue
         average = reader.number(lineno, t, 2, "average dry-weather flow") * reader.units.flow
-        net.inflows.append(Inflow(t[0], None, 1.0, average))
-        if len(t) > 3 and "DWF patterns" not in net.ignored_sections:
-            net.ignored_sections.append("DWF patterns")
+        patterns = []
+        for name in t[3:]:
+            if name in ("", '""'):
+                continue
+            if name not in net.patterns:
+                raise reader.fail(lineno, f"pattern {name!r} is not defined", t[0])
+            patterns.append(net.patterns[name])
+        net.inflows.append(Inflow(t[0], None, 1.0, average, tuple(patterns)))
 
 
 def _check(reader: _Reader, net: Network, sections: dict[str, list[Line]]) -> None:

@@ -55,15 +55,18 @@ def test_state_plane_us_units_to_si(swmm_dir: Path) -> None:
     assert graph.number_of_nodes() == 45 and graph.number_of_edges() == 44
 
 
-def test_pump_curve_and_ignored_controls(swmm_dir: Path) -> None:
+def test_pump_curve_patterns_and_rules(swmm_dir: Path) -> None:
     net = load_swmm_inp(swmm_dir / "Pump_Control_Model.inp")
     pump = net.links["PUMP1"]
     assert pump.kind == "pump" and pump.curve == "PUMP_CURVE1"
     curve = net.curves["PUMP_CURVE1"]
     assert curve.kind == "PUMP4"
     assert curve.y.max() == pytest.approx(0.9 * 0.3048**3)
-    assert "CONTROLS" in net.ignored_sections
-    assert sum(i.baseline_m3s for i in net.inflows) > 0
+    assert net.ignored_sections == []
+    assert len(net.rules) == 2 and net.rules[0].startswith("RULE PUMP1A IF NODE SU1 DEPTH >= 4")
+    dwf = [i for i in net.inflows if i.node == "SU1"]
+    assert dwf[0].baseline_m3s == pytest.approx(0.3048**3)
+    assert dwf[0].patterns[0].kind == "HOURLY" and dwf[0].patterns[0].factors[0] == 0.0151
 
 
 def _write(tmp_path: Path, body: str) -> Path:
