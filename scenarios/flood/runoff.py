@@ -19,13 +19,15 @@ BoolArray = npt.NDArray[np.bool_]
 
 MANNING_EXP = 5.0 / 3.0
 NEWTON_ITERATIONS = 12
+TIME_TOL_S = 0.5
 
 
 def gage_rates(series: list[TimeSeries], interval_s: FloatArray, t_s: float) -> FloatArray:
     """Rain intensity (m/s) of every gauge at time ``t_s``.
 
     A gauge record holds from its time for one recording interval; outside any record the
-    rain is zero.
+    rain is zero. Record times within ``TIME_TOL_S`` of ``t_s`` count as reached (files give
+    times as decimal hours, so 0.083333 h is 299.9988 s).
 
     Returns
     -------
@@ -33,8 +35,8 @@ def gage_rates(series: list[TimeSeries], interval_s: FloatArray, t_s: float) -> 
     """
     out = np.zeros(len(series))
     for g, ts in enumerate(series):
-        k = int(np.searchsorted(ts.t_s, t_s, side="right")) - 1
-        if k >= 0 and t_s < ts.t_s[k] + interval_s[g]:
+        k = int(np.searchsorted(ts.t_s, t_s + TIME_TOL_S, side="right")) - 1
+        if k >= 0 and t_s + TIME_TOL_S < ts.t_s[k] + interval_s[g]:
             out[g] = ts.values[k]
     return out
 
@@ -44,7 +46,7 @@ def next_rain_change(series: list[TimeSeries], interval_s: FloatArray, t_s: floa
     best = np.inf
     for g, ts in enumerate(series):
         edges = np.concatenate([ts.t_s, ts.t_s + interval_s[g]])
-        later = edges[edges > t_s + 1e-9]
+        later = edges[edges > t_s + TIME_TOL_S]
         if later.size:
             best = min(best, float(later.min()))
     return best
