@@ -132,6 +132,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="point inflow in m3/s (repeatable)",
     )
     parser.add_argument("--max-depth-tif", type=Path, help="write the max-depth GeoTIFF here")
+    parser.add_argument("--roads", type=Path, help="road polygons/lines (GeoJSON) for closures")
+    parser.add_argument("--rain", type=float, help="uniform rain on the surface, mm/h")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -223,4 +225,37 @@ def _network_probes(
 
 
 def _run_surface(args: argparse.Namespace) -> dict[str, Any]:
-    raise ValueError("--dem surface runs are not available in this build")
+    from tqdm import tqdm
+
+    from scenarios.flood.surface_model import PointInflow, SurfaceModel, SurfaceSpec
+
+    if args.duration is None:
+        raise ValueError("--dem runs need --duration S")
+    if not args.inflow and not args.rain:
+        raise ValueError("--dem runs need at least one --inflow X,Y,Q[,RADIUS] or --rain")
+    spec = SurfaceSpec(
+        dem=str(args.dem),
+        duration_s=args.duration,
+        inflows=tuple(PointInflow(*values) for values in args.inflow),
+        buildings=None if args.buildings is None else str(args.buildings),
+        roads=None if args.roads is None else str(args.roads),
+        manning=args.manning,
+        manning_zones=tuple((str(path), n) for path, n in args.manning_zone),
+        probes=tuple(args.probe),
+        rain_mm_h=args.rain or 0.0,
+    )
+    with tqdm(
+        total=100, unit="%", disable=args.json or None, bar_format="{l_bar}{bar}| {elapsed}"
+    ) as bar:
+
+        def progress(fraction: float, message: str) -> None:
+            bar.set_description(message)
+            bar.update(int(fraction * 100) - bar.n)
+
+        model = SurfaceModel(spec, progress)
+        result = model.run()
+    out = {"probes": result.probes, "wall_s": result.wall_s}
+    out.update({k: v for k, v in result.to_dict().items() if k not in out})
+    if args.max_depth_tif is not None:
+        out["rasters"] = model.write_rasters(result, args.max_depth_tif)
+    return out
