@@ -233,7 +233,12 @@ class SurfaceModel:
                 self.buildings.append((name, np.flatnonzero(ring)))
         self.roads: list[tuple[str, npt.NDArray[np.int64]]] = []
         if spec.roads:
-            for name, geom in _polygons_geojson(spec.roads):
+            roads = (
+                [(Path(spec.roads).stem, read_polygon_csv(spec.roads))]
+                if str(spec.roads).endswith(".csv")
+                else _polygons_geojson(spec.roads)
+            )
+            for name, geom in roads:
                 area = geom if geom.area > 0 else geom.buffer(3.0)
                 self.roads.append((name, np.flatnonzero(_cells_in(area, x, y))))
         self.grid = SurfaceGrid.build(raster.z, raster.dx, manning, raster.inside, walls)
