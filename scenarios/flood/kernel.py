@@ -448,6 +448,25 @@ def route_step(
         )
         pumps = pump_flows(arr, state, y_last, volume, inflow)
         regs, reg_dqdh = regulator_flows(arr, y_last, reg_setting)
+        surf = (
+            node_area(arr, y_last)
+            + np.bincount(arr.c_from, conduit.surf1 * arr.barrels, n)
+            + np.bincount(arr.c_to, conduit.surf2 * arr.barrels, n)
+        )
+        surf = np.maximum(surf, min_surfarea_m2)
+        if len(regs) or len(pumps):
+            # regulators and pumps cannot draw more than a node holds plus what it receives
+            gives = (
+                np.bincount(arr.r_from, np.maximum(regs, 0.0), n)
+                + np.bincount(arr.r_to, np.maximum(-regs, 0.0), n)
+                + np.bincount(arr.p_from, pumps, n)
+            )
+            have = np.maximum(
+                y_old * surf / dt + inflow - np.bincount(arr.c_from, np.maximum(flow, 0), n), 0.0
+            )
+            factor = np.where(gives > have, have / np.maximum(gives, 1e-12), 1.0)
+            regs = regs * np.where(regs >= 0, factor[arr.r_from], factor[arr.r_to])
+            pumps = pumps * factor[arr.p_from]
         net = (
             lateral
             + np.bincount(arr.c_to, flow, n)
@@ -457,13 +476,8 @@ def route_step(
             + np.bincount(arr.r_to, regs, n)
             - np.bincount(arr.r_from, regs, n)
         )
-        surf = (
-            node_area(arr, y_last)
-            + np.bincount(arr.c_from, conduit.surf1 * arr.barrels, n)
-            + np.bincount(arr.c_to, conduit.surf2 * arr.barrels, n)
-        )
         ponded_now = can_pond & (y_last > arr.full_depth)
-        surf = np.where(ponded_now, arr.ponded_area, np.maximum(surf, min_surfarea_m2))
+        surf = np.where(ponded_now, arr.ponded_area, surf)
         sum_dqdh = (
             np.bincount(arr.c_from, conduit.dqdh, n)
             + np.bincount(arr.c_to, conduit.dqdh, n)

@@ -118,6 +118,11 @@ class DrainageModel:
         self.report_times = np.arange(n_reports) * self.report_step
         self.depth_series = np.zeros((n_reports, n))
         self.events: list[dict[str, Any]] = []
+        self.extra_lateral = np.zeros(n)
+        """(n,) m3/s added to each node by a coupled model (surface water draining back)"""
+        self.spilled = np.zeros(n)
+        """(n,) m3 flooded since a coupled model last took it"""
+        self.storage0 = 0.0
         self.rules = parse_rules(net)
         self.start = (
             datetime.fromisoformat(net.options.start) if net.options.start else datetime(2000, 1, 1)
@@ -245,7 +250,8 @@ class DrainageModel:
     def lateral(self, t: float) -> FloatArray:
         arr = self.arr
         n = arr.n_nodes
-        lateral = np.bincount(arr.s_outlet, self.runoff.at(t, len(arr.sub_names)), n)
+        runoff = np.bincount(arr.s_outlet, self.runoff.at(t, len(arr.sub_names)), n)
+        lateral: FloatArray = runoff.astype(np.float64) + self.extra_lateral
         if len(arr.inflow_node):
             hour = int(t // 3600)
             if hour != self._pattern_hour:
@@ -265,6 +271,8 @@ class DrainageModel:
         """End of a dry spell starting at ``t`` (s), or ``t`` when water is moving."""
         arr, st, ro = self.arr, self.state, self.runoff
         if len(arr.inflow_node) or (len(st.pump_q) and st.pump_q.max() > 0):
+            return t
+        if self.extra_lateral.any():
             return t
         if st.q.size and np.abs(st.q).max() > QUIET_FLOW_M3S:
             return t
@@ -319,6 +327,7 @@ class DrainageModel:
             self.steps += 1
             self.inflow_m3 += float(lateral.sum() * dt)
             self.flood_m3 += result.overflow * dt
+            self.spilled += result.overflow * dt
             out = result.outfall_flow
             self.outfall_m3 += np.maximum(out, 0.0) * dt
             self.inflow_m3 += float(np.maximum(-out[outfall], 0.0).sum() * dt)
@@ -340,12 +349,19 @@ class DrainageModel:
             If the routing becomes unstable.
         """
         start = time.perf_counter()
-        arr = self.arr
-        min_area = self.net.options.min_surfarea_m2
-        prime(arr, self.state)
-        storage0 = float(node_volume(arr, self.state.depth, min_area).sum())
-        storage0 += link_volume(arr, self.state)
         env = simpy.Environment()
+        self.attach(env)
+        env.run(until=self.duration + 1e-6)
+        return self.summarise(time.perf_counter() - start)
+
+    def attach(self, env: simpy.Environment) -> None:
+        """Register the model's processes with ``env`` (for runs coupled with others)."""
+        arr = self.arr
+        prime(arr, self.state)
+        self.storage0 = float(
+            node_volume(arr, self.state.depth, self.net.options.min_surfarea_m2).sum()
+        )
+        self.storage0 += link_volume(arr, self.state)
         env.process(self.runoff_process(env))
         for pump, t_s in self.failures:
             env.process(self.pump_failure(env, pump, t_s))
@@ -353,7 +369,12 @@ class DrainageModel:
             env.process(self.control_rules(env))
         env.process(self.routing(env))
         env.process(self.recorder(env))
-        env.run(until=self.duration + 1e-6)
+
+    def summarise(self, wall_s: float) -> FloodResult:
+        """The result of a finished run."""
+        arr = self.arr
+        min_area = self.net.options.min_surfarea_m2
+        storage0 = self.storage0
         storage1 = float(node_volume(arr, self.state.depth, min_area).sum()) + link_volume(
             arr, self.state
         )
@@ -393,7 +414,7 @@ class DrainageModel:
             outflow_volume_m3=out_m3,
             steps=self.steps,
             duration_s=float(self.duration),
-            wall_s=time.perf_counter() - start,
+            wall_s=wall_s,
             ignored_sections=list(self.net.ignored_sections),
             report_times_s=[float(t) for t in self.report_times],
             node_depth_series_m={

@@ -288,8 +288,9 @@ class SurfaceModel:
             dt = min(stable_step(grid, state, MAX_STEP_S), duration - t)
             window = _wet_window(state.h, self.source)
             if window is None:
-                yield env.timeout(duration - t)
-                break
+                # dry: wait for a source (a coupled network may spill later)
+                yield env.timeout(min(MAX_STEP_S, duration - t))
+                continue
             r0, r1, c0, c1 = window
             sub_grid = SurfaceGrid(
                 grid.z[r0:r1, c0:c1],
@@ -364,13 +365,20 @@ class SurfaceModel:
     def run(self) -> SurfaceResult:
         """Run to the end and summarise."""
         start = time.perf_counter()
-        self.probe_peak = [0.0] * len(self.probe_cells)
         env = simpy.Environment()
+        self.attach(env)
+        env.run(until=self.spec.duration_s + 1e-6)
+        return self.summarise(time.perf_counter() - start)
+
+    def attach(self, env: simpy.Environment) -> None:
+        """Register the model's processes with ``env`` (for runs coupled with others)."""
+        self.probe_peak = [0.0] * len(self.probe_cells)
         env.process(self.rainfall(env))
         env.process(self.integrator(env))
         env.process(self.recorder(env))
-        env.run(until=self.spec.duration_s + 1e-6)
-        wall = time.perf_counter() - start
+
+    def summarise(self, wall: float) -> SurfaceResult:
+        """The result of a finished run."""
         area = self.raster.dx**2
         stored = float(self.state.h.sum() * area)
         error = 0.0
