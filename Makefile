@@ -67,3 +67,9 @@ clean: ## remove the venv, the store and caches
 	rm -rf $(VENV) $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json .twin .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: help install sample key run services test lint bench clean
+
+bench-flood: $(VENV)/.installed-dev ## flood drill: ours vs SWMM on the real networks, and the Merewether surface run
+	$(PY) bench/flood_vs_swmm.py
+	$(PY) bench/flood_surface.py
+
+.PHONY: bench-flood
