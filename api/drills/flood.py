@@ -132,6 +132,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="point inflow in m3/s (repeatable)",
     )
     parser.add_argument("--max-depth-tif", type=Path, help="write the max-depth GeoTIFF here")
+    parser.add_argument("--depth-classes", type=Path, help="write depth-class polygons (GeoJSON)")
     parser.add_argument("--roads", type=Path, help="road polygons/lines (GeoJSON) for closures")
     parser.add_argument("--rain", type=float, help="uniform rain on the surface, mm/h")
 
@@ -258,4 +259,14 @@ def _run_surface(args: argparse.Namespace) -> dict[str, Any]:
     out.update({k: v for k, v in result.to_dict().items() if k not in out})
     if args.max_depth_tif is not None:
         out["rasters"] = model.write_rasters(result, args.max_depth_tif)
+    if args.depth_classes is not None and result.max_depth is not None:
+        import orjson
+
+        from scenarios.flood.surface_model import depth_class_polygons
+
+        polygons = depth_class_polygons(
+            result.max_depth, model.raster.transform, model.raster.inside
+        )
+        args.depth_classes.write_bytes(orjson.dumps(polygons))
+        out["depth_classes"] = str(args.depth_classes)
     return out

@@ -445,6 +445,50 @@ class SurfaceModel:
         return [str(path), str(tmax)]
 
 
+def depth_class_polygons(
+    max_depth: FloatArray,
+    transform: Any,
+    inside: BoolArray,
+    classes_m: tuple[float, ...] = DEPTH_CLASSES_M,
+) -> dict[str, Any]:
+    """Polygons of the depth classes (e.g. 0.15–0.30, 0.30–0.50, > 0.50 m) as GeoJSON.
+
+    Parameters
+    ----------
+    max_depth : (ny, nx) float, m
+    transform : the raster's affine transform
+    inside : (ny, nx) bool — cells with data
+    classes_m : class lower bounds, increasing
+
+    Returns
+    -------
+    dict
+        A GeoJSON FeatureCollection; each feature has ``min_depth_m``, ``max_depth_m``
+        (None for the top class) and ``area_m2``.
+    """
+    from rasterio import features
+
+    bounds = np.asarray(classes_m, dtype=np.float64)
+    klass = np.digitize(max_depth, bounds).astype(np.int32)  # 0 below the first bound
+    mask = inside & (klass > 0)
+    out = []
+    for geom, value in features.shapes(klass, mask=mask, transform=transform):
+        k = int(value)
+        shape = shapely.geometry.shape(geom)
+        out.append(
+            {
+                "type": "Feature",
+                "geometry": geom,
+                "properties": {
+                    "min_depth_m": float(bounds[k - 1]),
+                    "max_depth_m": float(bounds[k]) if k < len(bounds) else None,
+                    "area_m2": float(shape.area),
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": out}
+
+
 def _dilate(mask: BoolArray) -> BoolArray:
     out = mask.copy()
     out[1:, :] |= mask[:-1, :]

@@ -85,6 +85,22 @@ def test_geotiffs_are_georeferenced(
         assert (tmax[wet] > 0).all() and (tmax[wet] <= 300.0).all()
 
 
+def test_depth_class_polygons_cover_the_flooded_area(
+    run_on_road: tuple[SurfaceModel, object],
+) -> None:
+    from scenarios.flood.surface_model import depth_class_polygons
+
+    model, result = run_on_road
+    collection = depth_class_polygons(result.max_depth, model.raster.transform, model.raster.inside)  # type: ignore[attr-defined]
+    total = sum(f["properties"]["area_m2"] for f in collection["features"])
+    # 1 m cells: the polygons' area is the count of cells deeper than 0.15 m
+    assert total == pytest.approx(result.flooded_area_m2[">0.15"])  # type: ignore[attr-defined]
+    top = [f for f in collection["features"] if f["properties"]["max_depth_m"] is None]
+    assert sum(f["properties"]["area_m2"] for f in top) == pytest.approx(
+        result.flooded_area_m2[">0.50"]
+    )  # type: ignore[attr-defined]
+
+
 def test_cli_surface_contract(
     capsys: pytest.CaptureFixture[str], merewether: dict[str, str]
 ) -> None:
