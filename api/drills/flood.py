@@ -54,6 +54,18 @@ def _pump_fail(text: str) -> tuple[str, float]:
     return name, t_s
 
 
+def _setting(text: str) -> tuple[str, float, float]:
+    name, sep, rest = text.rpartition("@")
+    when, eq, value = rest.partition("=")
+    try:
+        t_s, v = float(when), float(value)
+    except ValueError:
+        t_s = v = float("nan")
+    if not sep or not eq or not name or not (math.isfinite(t_s) and t_s >= 0 and v >= 0):
+        raise argparse.ArgumentTypeError(f"--set must be NAME@SECONDS=VALUE, got {text!r}")
+    return name, t_s, v
+
+
 def _storm(text: str) -> dict[str, Any]:
     parts = text.split(":")
     try:
@@ -95,6 +107,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME@T",
         help="pump NAME stops at T seconds (repeatable)",
+    )
+    parser.add_argument(
+        "--set",
+        type=_setting,
+        action="append",
+        default=[],
+        metavar="NAME@T=VALUE",
+        help="operator action at T s: pump 0/1, gate opening 0..1, conduit 0 closed (repeatable)",
     )
     parser.add_argument(
         "--storm",
@@ -159,12 +179,13 @@ def _run_network(args: argparse.Namespace) -> dict[str, Any]:
 
     from scenarios.flood import FloodSpec, PumpFailure
     from scenarios.flood import run as run_flood
-    from scenarios.flood.spec import DesignStorm
+    from scenarios.flood.spec import DesignStorm, LinkSetting
 
     spec = FloodSpec(
         inp=str(args.inp),
         duration_s=args.duration,
         pump_failures=tuple(PumpFailure(name, t) for name, t in args.pump_fail),
+        settings=tuple(LinkSetting(name, t, v) for name, t, v in args.set),
         storm=DesignStorm(**args.storm) if args.storm else None,
     )
     with tqdm(

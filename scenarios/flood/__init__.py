@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from scenarios.flood.spec import DesignStorm, FloodResult, FloodSpec, PumpFailure
+from scenarios.flood.spec import DesignStorm, FloodResult, FloodSpec, LinkSetting, PumpFailure
 
-__all__ = ["DesignStorm", "FloodResult", "FloodSpec", "PumpFailure", "run"]
+__all__ = ["DesignStorm", "FloodResult", "FloodSpec", "LinkSetting", "PumpFailure", "run"]
 
 
 def run(spec: FloodSpec, progress: Callable[[float, str], None] | None = None) -> FloodResult:

@@ -133,6 +133,9 @@ class DrainageModel:
         self.links.update({name: ("pump", k) for k, name in enumerate(arr.pump_names)})
         self.links.update({name: ("reg", k) for k, name in enumerate(arr.reg_names)})
         self.nodes = {name: k for k, name in enumerate(arr.node_names)}
+        for setting in spec.settings:
+            if setting.name not in self.links:
+                raise UnknownObjectError(f"{net.path}: no link {setting.name!r} to set")
 
     # --- actors -----------------------------------------------------------------------
     def runoff_process(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
@@ -161,6 +164,27 @@ class DrainageModel:
             ro.old, ro.new = ro.new, flow
             ro.t_old, ro.t_new = t, t + dt
             yield env.timeout(dt)
+
+    def operator_schedule(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        """The operator actor: applies the spec's scheduled settings in time order."""
+        for setting in sorted(self.spec.settings, key=lambda s: s.t_s):
+            if setting.t_s > float(env.now):
+                yield env.timeout(setting.t_s - float(env.now))
+            kind, k = self.links[setting.name]
+            if kind == "pump":
+                self.state.pump_on[k] = setting.value > 0 and bool(self.pump_enabled[k])
+            elif kind == "reg":
+                self.reg_setting[k] = min(setting.value, 1.0)
+            else:
+                self.conduit_closed[k] = setting.value <= 0
+            self.events.append(
+                {
+                    "t_s": float(env.now),
+                    "kind": "setting",
+                    "link": setting.name,
+                    "value": setting.value,
+                }
+            )
 
     def pump_failure(
         self, env: simpy.Environment, pump: int, t_s: float
@@ -367,6 +391,8 @@ class DrainageModel:
             env.process(self.pump_failure(env, pump, t_s))
         if self.rules:
             env.process(self.control_rules(env))
+        if self.spec.settings:
+            env.process(self.operator_schedule(env))
         env.process(self.routing(env))
         env.process(self.recorder(env))
 

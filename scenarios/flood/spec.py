@@ -19,6 +19,18 @@ class PumpFailure:
 
 
 @dataclass(frozen=True)
+class LinkSetting:
+    """An operator's scheduled action: at ``t_s`` set link ``name`` to ``value``.
+
+    Pumps: 0 off, > 0 on. Orifices and weirs: opening 0..1. Conduits: 0 closed, 1 open.
+    """
+
+    name: str
+    t_s: float
+    value: float
+
+
+@dataclass(frozen=True)
 class DesignStorm:
     """A Chicago design storm replacing the file's rain on every gauge.
 
@@ -41,6 +53,7 @@ class FloodSpec:
     inp : path of the SWMM ``.inp`` file
     duration_s : simulated time; None: the file's START..END
     pump_failures : pumps that stop at a given time
+    settings : scheduled operator actions on pumps, gates (orifices, weirs) and conduits
     storm : a design storm in place of the file's rain (None: the file's gauges)
     report_step_s : sampling of the recorded series; None: the file's REPORT_STEP
     """
@@ -48,6 +61,7 @@ class FloodSpec:
     inp: str
     duration_s: float | None = None
     pump_failures: tuple[PumpFailure, ...] = ()
+    settings: tuple[LinkSetting, ...] = ()
     storm: DesignStorm | None = None
     report_step_s: float | None = None
 
@@ -57,6 +71,9 @@ class FloodSpec:
         for failure in self.pump_failures:
             if not failure.t_s >= 0:
                 raise ValueError(f"pump failure time(={failure.t_s}) must be >= 0")
+        for setting in self.settings:
+            if not setting.t_s >= 0 or not setting.value >= 0:
+                raise ValueError(f"setting {setting}: time and value must be >= 0")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FloodSpec:
@@ -77,6 +94,10 @@ class FloodSpec:
             duration_s=None if data.get("duration_s") is None else float(data["duration_s"]),
             pump_failures=tuple(
                 PumpFailure(str(f["name"]), float(f["t_s"])) for f in data.get("pump_failures", ())
+            ),
+            settings=tuple(
+                LinkSetting(str(f["name"]), float(f["t_s"]), float(f["value"]))
+                for f in data.get("settings", ())
             ),
             storm=DesignStorm(**storm) if storm else None,
             report_step_s=None

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from pyswmm import Nodes, Simulation, SystemStats
 
-from scenarios.flood import FloodSpec, PumpFailure, run
+from scenarios.flood import FloodSpec, LinkSetting, PumpFailure, run
 from scenarios.flood.units import unit_system
 
 
@@ -146,6 +146,17 @@ def test_pump_failure_actor_matches_a_swmm_control_rule(tmp_path: Path) -> None:
     by_rule = run(FloodSpec(str(ruled)))
     assert by_rule.total_flood_volume_m3 == pytest.approx(swmm["flood"], rel=0.02)
     assert by_rule.events[0]["kind"] == "pump_off" and by_rule.events[0]["rule"] == "FAIL"
+
+
+def test_operator_schedule_switches_pump_and_closes_pipe(tmp_path: Path) -> None:
+    path = _pump_case(tmp_path)
+    failed = run(FloodSpec(str(path), pump_failures=(PumpFailure("P1", 600.0),)))
+    scheduled = run(FloodSpec(str(path), settings=(LinkSetting("P1", 600.0, 0.0),)))
+    assert scheduled.total_flood_volume_m3 == pytest.approx(failed.total_flood_volume_m3, rel=1e-9)
+    assert scheduled.events[0] == {"t_s": 600.0, "kind": "setting", "link": "P1", "value": 0.0}
+    # closing the only pipe at 0 s: the junction upstream takes all the inflow and floods
+    closed = run(FloodSpec(str(path), settings=(LinkSetting("C1", 0.0, 0.0),)))
+    assert closed.flooded_nodes == ["J1"] and closed.outflow_volume_m3 == 0.0
 
 
 def test_same_spec_same_result(swmm_dir: Path) -> None:
