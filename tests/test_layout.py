@@ -22,7 +22,13 @@ def test_assets_are_attributed_and_free_of_gpl() -> None:
     files = [p for p in (ROOT / "assets").rglob("*") if p.is_file() and p.name != "README.md"]
     assert files
     for path in files:
-        assert path.name in readme, f"{path.name} is not attributed in assets/README.md"
+        # attributed in assets/README.md, or in the README.md of the file's own directory
+        local = path.parent / "README.md"
+        local_text = local.read_text() if local.is_file() and path.parent != ROOT / "assets" else ""
+        assert path.name in readme or path.name in local_text, f"{path.name} is not attributed"
+        for row in local_text.splitlines():
+            if row.startswith("| `"):
+                assert "GPL" not in row.rstrip(" |").rsplit("|", 1)[-1], row
     rows = [line for line in readme.splitlines() if line.startswith("| `")]
     assert len(rows) >= 10
     for row in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +15,17 @@ from scenarios.flood import FloodSpec, LinkSetting, PumpFailure, run
 from scenarios.flood.units import unit_system
 
 
-def _swmm(path: Path, hours: float | None = None) -> dict[str, object]:
+def _swmm(source: Path, hours: float | None = None) -> dict[str, object]:
+    """SWMM's results for a copy of ``source`` (SWMM writes .rpt/.out beside its input)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / source.name
+        shutil.copy(source, path)
+        for extra in source.parent.glob("*.dat"):
+            shutil.copy(extra, Path(tmp) / extra.name)
+        return _swmm_run(path, hours)
+
+
+def _swmm_run(path: Path, hours: float | None) -> dict[str, object]:
     with Simulation(str(path)) as sim:
         if hours is not None:
             sim.end_time = sim.start_time + timedelta(hours=hours)
