@@ -110,3 +110,9 @@ bench-ingest: $(VENV)/.installed-dev ## live ingest: MQTT -> store/latest/rules/
 	$(PY) bench/ingest.py --observations 200000 --batch 100 --rate 20000 --repeat 3
 
 .PHONY: bench-ingest
+
+bench-flood: $(VENV)/.installed-dev ## flood drill: ours vs SWMM on the real networks, and the Merewether surface run
+	$(PY) bench/flood_vs_swmm.py
+	$(PY) bench/flood_surface.py
+
+.PHONY: bench-flood

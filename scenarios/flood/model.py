@@ -1,0 +1,450 @@
+"""The 1D drainage drill as a SimPy model: actors schedule, the numpy kernels compute.
+
+Processes
+---------
+``runoff``
+    every wet step, turns the gauges' rain into subcatchment runoff for the next step (SWMM's
+    convention: routing interpolates runoff between the two runoff times).
+``pump_failure``
+    one per failure: at its time the pump's enable mask drops to False.
+``routing``
+    the integrator: picks the variable step (Courant bound), calls
+    :func:`scenarios.flood.kernel.route_step`, accumulates statistics in bulk.
+``recorder``
+    samples node depths into preallocated arrays every report step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import simpy
+
+from cim.errors import TwinError
+from scenarios.flood.arrays import OUTFALL, NetworkArrays, freeze
+from scenarios.flood.controls import Premise, parse_rules
+from scenarios.flood.kernel import (
+    FUDGE,
+    RoutingState,
+    courant_step,
+    link_volume,
+    node_volume,
+    prime,
+    route_step,
+)
+from scenarios.flood.network import Inflow, Network
+from scenarios.flood.runoff import (
+    gage_rates,
+    horton_infiltration,
+    next_rain_change,
+    subarea_runoff,
+)
+from scenarios.flood.spec import FloodResult, FloodSpec
+
+FloatArray = npt.NDArray[np.float64]
+Progress = Callable[[float, str], None]
+MIN_ROUTE_STEP_S = 0.5
+QUIET_FLOW_M3S = 1e-7
+
+
+class UnknownObjectError(TwinError):
+    """A spec names a pump, node or link the network does not have."""
+
+
+@dataclass
+class _Runoff:
+    """Runoff state and the two runoff times routing interpolates between."""
+
+    depth: FloatArray
+    infiltrated: FloatArray
+    t_old: float = 0.0
+    t_new: float = 0.0
+    old: FloatArray | None = None
+    new: FloatArray | None = None
+    rain_m3: float = 0.0
+    infil_m3: float = 0.0
+    runoff_m3: float = 0.0
+
+    def at(self, t: float, n_subs: int) -> FloatArray:
+        if self.old is None or self.new is None:
+            return np.zeros(n_subs)
+        span = self.t_new - self.t_old
+        f = 1.0 if span <= 0 else min(max((t - self.t_old) / span, 0.0), 1.0)
+        out: FloatArray = self.old + (self.new - self.old) * f
+        return out
+
+
+class DrainageModel:
+    """One run of one network; build it, then :meth:`run`."""
+
+    def __init__(self, net: Network, spec: FloodSpec, progress: Progress | None = None) -> None:
+        self.net = net
+        self.spec = spec
+        self.progress = progress
+        self.arr: NetworkArrays = freeze(net)
+        arr = self.arr
+        self.duration = spec.duration_s if spec.duration_s is not None else net.options.duration_s
+        self.report_step = spec.report_step_s or net.options.report_step_s
+        self.state = RoutingState.initial(arr)
+        self.pump_enabled = np.ones(len(arr.pump_names), dtype=bool)
+        self.reg_setting = np.ones(len(arr.reg_names))
+        self.conduit_closed = np.zeros(len(arr.conduit_names), dtype=bool)
+        pumps = {name: k for k, name in enumerate(arr.pump_names)}
+        self.failures = []
+        for failure in spec.pump_failures:
+            if failure.name not in pumps:
+                raise UnknownObjectError(
+                    f"{net.path}: no pump {failure.name!r} (pumps: {', '.join(pumps) or 'none'})"
+                )
+            self.failures.append((pumps[failure.name], failure.t_s))
+        n, m = arr.n_nodes, len(arr.conduit_names)
+        s = len(arr.sub_names)
+        self.runoff = _Runoff(depth=np.zeros((s, 3)), infiltrated=np.zeros(s))
+        self.max_depth = arr.init_depth.copy()
+        self.surcharge_s = np.zeros(n)
+        self.flood_m3 = np.zeros(n)
+        self.outfall_m3 = np.zeros(n)
+        self.outfall_peak = np.zeros(n)
+        self.link_peak = np.zeros(m)
+        self.inflow_m3 = 0.0
+        self.steps = 0
+        n_reports = int(np.floor(self.duration / self.report_step)) + 1
+        self.report_times = np.arange(n_reports) * self.report_step
+        self.depth_series = np.zeros((n_reports, n))
+        self.events: list[dict[str, Any]] = []
+        self.extra_lateral = np.zeros(n)
+        """(n,) m3/s added to each node by a coupled model (surface water draining back)"""
+        self.spilled = np.zeros(n)
+        """(n,) m3 flooded since a coupled model last took it"""
+        self.storage0 = 0.0
+        self.rules = parse_rules(net)
+        self.start = (
+            datetime.fromisoformat(net.options.start) if net.options.start else datetime(2000, 1, 1)
+        )
+        self._pattern_hour = -1
+        self._inflow_base = arr.inflow_base.copy()
+        self.links = {name: ("conduit", k) for k, name in enumerate(arr.conduit_names)}
+        self.links.update({name: ("pump", k) for k, name in enumerate(arr.pump_names)})
+        self.links.update({name: ("reg", k) for k, name in enumerate(arr.reg_names)})
+        self.nodes = {name: k for k, name in enumerate(arr.node_names)}
+        for setting in spec.settings:
+            if setting.name not in self.links:
+                raise UnknownObjectError(f"{net.path}: no link {setting.name!r} to set")
+
+    # --- actors -----------------------------------------------------------------------
+    def runoff_process(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        arr, ro = self.arr, self.runoff
+        step = self.net.options.wet_step_s
+        s = len(arr.sub_names)
+        ro.old = np.zeros(s)
+        ro.new = np.zeros(s)
+        while env.now < self.duration:
+            t = float(env.now)
+            dt = min(step, self.duration - t)
+            rain = (
+                gage_rates(arr.gage_series, arr.gage_interval, t)[arr.s_gage] if s else np.zeros(0)
+            )
+            inflow = np.repeat(rain[:, None], 3, axis=1)
+            supply = rain + ro.depth[:, 2] / dt
+            infil = horton_infiltration(arr.s_horton, ro.infiltrated, supply, dt)
+            ro.infiltrated += infil * dt
+            inflow[:, 2] -= infil
+            ro.depth, rate = subarea_runoff(
+                ro.depth, inflow, arr.s_alpha, arr.s_dstore, arr.s_routed, dt
+            )
+            flow = (rate * arr.s_area).sum(axis=1)
+            ro.rain_m3 += float((rain * arr.s_area.sum(axis=1)).sum() * dt)
+            ro.infil_m3 += float((infil * arr.s_area[:, 2]).sum() * dt)
+            ro.old, ro.new = ro.new, flow
+            ro.t_old, ro.t_new = t, t + dt
+            yield env.timeout(dt)
+
+    def operator_schedule(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        """The operator actor: applies the spec's scheduled settings in time order."""
+        for setting in sorted(self.spec.settings, key=lambda s: s.t_s):
+            if setting.t_s > float(env.now):
+                yield env.timeout(setting.t_s - float(env.now))
+            kind, k = self.links[setting.name]
+            if kind == "pump":
+                self.state.pump_on[k] = setting.value > 0 and bool(self.pump_enabled[k])
+            elif kind == "reg":
+                self.reg_setting[k] = min(setting.value, 1.0)
+            else:
+                self.conduit_closed[k] = setting.value <= 0
+            self.events.append(
+                {
+                    "t_s": float(env.now),
+                    "kind": "setting",
+                    "link": setting.name,
+                    "value": setting.value,
+                }
+            )
+
+    def pump_failure(
+        self, env: simpy.Environment, pump: int, t_s: float
+    ) -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(t_s)
+        self.pump_enabled[pump] = False
+        self.events.append(
+            {"t_s": float(env.now), "kind": "pump_failure", "pump": self.arr.pump_names[pump]}
+        )
+
+    def control_rules(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        """Evaluate the file's control rules every rule step and set pumps, gates, weirs."""
+        step = self.net.options.routing_step_s
+        while True:
+            for rule in self.rules:
+                actions = (
+                    rule.then
+                    if rule.holds(lambda p: self._read(p, float(env.now)))
+                    else rule.otherwise
+                )
+                for action in actions:
+                    kind, k = self.links[action.name]
+                    if kind == "pump":
+                        on = action.value > 0
+                        if on != bool(self.state.pump_on[k]) and self.pump_enabled[k]:
+                            self.state.pump_on[k] = on
+                            self.events.append(
+                                {
+                                    "t_s": float(env.now),
+                                    "kind": "pump_on" if on else "pump_off",
+                                    "pump": action.name,
+                                    "rule": rule.name,
+                                }
+                            )
+                    elif kind == "reg":
+                        self.reg_setting[k] = min(max(action.value, 0.0), 1.0)
+                    else:
+                        self.conduit_closed[k] = action.value <= 0
+            yield env.timeout(step)
+
+    def _read(self, premise: Premise, t: float) -> float:
+        st, arr = self.state, self.arr
+        if premise.kind == "SIMULATION":
+            if premise.attribute == "TIME":
+                return t
+            when = self.start + timedelta(seconds=t)
+            return when.hour * 3600.0 + when.minute * 60.0 + when.second
+        if premise.kind == "NODE":
+            i = self.nodes[premise.name]
+            if premise.attribute == "DEPTH":
+                return float(st.depth[i])
+            if premise.attribute == "HEAD":
+                return float(st.depth[i] + arr.invert[i])
+            return float(st.net_inflow[i])
+        kind, k = self.links[premise.name]
+        if premise.attribute == "STATUS":
+            return float(st.pump_on[k]) if kind == "pump" else float(not self.conduit_closed[k])
+        if kind == "pump":
+            return float(st.pump_q[k])
+        if kind == "reg":
+            return float(st.reg_q[k])
+        return float(st.q[k] * arr.barrels[k])
+
+    def _pattern_factor(self, inflow: Inflow, when: datetime) -> float:
+        factor = 1.0
+        weekend = when.weekday() >= 5
+        has_weekend = any(p.kind == "WEEKEND" for p in inflow.patterns)
+        for pattern in inflow.patterns:
+            if pattern.kind == "MONTHLY":
+                factor *= pattern.factors[when.month - 1]
+            elif pattern.kind == "DAILY":
+                factor *= pattern.factors[(when.weekday() + 1) % 7]
+            elif (pattern.kind == "HOURLY" and not (weekend and has_weekend)) or (
+                pattern.kind == "WEEKEND" and weekend
+            ):
+                factor *= pattern.factors[when.hour]
+        return factor
+
+    def recorder(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        for k in range(len(self.report_times)):
+            self.depth_series[k] = self.state.depth
+            if self.progress is not None:
+                self.progress(min(float(env.now) / self.duration, 1.0), "routing")
+            if k + 1 < len(self.report_times):
+                yield env.timeout(self.report_step)
+
+    def lateral(self, t: float) -> FloatArray:
+        arr = self.arr
+        n = arr.n_nodes
+        runoff = np.bincount(arr.s_outlet, self.runoff.at(t, len(arr.sub_names)), n)
+        lateral: FloatArray = runoff.astype(np.float64) + self.extra_lateral
+        if len(arr.inflow_node):
+            hour = int(t // 3600)
+            if hour != self._pattern_hour:
+                when = self.start + timedelta(hours=hour)
+                factors = [self._pattern_factor(i, when) for i in self.net.inflows]
+                self._inflow_base = arr.inflow_base * np.asarray(factors)
+                self._pattern_hour = hour
+            ext = self._inflow_base.copy()
+            for k, series in enumerate(arr.inflow_series):
+                if series is not None:
+                    ext[k] += arr.inflow_scale[k] * float(np.interp(t, series.t_s, series.values))
+            lateral = lateral + np.bincount(arr.inflow_node, ext, n)
+        out: FloatArray = lateral.astype(np.float64)
+        return out
+
+    def quiet_until(self, t: float) -> float:
+        """End of a dry spell starting at ``t`` (s), or ``t`` when water is moving."""
+        arr, st, ro = self.arr, self.state, self.runoff
+        if len(arr.inflow_node) or (len(st.pump_q) and st.pump_q.max() > 0):
+            return t
+        if self.extra_lateral.any():
+            return t
+        if st.q.size and np.abs(st.q).max() > QUIET_FLOW_M3S:
+            return t
+        if ro.new is not None and (
+            ro.new.max(initial=0.0) > 0 or (ro.old is not None and ro.old.max(initial=0.0) > 0)
+        ):
+            return t
+        if (ro.depth > arr.s_dstore + 1e-9).any():
+            return t
+        if gage_rates(arr.gage_series, arr.gage_interval, t).max(initial=0.0) > 0:
+            return t
+        step = self.net.options.wet_step_s
+        end = min(next_rain_change(arr.gage_series, arr.gage_interval, t), self.duration)
+        # land on a runoff time so the runoff process sees the rain first
+        return max(t, min(end, np.floor(end / step) * step) if end > t + step else t)
+
+    def routing(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        arr, st, opts = self.arr, self.state, self.net.options
+        n = arr.n_nodes
+        outfall = arr.node_kind == OUTFALL
+        min_area = opts.min_surfarea_m2
+        while env.now < self.duration - 1e-9:
+            t = float(env.now)
+            max_step = opts.routing_step_s
+            if opts.variable_step > 0:
+                dt = max(courant_step(arr, st, max_step, opts.variable_step), MIN_ROUTE_STEP_S)
+                dt = min(dt, max_step)
+            else:
+                dt = max_step
+            dt = min(dt, self.duration - t)
+            quiet = self.quiet_until(t)
+            if quiet > t:
+                # nothing flows and nothing arrives before ``quiet``: skip the dry spell
+                yield env.timeout(quiet - t)
+                continue
+            lateral = self.lateral(t + dt)
+            try:
+                result = route_step(
+                    arr,
+                    st,
+                    lateral,
+                    dt,
+                    min_area,
+                    self.pump_enabled,
+                    self.reg_setting,
+                    self.conduit_closed,
+                )
+            except FloatingPointError as exc:
+                raise TwinError(
+                    f"{self.net.path}: routing unstable at t={t:.0f} s: {exc}"
+                ) from None
+            self.steps += 1
+            self.inflow_m3 += float(lateral.sum() * dt)
+            self.flood_m3 += result.overflow * dt
+            self.spilled += result.overflow * dt
+            out = result.outfall_flow
+            self.outfall_m3 += np.maximum(out, 0.0) * dt
+            self.inflow_m3 += float(np.maximum(-out[outfall], 0.0).sum() * dt)
+            np.maximum(self.outfall_peak, out, out=self.outfall_peak)
+            np.maximum(self.link_peak, np.abs(st.q) * arr.barrels, out=self.link_peak)
+            np.maximum(self.max_depth, st.depth, out=self.max_depth)
+            self.surcharge_s += np.where(
+                (st.depth > arr.crown_depth + FUDGE) & (arr.crown_depth > 0) & ~outfall, dt, 0.0
+            )
+            yield env.timeout(dt)
+        del n
+
+    def run(self) -> FloodResult:
+        """Run to the end and summarise.
+
+        Raises
+        ------
+        cim.errors.TwinError
+            If the routing becomes unstable.
+        """
+        start = time.perf_counter()
+        env = simpy.Environment()
+        self.attach(env)
+        env.run(until=self.duration + 1e-6)
+        return self.summarise(time.perf_counter() - start)
+
+    def attach(self, env: simpy.Environment) -> None:
+        """Register the model's processes with ``env`` (for runs coupled with others)."""
+        arr = self.arr
+        prime(arr, self.state)
+        self.storage0 = float(
+            node_volume(arr, self.state.depth, self.net.options.min_surfarea_m2).sum()
+        )
+        self.storage0 += link_volume(arr, self.state)
+        env.process(self.runoff_process(env))
+        for pump, t_s in self.failures:
+            env.process(self.pump_failure(env, pump, t_s))
+        if self.rules:
+            env.process(self.control_rules(env))
+        if self.spec.settings:
+            env.process(self.operator_schedule(env))
+        env.process(self.routing(env))
+        env.process(self.recorder(env))
+
+    def summarise(self, wall_s: float) -> FloodResult:
+        """The result of a finished run."""
+        arr = self.arr
+        min_area = self.net.options.min_surfarea_m2
+        storage0 = self.storage0
+        storage1 = float(node_volume(arr, self.state.depth, min_area).sum()) + link_volume(
+            arr, self.state
+        )
+        names = arr.node_names
+        outfall = arr.node_kind == OUTFALL
+        flooded = [names[i] for i in np.flatnonzero(self.flood_m3 > 1e-6)]
+        total_in = self.inflow_m3 + storage0
+        out_m3 = float(self.outfall_m3[outfall].sum())
+        flood_total = float(self.flood_m3.sum())
+        error = 0.0
+        if total_in > 0:
+            error = (total_in - out_m3 - flood_total - storage1) / total_in * 100.0
+        if self.progress is not None:
+            self.progress(1.0, "done")
+        return FloodResult(
+            total_flood_volume_m3=flood_total,
+            outfall_peak_flow_m3s={
+                names[i]: float(self.outfall_peak[i]) for i in np.flatnonzero(outfall)
+            },
+            outfall_volume_m3={
+                names[i]: float(self.outfall_m3[i]) for i in np.flatnonzero(outfall)
+            },
+            node_flood_volume_m3={
+                names[i]: float(self.flood_m3[i]) for i in np.flatnonzero(self.flood_m3 > 1e-6)
+            },
+            node_max_depth_m={names[i]: float(self.max_depth[i]) for i in range(len(names))},
+            node_surcharge_s={
+                names[i]: float(self.surcharge_s[i]) for i in np.flatnonzero(self.surcharge_s > 0)
+            },
+            link_peak_flow_m3s={
+                name: float(q) for name, q in zip(arr.conduit_names, self.link_peak, strict=True)
+            },
+            flooded_nodes=flooded,
+            continuity_error_pct=float(error),
+            runoff_volume_m3=float(self.runoff.rain_m3 - self.runoff.infil_m3),
+            inflow_volume_m3=float(self.inflow_m3),
+            outflow_volume_m3=out_m3,
+            steps=self.steps,
+            duration_s=float(self.duration),
+            wall_s=wall_s,
+            ignored_sections=list(self.net.ignored_sections),
+            report_times_s=[float(t) for t in self.report_times],
+            node_depth_series_m={
+                name: self.depth_series[:, i].tolist() for i, name in enumerate(names)
+            },
+            events=self.events,
+        )
