@@ -208,10 +208,52 @@ def _road_grades(
     return grades
 
 
+def flood_work(body: dict[str, Any], state: TwinState) -> Work:
+    """A drainage drill on ``swmm/NAME.inp``: ``{"network": NAME, "duration_s", "storm":
+    {"formula", "return_period_a", "duration_min", "peak_ratio"}, "pump_failures":
+    [{"name", "t_s"}], "settings": [{"name", "t_s", "value"}]}``."""
+    from scenarios.flood import FloodSpec
+    from scenarios.flood import run as run_flood
+    from scenarios.flood.rain import intensity_formulas
+
+    allowed = {"network", "duration_s", "storm", "pump_failures", "settings", "report_step_s"}
+    _unknown(body, allowed)
+    inp = _named(Path(state.settings.data_dir), "swmm", ".inp", body, "network")
+    try:
+        spec = FloodSpec.from_dict(
+            {**{k: v for k, v in body.items() if k != "network"}, "inp": str(inp)}
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DrillRequestError(f"flood: {exc}") from None
+    formulas = intensity_formulas()
+    if spec.storm is not None and spec.storm.formula not in formulas:
+        known = ", ".join(sorted(formulas))
+        raise DrillRequestError(f"storm.formula {spec.storm.formula!r} is unknown; known: {known}")
+
+    def work(progress: Progress) -> dict[str, Any]:
+        result = run_flood(spec, progress)
+        out = result.to_dict()
+        summary = {
+            k: out[k]
+            for k in (
+                "total_flood_volume_m3",
+                "flooded_nodes",
+                "outfall_peak_flow_m3s",
+                "continuity_error_pct",
+                "wall_s",
+            )
+            if k in out
+        }
+        return {"summary": summary, **out}
+
+    return work
+
+
 #: drill name -> (adapter, the named inputs it lists)
 ADAPTERS: dict[str, tuple[Callable[[dict[str, Any], TwinState], Work], tuple[str, ...]]] = {
     "traffic": (
         traffic_work,
         ("traffic/NAME_nodes.csv", "traffic/NAME.osm", "traffic/NAME.osm.pbf"),
     ),
+    "flood": (flood_work, ("swmm/NAME.inp",)),
 }
