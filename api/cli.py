@@ -18,6 +18,7 @@ import orjson
 import shapely
 
 from api.drills import drill_modules
+from api.progress import progress_bar
 from cim.errors import TwinError
 from cim.importer import DEFAULT_DIVISION, file_sha256, import_source
 from cim.loaders import LoadOptions
@@ -285,19 +286,6 @@ def _locate(store: Store, code: str, site: str | None) -> tuple[str, CimObject]:
     return found[0]
 
 
-def progress_bar(quiet: bool, total: int = 100) -> tuple[Any, Any]:
-    """A tqdm bar on stderr and a ``(fraction, message)`` callback that moves it."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="%", disable=quiet or None, bar_format="{l_bar}{bar}| {elapsed}")
-
-    def progress(fraction: float, message: str) -> None:
-        bar.set_description(message[:40])
-        bar.update(int(fraction * total) - bar.n)
-
-    return bar, progress
-
-
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
@@ -309,8 +297,7 @@ def _cmd_export(store: Store, args: argparse.Namespace) -> int:
     from render.gltf import export_glb
 
     site, obj = _locate(store, args.code, args.site)
-    bar, progress = progress_bar(args.json)
-    with bar:
+    with progress_bar(args.json) as progress:
         data = export_glb(store, site, obj.code, progress=progress)
         progress(1.0, "written")
     _write_atomically(args.out, data)
@@ -426,8 +413,7 @@ def _cmd_tiles(store: Store, args: argparse.Namespace) -> int:
     occupied = args.out.exists() and any(args.out.iterdir())
     if occupied and not (args.out / "tileset.json").is_file():
         raise ValueError(f"{args.out} is not empty and holds no tileset: pick another --out")
-    bar, progress = progress_bar(args.json)
-    with bar:
+    with progress_bar(args.json) as progress:
         summary = write_tileset(store, site, args.out, progress=progress)
         progress(1.0, "written")
     _emit({"site": site, "tileset": str(args.out / "tileset.json"), **summary}, args.json)

@@ -19,6 +19,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from api.progress import progress_bar
+
 HELP = "flood drill: route a SWMM network (--inp) or flood a DEM surface (--dem)"
 
 
@@ -175,8 +177,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_network(args: argparse.Namespace) -> dict[str, Any]:
-    from tqdm import tqdm
-
     from scenarios.flood import FloodSpec, PumpFailure
     from scenarios.flood import run as run_flood
     from scenarios.flood.spec import DesignStorm, LinkSetting
@@ -188,14 +188,7 @@ def _run_network(args: argparse.Namespace) -> dict[str, Any]:
         settings=tuple(LinkSetting(name, t, v) for name, t, v in args.set),
         storm=DesignStorm(**args.storm) if args.storm else None,
     )
-    with tqdm(
-        total=100, unit="%", disable=args.json or None, bar_format="{l_bar}{bar}| {elapsed}"
-    ) as bar:
-
-        def progress(fraction: float, message: str) -> None:
-            bar.set_description(message)
-            bar.update(int(fraction * 100) - bar.n)
-
+    with progress_bar(args.json) as progress:
         result = run_flood(spec, progress)
     out: dict[str, Any] = {
         "total_flood_volume_m3": result.total_flood_volume_m3,
@@ -247,8 +240,6 @@ def _network_probes(
 
 
 def _run_surface(args: argparse.Namespace) -> dict[str, Any]:
-    from tqdm import tqdm
-
     from scenarios.flood.surface_model import PointInflow, SurfaceModel, SurfaceSpec
 
     if args.duration is None:
@@ -266,14 +257,7 @@ def _run_surface(args: argparse.Namespace) -> dict[str, Any]:
         probes=tuple(args.probe),
         rain_mm_h=args.rain or 0.0,
     )
-    with tqdm(
-        total=100, unit="%", disable=args.json or None, bar_format="{l_bar}{bar}| {elapsed}"
-    ) as bar:
-
-        def progress(fraction: float, message: str) -> None:
-            bar.set_description(message)
-            bar.update(int(fraction * 100) - bar.n)
-
+    with progress_bar(args.json) as progress:
         model = SurfaceModel(spec, progress)
         result = model.run()
     out = {"probes": result.probes, "wall_s": result.wall_s}

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from api.progress import progress_bar
 from cim.errors import TwinError
 from scenarios.traffic import Closure, TrafficSpec, load_closures, load_uxsim_csv
 from scenarios.traffic import run as run_traffic
@@ -94,22 +95,8 @@ def run_drill(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
         seed=args.seed,
         reroute_interval_s=args.reroute,
     )
-    progress = None
-    bar: Any = None
-    if not getattr(args, "json", False):
-        from tqdm import tqdm
-
-        bar = tqdm(total=100, unit="%", bar_format="{l_bar}{bar}| {elapsed}")
-
-        def progress(fraction: float, message: str) -> None:
-            bar.set_description(message)
-            bar.update(int(fraction * 100) - bar.n)
-
-    try:
+    with progress_bar(getattr(args, "json", False)) as progress:
         result = run_traffic(spec, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
     if args.output is not None:
         args.output.write_bytes(orjson.dumps(result.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY))
     return result.summary(), result

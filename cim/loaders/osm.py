@@ -82,6 +82,51 @@ def road_width_m(tags: dict[str, str]) -> float:
     return CLASS_WIDTHS.get(tags.get("highway", ""), (1, 4.0))[1]
 
 
+#: One OSM way: id, tags, node ids, longitudes, latitudes (nodes without a location dropped).
+Way = tuple[int, dict[str, str], list[int], list[float], list[float]]
+
+
+def read_ways(path: Path, highways: set[str], skip_access: bool = False) -> list[Way]:
+    """The ways of an OSM file tagged ``highway`` = one of ``highways`` (not areas; with
+    ``skip_access``, not ``access=no|private`` either), with at least two located nodes.
+
+    Raises
+    ------
+    SourceError
+        If the file is missing or not readable as OSM.
+    """
+    import osmium
+
+    if not path.is_file():
+        raise SourceError(path, "no such file")
+    ways: list[Way] = []
+    try:
+        processor = (
+            osmium.FileProcessor(str(path))
+            .with_locations()
+            .with_filter(osmium.filter.KeyFilter("highway"))
+        )
+        for obj in processor:
+            if not isinstance(obj, osmium.osm.Way):
+                continue
+            tags = dict(obj.tags)
+            if tags.get("highway") not in highways or tags.get("area") == "yes":
+                continue
+            if skip_access and tags.get("access") in ("no", "private"):
+                continue
+            refs, lons, lats = [], [], []
+            for node in obj.nodes:
+                if node.location.valid():
+                    refs.append(node.ref)
+                    lons.append(node.lon)
+                    lats.append(node.lat)
+            if len(refs) >= 2:
+                ways.append((obj.id, tags, refs, lons, lats))
+    except RuntimeError as exc:
+        raise SourceError(path, f"not a readable OSM file ({exc})") from None
+    return ways
+
+
 def load_osm(path: str | Path) -> ParsedSource:
     """Parse the streets of an OSM file.
 
@@ -95,32 +140,8 @@ def load_osm(path: str | Path) -> ParsedSource:
     SourceError
         If the file cannot be read as OSM, or holds no street.
     """
-    import osmium
-
     path = Path(path)
-    ways: list[tuple[int, dict[str, str], list[int], list[float], list[float]]] = []
-    try:
-        processor = (
-            osmium.FileProcessor(str(path))
-            .with_locations()
-            .with_filter(osmium.filter.KeyFilter("highway"))
-        )
-        for obj in processor:
-            if not isinstance(obj, osmium.osm.Way):
-                continue
-            tags = dict(obj.tags)
-            if tags.get("highway") not in CLASS_WIDTHS or tags.get("area") == "yes":
-                continue
-            refs, lons, lats = [], [], []
-            for node in obj.nodes:
-                if node.location.valid():
-                    refs.append(node.ref)
-                    lons.append(node.lon)
-                    lats.append(node.lat)
-            if len(refs) >= 2:
-                ways.append((obj.id, tags, refs, lons, lats))
-    except RuntimeError as exc:
-        raise SourceError(path, f"not a readable OSM file ({exc})") from None
+    ways = read_ways(path, set(CLASS_WIDTHS))
     if not ways:
         raise SourceError(path, f"no streets (highway={', '.join(sorted(CLASS_WIDTHS))})")
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cim.errors import SourceError
+from cim.loaders.osm import read_ways
 from scenarios.traffic.grades import OSM_ROAD_CLASS
 from scenarios.traffic.spec import DEFAULT_JAM_DENSITY_VPM, RoadNetwork
 
@@ -98,34 +99,8 @@ def load_osm_roads(
     SourceError
         The file cannot be read, or holds no drivable road.
     """
-    import osmium
-
     path = Path(path)
-    if not path.is_file():
-        raise SourceError(path, "no such file")
-    ways: list[tuple[int, dict[str, str], list[int], list[float], list[float]]] = []
-    try:
-        processor = (
-            osmium.FileProcessor(str(path))
-            .with_locations()
-            .with_filter(osmium.filter.KeyFilter("highway"))
-        )
-        for obj in processor:
-            if not isinstance(obj, osmium.osm.Way) or obj.tags.get("highway") not in CLASS_DEFAULTS:
-                continue
-            if obj.tags.get("area") == "yes" or obj.tags.get("access") in ("no", "private"):
-                continue
-            refs, lons, lats = [], [], []
-            for node in obj.nodes:
-                if not node.location.valid():
-                    continue
-                refs.append(node.ref)
-                lons.append(node.lon)
-                lats.append(node.lat)
-            if len(refs) >= 2:
-                ways.append((obj.id, dict(obj.tags), refs, lons, lats))
-    except RuntimeError as exc:
-        raise SourceError(path, f"not a readable OSM file ({exc})") from None
+    ways = read_ways(path, set(CLASS_DEFAULTS), skip_access=True)
     if not ways:
         raise SourceError(path, "no drivable roads (highway=motorway..living_street)")
     counts: dict[int, int] = {}
