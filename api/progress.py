@@ -13,9 +13,7 @@ Progress = Callable[[float, str], None]
 @contextmanager
 def progress_bar(quiet: bool, total: int = 100) -> Iterator[Progress]:
     """A ``(fraction, message)`` callback moving a bar that is closed on exit."""
-    with tqdm(
-        total=total, unit="%", disable=quiet, bar_format="{l_bar}{bar}| {elapsed}"
-    ) as bar:
+    with tqdm(total=total, unit="%", disable=quiet, bar_format="{l_bar}{bar}| {elapsed}") as bar:
 
         def progress(fraction: float, message: str) -> None:
             bar.set_description(message[:40])
