@@ -1,0 +1,328 @@
+"""Pure numpy kernels of the crowd model: speeds, densities, gated moves between cells.
+
+People are rows in arrays. Each step every walker heads for the centroid of the next cell on
+its shortest path, at the Weidmann speed of the density ahead of it. Moves into another cell
+pass two gates, as in a cell transmission model: the cell being left lets out at most
+``specific flow × open width × dt`` people, and the cell being entered takes no one beyond its
+jam density. Exits let out at most ``exit rate × dt``. Gates keep a credit that refills at
+their rate, so a gate of 0.3 people per step passes one person every few steps.
+No Python loop runs over people or cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from scenarios.crowd.grid import CellGrid
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int32]
+
+# Fruin (1971) walkway level of service by density, persons/m²: A .. F
+FRUIN_BOUNDS_PM2 = np.array([0.31, 0.43, 0.72, 1.08, 2.17])
+FRUIN_LEVELS = ("A", "B", "C", "D", "E", "F")
+
+
+def weidmann_speed(
+    density_pm2: FloatArray, free_speed_mps: FloatArray | float, gamma: float, rho_max: float
+) -> FloatArray:
+    """Walking speed from density by Weidmann's fundamental diagram.
+
+    ``v = v0 · (1 − exp(−γ · (1/ρ − 1/ρmax)))``, ``v0`` at ρ = 0, 0 at and beyond ρmax.
+
+    Parameters
+    ----------
+    density_pm2 : (n,) float, persons/m²
+    free_speed_mps : (n,) float or float, free walking speed, m/s
+    gamma : float, 1/m² (Weidmann: 1.913)
+    rho_max : float, jam density, persons/m² (Weidmann: 5.4)
+    """
+    rho = np.asarray(density_pm2, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        inverse = np.where(rho > 0, 1.0 / np.maximum(rho, 1e-12), np.inf)
+    factor = -np.expm1(-gamma * (inverse - 1.0 / rho_max))
+    return np.asarray(free_speed_mps * np.clip(factor, 0.0, 1.0), dtype=np.float64)
+
+
+def fruin_level(density_pm2: FloatArray) -> NDArray[np.int64]:
+    """Fruin walkway level of service 0..5 (A..F) of each density (persons/m²)."""
+    return np.searchsorted(FRUIN_BOUNDS_PM2, density_pm2, side="left").astype(np.int64)
+
+
+def cell_counts(cell: IntArray, n_cells: int) -> NDArray[np.int64]:
+    """People per cell, with one trailing zero for the window padding index."""
+    return np.bincount(cell, minlength=n_cells + 1)
+
+
+def window_density(grid: CellGrid, counts: NDArray[np.int64], cells: IntArray) -> FloatArray:
+    """Density over the window of each of ``cells``, persons/m²."""
+    window = grid.window[cells]
+    return np.asarray(counts[window].sum(axis=1) / grid.window_area_m2[cells], dtype=np.float64)
+
+
+def admit(
+    groups: NDArray[np.integer[Any]], allowance: NDArray[np.int64], key: FloatArray
+) -> NDArray[np.bool_]:
+    """Which members pass a gate that lets ``allowance[g]`` of group ``g`` through.
+
+    Within a group, members pass in order of ``key`` (random keys: a fair lottery).
+
+    Parameters
+    ----------
+    groups : (m,) int, gate of each member
+    allowance : (g,) int, members each gate passes
+    key : (m,) float, priority within a gate (lower first)
+    """
+    if groups.size == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((key, groups))
+    sorted_groups = groups[order]
+    first = np.searchsorted(sorted_groups, sorted_groups, side="left")
+    passed_sorted = (np.arange(groups.size) - first) < allowance[sorted_groups]
+    passed = np.empty(groups.size, dtype=bool)
+    passed[order] = passed_sorted
+    return passed
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Flow parameters of one step.
+
+    Attributes
+    ----------
+    gamma, rho_max : Weidmann parameters (1/m², persons/m²)
+    specific_flow_pmps : capacity of a cell face per metre of open width, persons/(m·s)
+    exit_rate_pps : (e,) float, what each exit lets out per second (0: closed)
+    dt_s : step, seconds
+    """
+
+    gamma: float
+    rho_max: float
+    specific_flow_pmps: float
+    exit_rate_pps: FloatArray
+    dt_s: float
+
+
+@dataclass(frozen=True)
+class Moved:
+    """Result of one step.
+
+    Attributes
+    ----------
+    cell : (n,) int, cell of each person (the cell they last entered)
+    target : (n,) int, the cell each person walks toward
+    origin : (n, 2) float, where each person's current leg started, metres
+    walked_m, leg_m : (n,) float, metres walked along the current leg, and its length
+    left : (n,) bool, passed their exit this step
+    exit_used : (n,) int, the exit passed (-1 if none)
+    cell_credit, exit_credit : the gates' credit after the step (see :func:`step`)
+    """
+
+    cell: IntArray
+    target: IntArray
+    origin: FloatArray
+    walked_m: FloatArray
+    leg_m: FloatArray
+    left: NDArray[np.bool_]
+    exit_used: IntArray
+    cell_credit: FloatArray
+    exit_credit: FloatArray
+
+
+def positions(
+    grid: CellGrid, target: IntArray, origin: FloatArray, walked_m: FloatArray, leg_m: FloatArray
+) -> FloatArray:
+    """(n, 2) positions, metres: each person is ``walked_m`` along the leg toward its target."""
+    share = np.clip(walked_m / np.maximum(leg_m, 1e-12), 0.0, 1.0)[:, None]
+    return np.asarray(origin + share * (grid.centroid[target] - origin), dtype=np.float64)
+
+
+def density_ahead(
+    grid: CellGrid,
+    counts: NDArray[np.int64],
+    cell: IntArray,
+    target: IntArray,
+    exit_id: IntArray,
+) -> FloatArray:
+    """Density in front of each walker, persons/m².
+
+    Measured over the cells of the target's window that are nearer the exit than the
+    walker's own cell: the people ahead, not those behind or beside (the front of a queue
+    sees the open door, not the crowd at its back).
+    """
+    window = grid.window[target]
+    here = grid.distance_m[exit_id, cell][:, None]
+    ahead = grid.padded_distance_m[exit_id[:, None], window] < here
+    people = np.where(ahead, counts[window], 0).sum(axis=1)
+    area = np.where(ahead, grid.padded_area_m2[window], 0.0).sum(axis=1)
+    floor_m2 = 0.25 * grid.window.shape[1] * grid.cell_m**2
+    return np.asarray(people / np.maximum(area, floor_m2), dtype=np.float64)
+
+
+def choose_targets(
+    grid: CellGrid,
+    cell: IntArray,
+    exit_id: IntArray,
+    counts: NDArray[np.int64],
+    free_speed_mps: FloatArray,
+    flow: Flow,
+) -> IntArray:
+    """The neighbour each person steps to next: the quickest way on toward its exit.
+
+    Among the neighbours nearer to the exit (so no one walks in circles), take the one with
+    the least ``leg / v(density there) + remaining distance / v0``: people follow the
+    shortest path while it is free and spread sideways as it fills. Where no neighbour is
+    nearer (at the exit, or cut off) the person stays.
+
+    Parameters
+    ----------
+    cell, exit_id : (m,) int
+    counts : (n + 1,) people per cell (from :func:`cell_counts`)
+    free_speed_mps : (m,) float
+    """
+    candidates = grid.neighbours[cell]
+    distance = grid.padded_distance_m
+    remaining = distance[exit_id[:, None], candidates]
+    here = distance[exit_id, cell]
+    density = counts[candidates] / grid.padded_cell_area_m2[candidates]
+    speed = weidmann_speed(density, free_speed_mps[:, None], flow.gamma, flow.rho_max)
+    with np.errstate(divide="ignore"):
+        cost = (
+            grid.neighbour_m[cell] / np.maximum(speed, 1e-3) + remaining / free_speed_mps[:, None]
+        )
+    cost[~(remaining < here[:, None])] = np.inf
+    best = np.argmin(cost, axis=1)
+    chosen = candidates[np.arange(cell.size), best]
+    stuck = ~np.isfinite(cost[np.arange(cell.size), best])
+    return np.where(stuck, cell, chosen).astype(np.int32)
+
+
+def step(
+    grid: CellGrid,
+    cell: IntArray,
+    target: IntArray,
+    exit_id: IntArray,
+    origin: FloatArray,
+    walked_m: FloatArray,
+    leg_m: FloatArray,
+    free_speed_mps: FloatArray,
+    walking: NDArray[np.bool_],
+    cell_credit: FloatArray,
+    exit_credit: FloatArray,
+    flow: Flow,
+    rng: np.random.Generator,
+) -> Moved:
+    """Move every walker one step along its way to its exit.
+
+    A person walks a leg from ``origin`` to the centroid of its target cell (legs are graph
+    edges, clear of walls) at the Weidmann speed of the density there. Arriving is a move
+    into that cell, through the outflow gate of the cell left and the storage gate of the
+    cell entered; a person who is refused waits at the end of the leg. Arriving at a cell of
+    one's own exit is leaving, through the exit's gate.
+
+    Parameters
+    ----------
+    grid : the venue's cells
+    cell, target, exit_id : (n,) int, current cell, next cell and chosen exit of each person
+    origin, walked_m, leg_m : the current leg (see :class:`Moved`)
+    free_speed_mps : (n,) float, free walking speed
+    walking : (n,) bool, False for people not yet released (they stand still)
+    cell_credit : (cells,) float, people each cell may still let out; it
+        refills at ``specific flow × open width`` per second up to one step's worth (at least
+        one person), so a lone walker is never held and a crowd passes at capacity
+    exit_credit : (exits,) float, the same for the exits at their rates
+    flow : step parameters
+    rng : the run's generator (gate lotteries)
+    """
+    n_cells = grid.n_cells
+    dt = flow.dt_s
+    cell_rate = flow.specific_flow_pmps * grid.area_m2 / grid.cell_m * dt
+    cell_credit = np.minimum(cell_credit + cell_rate, np.maximum(cell_rate, 1.0))
+    exit_rate = flow.exit_rate_pps * dt
+    exit_credit = np.where(
+        exit_rate > 0, np.minimum(exit_credit + exit_rate, np.maximum(exit_rate, 1.0)), 0.0
+    )
+    counts = cell_counts(cell, n_cells)
+    ahead = density_ahead(grid, counts, cell, target, exit_id)
+    speed = weidmann_speed(ahead, free_speed_mps, flow.gamma, flow.rho_max)
+    speed[~walking] = 0.0
+    walked = walked_m + speed * flow.dt_s
+    arrived = (walked >= leg_m) & walking & (target != cell)
+    left = np.zeros(cell.size, dtype=bool)
+    hop = np.zeros(cell.size, dtype=bool)
+    exit_used = np.full(cell.size, -1, dtype=np.int32)
+
+    who = np.flatnonzero(arrived & (grid.exit_of_cell[target] == exit_id))
+    if who.size:
+        allowance = np.floor(exit_credit + 1e-9).astype(np.int64)
+        passed = who[admit(exit_id[who], allowance, rng.random(who.size))]
+        exit_credit = exit_credit - np.bincount(exit_id[passed], minlength=exit_credit.size)
+        left[passed] = True
+        exit_used[passed] = exit_id[passed]
+
+    who = np.flatnonzero(arrived & (grid.exit_of_cell[target] != exit_id))
+    if who.size:
+        src = cell[who]
+        # outflow gate: the cell lets out specific flow × its open width per second
+        sources, member = np.unique(src, return_inverse=True)
+        member = member.astype(np.int32)
+        allowance = np.floor(cell_credit[sources] + 1e-9).astype(np.int64)
+        out_ok = admit(member, allowance, rng.random(who.size))
+        used = np.bincount(member[out_ok], minlength=sources.size)
+        cell_credit[sources] -= used
+        who = who[out_ok]
+        # storage gate: the cell entered holds rho_max persons/m² (one person at least);
+        # over larger areas the jam density is kept by the speed, which is 0 at rho_max
+        targets, member = np.unique(target[who], return_inverse=True)
+        cell_room = np.maximum(np.floor(flow.rho_max * grid.storage_area_m2[targets]), 1.0)
+        room = cell_room - counts[targets]
+        space = np.maximum(room, 0.0).astype(np.int64)
+        hop[who[admit(member.astype(np.int32), space, rng.random(who.size))]] = True
+
+    new_cell = np.where(hop, target, cell).astype(np.int32)
+    new_target = target.copy()
+    new_origin = origin.copy()
+    new_leg = leg_m.copy()
+    if hop.any():
+        moved = np.flatnonzero(hop)
+        counts_after = cell_counts(new_cell[~left], n_cells)
+        ahead_cell = choose_targets(
+            grid, new_cell[moved], exit_id[moved], counts_after, free_speed_mps[moved], flow
+        )
+        new_target[moved] = ahead_cell
+        new_origin[moved] = grid.centroid[target[moved]]
+        new_leg[moved] = np.hypot(*(grid.centroid[ahead_cell] - new_origin[moved]).T)
+    # the rest of the step carries into the next leg; refused walkers wait at the leg's end
+    new_walked = np.where(hop, np.minimum(walked - leg_m, new_leg), np.minimum(walked, leg_m))
+    return Moved(
+        cell=new_cell,
+        target=new_target,
+        origin=new_origin,
+        walked_m=new_walked,
+        leg_m=new_leg,
+        left=left,
+        exit_used=exit_used,
+        cell_credit=cell_credit,
+        exit_credit=exit_credit,
+    )
+
+
+def check_step(cell_m: float, dt_s: float, speed_max_mps: float) -> None:
+    """The stability bound: no one may cross more than one cell in a step.
+
+    Raises
+    ------
+    ValueError
+        ``speed_max_mps · dt_s`` exceeds ``cell_m``.
+    """
+    if not dt_s > 0:
+        raise ValueError(f"dt_s(={dt_s}) must be > 0")
+    if speed_max_mps * dt_s > cell_m:
+        raise ValueError(
+            f"dt_s(={dt_s}) too long: the fastest walker ({speed_max_mps:.2f} m/s) would cross "
+            f"more than one {cell_m:.2f} m cell per step; use dt_s <= {cell_m / speed_max_mps:.3f}"
+        )
