@@ -67,3 +67,9 @@ clean: ## remove the venv, the store and caches
 	rm -rf $(VENV) $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json .twin .pytest_cache .mypy_cache .ruff_cache
 
 .PHONY: help install sample key run services test lint bench clean
+
+bench-crowd: $(VENV)/.installed-dev ## crowd drill vs JuPedSim on the shared venues (installs jupedsim, no viewer deps)
+	$(PY) -m pip install --quiet --no-deps jupedsim shapely deprecated wrapt
+	$(PY) bench/crowd_vs_jupedsim.py $(BENCH_CROWD_ARGS)
+
+.PHONY: bench-crowd

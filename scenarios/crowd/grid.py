@@ -9,9 +9,11 @@ multi-source Dijkstra per exit (``scipy.sparse.csgraph``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 import shapely
@@ -79,6 +81,19 @@ class CellGrid:
         """(e, n + 1) ``distance_m`` with an inf column for the padding index."""
         pad = np.full((self.distance_m.shape[0], 1), np.inf)
         return np.concatenate([self.distance_m, pad], axis=1)
+
+    @cached_property
+    def ahead_mask(self) -> NDArray[np.bool_]:
+        """(e, n, k) which cells of each cell's window are no farther from exit ``e``."""
+        return np.asarray(
+            self.padded_distance_m[:, self.window] <= self.distance_m[:, :, None], dtype=bool
+        )
+
+    @cached_property
+    def ahead_area_m2(self) -> NDArray[np.float64]:
+        """(e, n) area of the part of each window that lies ahead (at least a quarter window)."""
+        area = (self.padded_area_m2[self.window][None] * self.ahead_mask).sum(axis=2)
+        return np.asarray(np.maximum(area, 0.25 * self.window.shape[1] * self.cell_m**2))
 
     @cached_property
     def padded_area_m2(self) -> NDArray[np.float64]:
@@ -328,3 +343,67 @@ def _zones(
     keys, zone = np.unique(tile, return_inverse=True)
     names = [f"r{k // 100_000}c{k % 100_000}" for k in keys.tolist()]
     return zone.astype(np.int32), names
+
+
+_CACHE_VERSION = 1
+_ARRAYS = (
+    "origin",
+    "lookup",
+    "rc",
+    "centroid",
+    "area_m2",
+    "window",
+    "window_area_m2",
+    "exit_of_cell",
+    "distance_m",
+    "next_cell",
+    "neighbours",
+    "neighbour_m",
+    "zone",
+)
+
+
+def grid_key(venue: Venue, cell_m: float, window_m: float, zone_m: float) -> str:
+    """A digest of everything a grid depends on: geometry, sizes, format version."""
+    digest = hashlib.sha256(f"{_CACHE_VERSION}|{cell_m!r}|{window_m!r}|{zone_m!r}".encode())
+    for geometry in [venue.walkable, *venue.exits]:
+        digest.update(shapely.to_wkb(geometry))
+    for name, polygon in venue.zones.items():
+        digest.update(name.encode() + shapely.to_wkb(polygon))
+    return digest.hexdigest()[:32]
+
+
+def cached_grid(
+    venue: Venue, cell_m: float, window_m: float, zone_m: float, cache_dir: str | Path | None
+) -> CellGrid:
+    """:func:`build_grid`, kept as ``.npz`` in ``cache_dir`` (built only once per venue)."""
+    if cache_dir is None:
+        return build_grid(venue, cell_m, window_m, zone_m)
+    path = Path(cache_dir) / f"grid-{grid_key(venue, cell_m, window_m, zone_m)}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in _ARRAYS}
+                names = [str(n) for n in data["zone_names"]]
+                rows, cols = (int(v) for v in data["shape"])
+            shapely.prepare(venue.walkable)
+            return CellGrid(
+                cell_m=float(cell_m),
+                shape=(rows, cols),
+                zone_names=names,
+                walkable=venue.walkable,
+                **arrays,
+            )
+        except (OSError, KeyError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged cache file is rebuilt
+    grid = build_grid(venue, cell_m, window_m, zone_m)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp.npz")
+    np.savez(
+        partial,
+        shape=np.array(grid.shape),
+        zone_names=np.array(grid.zone_names),
+        **{name: getattr(grid, name) for name in _ARRAYS},
+    )
+    partial.replace(path)
+    return grid

@@ -119,7 +119,6 @@ class Moved:
     walked_m, leg_m : (n,) float, metres walked along the current leg, and its length
     left : (n,) bool, passed their exit this step
     exit_used : (n,) int, the exit passed (-1 if none)
-    cell_credit, exit_credit : the gates' credit after the step (see :func:`step`)
     """
 
     cell: IntArray
@@ -129,8 +128,29 @@ class Moved:
     leg_m: FloatArray
     left: NDArray[np.bool_]
     exit_used: IntArray
-    cell_credit: FloatArray
-    exit_credit: FloatArray
+
+
+class Gates:
+    """Outflow credit of every cell and exit: token buckets.
+
+    A gate's credit refills at its rate (cells: ``specific flow × open width``; exits: their
+    rate) up to one step's worth, at least one person, so a lone walker is never held and a
+    crowd passes at capacity. Cell credit is refilled lazily, only where people leave.
+    """
+
+    def __init__(self, n_cells: int, n_exits: int) -> None:
+        self.cell_credit = np.ones(n_cells)
+        self.cell_stamp_s = np.zeros(n_cells)
+        self.exit_credit = np.ones(n_exits)
+
+    def cell_credit_at(
+        self, grid: CellGrid, cells: IntArray, now_s: float, flow: Flow
+    ) -> FloatArray:
+        """The credit of ``cells`` at ``now_s`` plus this step's refill."""
+        rate = flow.specific_flow_pmps * grid.area_m2[cells] / grid.cell_m
+        elapsed = now_s + flow.dt_s - self.cell_stamp_s[cells]
+        cap = np.maximum(rate * flow.dt_s, 1.0)
+        return np.asarray(np.minimum(self.cell_credit[cells] + rate * elapsed, cap))
 
 
 def positions(
@@ -142,25 +162,17 @@ def positions(
 
 
 def density_ahead(
-    grid: CellGrid,
-    counts: NDArray[np.int64],
-    cell: IntArray,
-    target: IntArray,
-    exit_id: IntArray,
+    grid: CellGrid, counts: NDArray[np.int64], target: IntArray, exit_id: IntArray
 ) -> FloatArray:
     """Density in front of each walker, persons/m².
 
-    Measured over the cells of the target's window that are nearer the exit than the
-    walker's own cell: the people ahead, not those behind or beside (the front of a queue
-    sees the open door, not the crowd at its back).
+    Measured over the cells of the target's window that are no farther from the exit than
+    the target: the people ahead, not those behind (the front of a queue sees the open door,
+    not the crowd at its back).
     """
     window = grid.window[target]
-    here = grid.distance_m[exit_id, cell][:, None]
-    ahead = grid.padded_distance_m[exit_id[:, None], window] < here
-    people = np.where(ahead, counts[window], 0).sum(axis=1)
-    area = np.where(ahead, grid.padded_area_m2[window], 0.0).sum(axis=1)
-    floor_m2 = 0.25 * grid.window.shape[1] * grid.cell_m**2
-    return np.asarray(people / np.maximum(area, floor_m2), dtype=np.float64)
+    people = np.where(grid.ahead_mask[exit_id, target], counts[window], 0).sum(axis=1)
+    return np.asarray(people / grid.ahead_area_m2[exit_id, target], dtype=np.float64)
 
 
 def choose_targets(
@@ -211,8 +223,8 @@ def step(
     leg_m: FloatArray,
     free_speed_mps: FloatArray,
     walking: NDArray[np.bool_],
-    cell_credit: FloatArray,
-    exit_credit: FloatArray,
+    gates: Gates,
+    now_s: float,
     flow: Flow,
     rng: np.random.Generator,
 ) -> Moved:
@@ -231,23 +243,20 @@ def step(
     origin, walked_m, leg_m : the current leg (see :class:`Moved`)
     free_speed_mps : (n,) float, free walking speed
     walking : (n,) bool, False for people not yet released (they stand still)
-    cell_credit : (cells,) float, people each cell may still let out; it
-        refills at ``specific flow × open width`` per second up to one step's worth (at least
-        one person), so a lone walker is never held and a crowd passes at capacity
-    exit_credit : (exits,) float, the same for the exits at their rates
+    gates : the outflow credit of cells and exits, updated in place
+    now_s : the time at the start of the step, seconds
     flow : step parameters
     rng : the run's generator (gate lotteries)
     """
     n_cells = grid.n_cells
     dt = flow.dt_s
-    cell_rate = flow.specific_flow_pmps * grid.area_m2 / grid.cell_m * dt
-    cell_credit = np.minimum(cell_credit + cell_rate, np.maximum(cell_rate, 1.0))
     exit_rate = flow.exit_rate_pps * dt
-    exit_credit = np.where(
+    exit_credit = gates.exit_credit
+    exit_credit[:] = np.where(
         exit_rate > 0, np.minimum(exit_credit + exit_rate, np.maximum(exit_rate, 1.0)), 0.0
     )
     counts = cell_counts(cell, n_cells)
-    ahead = density_ahead(grid, counts, cell, target, exit_id)
+    ahead = density_ahead(grid, counts, target, exit_id)
     speed = weidmann_speed(ahead, free_speed_mps, flow.gamma, flow.rho_max)
     speed[~walking] = 0.0
     walked = walked_m + speed * flow.dt_s
@@ -260,7 +269,7 @@ def step(
     if who.size:
         allowance = np.floor(exit_credit + 1e-9).astype(np.int64)
         passed = who[admit(exit_id[who], allowance, rng.random(who.size))]
-        exit_credit = exit_credit - np.bincount(exit_id[passed], minlength=exit_credit.size)
+        exit_credit -= np.bincount(exit_id[passed], minlength=exit_credit.size)
         left[passed] = True
         exit_used[passed] = exit_id[passed]
 
@@ -270,10 +279,12 @@ def step(
         # outflow gate: the cell lets out specific flow × its open width per second
         sources, member = np.unique(src, return_inverse=True)
         member = member.astype(np.int32)
-        allowance = np.floor(cell_credit[sources] + 1e-9).astype(np.int64)
+        credit = gates.cell_credit_at(grid, sources, now_s, flow)
+        allowance = np.floor(credit + 1e-9).astype(np.int64)
         out_ok = admit(member, allowance, rng.random(who.size))
         used = np.bincount(member[out_ok], minlength=sources.size)
-        cell_credit[sources] -= used
+        gates.cell_credit[sources] = credit - used
+        gates.cell_stamp_s[sources] = now_s + dt
         who = who[out_ok]
         # storage gate: the cell entered holds rho_max persons/m² (one person at least);
         # over larger areas the jam density is kept by the speed, which is 0 at rho_max
@@ -306,8 +317,6 @@ def step(
         leg_m=new_leg,
         left=left,
         exit_used=exit_used,
-        cell_credit=cell_credit,
-        exit_credit=exit_credit,
     )
 
 

@@ -18,7 +18,7 @@ import simpy
 from numpy.typing import NDArray
 
 from scenarios.crowd import kernel
-from scenarios.crowd.grid import CellGrid, auto_cell_m, build_grid
+from scenarios.crowd.grid import CellGrid, auto_cell_m, cached_grid
 from scenarios.crowd.record import Recorder
 from scenarios.crowd.spec import (
     Arrival,
@@ -57,8 +57,7 @@ class CrowdState:
         self.exit_time = np.zeros(0)
         self.exit_used = np.zeros(0, dtype=np.int32)
         self.pending_arrivals = 0
-        self.cell_credit = np.ones(grid.n_cells)
-        self.exit_credit = np.ones(n_exits)
+        self.gates = kernel.Gates(grid.n_cells, n_exits)
         self.reachable = np.asarray(np.isfinite(grid.distance_m).any(axis=0), dtype=bool)
 
     @property
@@ -162,13 +161,11 @@ class CrowdState:
             self.leg,
             self.speed,
             self.walking,
-            self.cell_credit,
-            self.exit_credit,
+            self.gates,
+            t,
             self.flow(dt_s),
             self.rng,
         )
-        self.cell_credit = moved.cell_credit
-        self.exit_credit = moved.exit_credit
         stay = ~moved.left
         gone = self.person[moved.left]
         self.exit_time[gone] = t + dt_s
@@ -317,11 +314,11 @@ def simulate(venue: Venue, spec: CrowdSpec, progress: Progress | None = None) ->
     cell_m = spec.cell_m or auto_cell_m(venue)
     if progress is not None:
         progress(0.0, f"discretising {venue.source} into {cell_m:.2f} m cells")
-    grid = build_grid(venue, cell_m, spec.window_m, spec.zone_m)
+    grid = cached_grid(venue, cell_m, spec.window_m, spec.zone_m, spec.grid_cache)
     state = CrowdState(venue, grid, spec)
     fd = spec.fd
     v_max = fd.free_speed_mps + 2 * fd.free_speed_sd_mps
-    dt_s = spec.dt_s or round(0.8 * cell_m / v_max, 3)
+    dt_s = spec.dt_s or round(0.95 * cell_m / v_max, 3)
     kernel.check_step(cell_m, dt_s, v_max)
     walking_at_start = not spec.releases
     if spec.positions is not None:

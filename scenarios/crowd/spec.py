@@ -112,6 +112,8 @@ class CrowdSpec:
     alert_levels_pm2 : densities that raise an alert when a zone crosses them
     fd : the fundamental diagram
     density_png : write a PNG map of the peak density here
+    grid_cache : directory keeping discretised venues (``.npz``), so that trying measures
+        on the same venue does not rebuild its cells and distances
     """
 
     venue: str
@@ -132,6 +134,7 @@ class CrowdSpec:
     alert_levels_pm2: tuple[float, ...] = (2.0, 4.0, 5.0, 6.0)
     fd: FundamentalDiagram = field(default_factory=FundamentalDiagram)
     density_png: str | None = None
+    grid_cache: str | None = None
 
     def __post_init__(self) -> None:
         if self.agents < 0:
