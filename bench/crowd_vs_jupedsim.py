@@ -136,6 +136,10 @@ def run_jupedsim(venue_path: Path, positions: Path, exits: Path) -> dict[str, fl
     }
 
 
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _child(args: list[str]) -> dict[str, float | None]:
     done = subprocess.run(
         [sys.executable, __file__, *args], capture_output=True, text=True, check=True
@@ -222,7 +226,7 @@ def main() -> int:
         )
         print(
             f"| {row['agents']} | ratio | x{row['speedup']:.0f} warm, x{row['speedup_cold']:.0f}"
-            f" cold | {row['evacuation_time_ratio']:.3f} | {row['t90_ratio']:.3f} | |"
+            f" cold | {_fmt(row['evacuation_time_ratio'])} | {_fmt(row['t90_ratio'])} | |"
         )
     return 0
 

@@ -345,7 +345,8 @@ def _zones(
     return zone.astype(np.int32), names
 
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+_DERIVED = ("ahead_mask", "ahead_area_m2")
 _ARRAYS = (
     "origin",
     "lookup",
@@ -384,16 +385,19 @@ def cached_grid(
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {name: data[name] for name in _ARRAYS}
+                derived = {name: data[name] for name in _DERIVED}
                 names = [str(n) for n in data["zone_names"]]
                 rows, cols = (int(v) for v in data["shape"])
             shapely.prepare(venue.walkable)
-            return CellGrid(
+            grid = CellGrid(
                 cell_m=float(cell_m),
                 shape=(rows, cols),
                 zone_names=names,
                 walkable=venue.walkable,
                 **arrays,
             )
+            grid.__dict__.update(derived)  # the cached properties, computed once
+            return grid
         except (OSError, KeyError, ValueError):
             path.unlink(missing_ok=True)  # a damaged cache file is rebuilt
     grid = build_grid(venue, cell_m, window_m, zone_m)
@@ -403,7 +407,7 @@ def cached_grid(
         partial,
         shape=np.array(grid.shape),
         zone_names=np.array(grid.zone_names),
-        **{name: getattr(grid, name) for name in _ARRAYS},
+        **{name: getattr(grid, name) for name in _ARRAYS + _DERIVED},
     )
     partial.replace(path)
     return grid

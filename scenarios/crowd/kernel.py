@@ -260,7 +260,9 @@ def step(
     speed = weidmann_speed(ahead, free_speed_mps, flow.gamma, flow.rho_max)
     speed[~walking] = 0.0
     walked = walked_m + speed * flow.dt_s
-    arrived = (walked >= leg_m) & walking & (target != cell)
+    # people standing in their exit's cells (placed there) leave as well
+    at_exit = grid.exit_of_cell[cell] == exit_id
+    arrived = (walked >= leg_m) & walking & ((target != cell) | at_exit)
     left = np.zeros(cell.size, dtype=bool)
     hop = np.zeros(cell.size, dtype=bool)
     exit_used = np.full(cell.size, -1, dtype=np.int32)
@@ -292,7 +294,15 @@ def step(
         cell_room = np.maximum(np.floor(flow.rho_max * grid.storage_area_m2[targets]), 1.0)
         room = cell_room - counts[targets]
         space = np.maximum(room, 0.0).astype(np.int64)
-        hop[who[admit(member.astype(np.int32), space, rng.random(who.size))]] = True
+        entered = admit(member.astype(np.int32), space, rng.random(who.size))
+        hop[who[entered]] = True
+        # two people refused into each other's cells swap places (no gridlock where streams
+        # to different exits meet head on)
+        refused = who[~entered]
+        if refused.size:
+            forward = cell[refused].astype(np.int64) * n_cells + target[refused]
+            backward = target[refused].astype(np.int64) * n_cells + cell[refused]
+            hop[refused[np.isin(forward, backward)]] = True
 
     new_cell = np.where(hop, target, cell).astype(np.int32)
     new_target = target.copy()

@@ -120,7 +120,7 @@ class Recorder:
             dt_s=float(dt_s),
             cells=grid.n_cells,
             steps=self.steps,
-            curve_t_s=[round(t, 3) for t in self.times],
+            curve_t_s=np.round(times, 3).tolist(),
             curve_evacuated=self.evacuated,
             exit_curves={i: [int(c[i]) for c in self.exit_counts] for i in range(self.n_exits)},
             zones=zones,

@@ -187,3 +187,9 @@ def test_flow_through_the_juelich_bottleneck_against_measured(crowd_assets: Path
         assert result.evacuated == 75
         flows.append(steady_flow(result.exit_time_s))
     assert np.mean(flows) == pytest.approx(measured, rel=0.15)
+
+
+def test_people_placed_on_an_exit_leave(corridor: Path) -> None:
+    result = run(CrowdSpec(venue=str(corridor), agents=0, positions=((49.5, 1.0), (10.0, 1.0))))
+    assert result.evacuated == 2
+    assert np.nanmin(result.exit_time_s) < 1.0
