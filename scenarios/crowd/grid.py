@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from scenarios.crowd.venue import Venue
@@ -81,6 +81,13 @@ class CellGrid:
         """(e, n + 1) ``distance_m`` with an inf column for the padding index."""
         pad = np.full((self.distance_m.shape[0], 1), np.inf)
         return np.concatenate([self.distance_m, pad], axis=1)
+
+    @cached_property
+    def edge_table(self) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
+        """CSR structure of the cell graph: ``indptr``, ``indices``, edge lengths (m)."""
+        valid = self.neighbours < self.n_cells
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
+        return indptr, self.neighbours[valid], self.neighbour_m[valid]
 
     @cached_property
     def ahead_mask(self) -> NDArray[np.bool_]:
@@ -243,6 +250,30 @@ def _cell_graph(
     weight = np.hypot(*(cents[head] - cents[tail]).T)
     n = rc.shape[0]
     return coo_matrix((weight, (head, tail)), shape=(n, n))
+
+
+def travel_time_fields(
+    grid: CellGrid, seconds_per_m: NDArray[np.float64], exits: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """(e + 1 padded, n + 1) walking time to each exit at the given pace per cell, seconds.
+
+    An edge costs its length times the pace of the cell it enters; exits not in ``exits``
+    get an infinite field. The last column pads the neighbour table's missing index.
+
+    Parameters
+    ----------
+    seconds_per_m : (n,) float, 1 / speed in each cell
+    exits : (e,) bool, which exits to compute
+    """
+    indptr, indices, length = grid.edge_table
+    weights = length * seconds_per_m[indices]
+    graph = csr_matrix((weights, indices, indptr), shape=(grid.n_cells, grid.n_cells))
+    field = np.full((exits.size, grid.n_cells + 1), np.inf)
+    for index in np.flatnonzero(exits).tolist():
+        sources = np.flatnonzero(grid.exit_of_cell == index)
+        # times *to* the exit: walk the reversed graph from the exit cells
+        field[index, :-1] = dijkstra(graph.T.tocsr(), indices=sources, min_only=True)
+    return field
 
 
 def _neighbour_table(graph: coo_matrix, n: int) -> tuple[NDArray[np.int32], NDArray[np.float64]]:

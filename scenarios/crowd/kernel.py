@@ -98,6 +98,8 @@ class Flow:
     specific_flow_pmps : capacity of a cell face per metre of open width, persons/(m·s)
     exit_rate_pps : (e,) float, what each exit lets out per second (0: closed)
     dt_s : step, seconds
+    field_s : (e, n + 1) float or None, time to each exit under current congestion,
+        seconds (see :func:`scenarios.crowd.grid.travel_time_fields`)
     """
 
     gamma: float
@@ -105,6 +107,7 @@ class Flow:
     specific_flow_pmps: float
     exit_rate_pps: FloatArray
     dt_s: float
+    field_s: FloatArray | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,7 @@ def choose_targets(
     """The neighbour each person steps to next: the quickest way on toward its exit.
 
     Among the neighbours nearer to the exit (so no one walks in circles), take the one with
-    the least ``leg / v(density there) + remaining distance / v0``: people follow the
+    the least ``leg / v(density there) + time from there to the exit``: people follow the
     shortest path while it is free and spread sideways as it fills. Where no neighbour is
     nearer (at the exit, or cut off) the person stays.
 
@@ -195,17 +198,21 @@ def choose_targets(
     cell, exit_id : (m,) int
     counts : (n + 1,) people per cell (from :func:`cell_counts`)
     free_speed_mps : (m,) float
+    flow : step parameters; with ``flow.field_s`` the time to the exit is read from that
+        congestion-aware field instead of walking distance at free speed
     """
     candidates = grid.neighbours[cell]
-    distance = grid.padded_distance_m
-    remaining = distance[exit_id[:, None], candidates]
-    here = distance[exit_id, cell]
+    field_s = flow.field_s
+    if field_s is None:
+        remaining = grid.padded_distance_m[exit_id[:, None], candidates] / free_speed_mps[:, None]
+        here = grid.distance_m[exit_id, cell] / free_speed_mps
+    else:
+        remaining = field_s[exit_id[:, None], candidates]
+        here = field_s[exit_id, cell]
     density = counts[candidates] / grid.padded_cell_area_m2[candidates]
     speed = weidmann_speed(density, free_speed_mps[:, None], flow.gamma, flow.rho_max)
     with np.errstate(divide="ignore"):
-        cost = (
-            grid.neighbour_m[cell] / np.maximum(speed, 1e-3) + remaining / free_speed_mps[:, None]
-        )
+        cost = grid.neighbour_m[cell] / np.maximum(speed, 1e-3) + remaining
     cost[~(remaining < here[:, None])] = np.inf
     best = np.argmin(cost, axis=1)
     chosen = candidates[np.arange(cell.size), best]

@@ -18,7 +18,7 @@ import simpy
 from numpy.typing import NDArray
 
 from scenarios.crowd import kernel
-from scenarios.crowd.grid import CellGrid, auto_cell_m, cached_grid
+from scenarios.crowd.grid import CellGrid, auto_cell_m, cached_grid, travel_time_fields
 from scenarios.crowd.record import Recorder
 from scenarios.crowd.spec import (
     Arrival,
@@ -58,6 +58,7 @@ class CrowdState:
         self.exit_used = np.zeros(0, dtype=np.int32)
         self.pending_arrivals = 0
         self.gates = kernel.Gates(grid.n_cells, n_exits)
+        self.field_s: NDArray[np.float64] | None = None
         self.reachable = np.asarray(np.isfinite(grid.distance_m).any(axis=0), dtype=bool)
 
     @property
@@ -77,11 +78,14 @@ class CrowdState:
             specific_flow_pmps=fd.specific_flow_pmps,
             exit_rate_pps=self.exit_rate_pps,
             dt_s=dt_s,
+            field_s=self.field_s,
         )
 
-    def choose(self, exit_id: NDArray[np.int32]) -> None:
-        """Set new exits; whoever changes exit starts a new leg from where they stand."""
-        changed = exit_id != self.exit_id
+    def choose(self, exit_id: NDArray[np.int32], everyone: bool = False) -> None:
+        """Set new exits; whoever changes exit (or ``everyone``) starts a new leg from where
+        they stand, toward the best next cell now (legs are drawn geometry only: moves
+        follow the cell graph)."""
+        changed = (exit_id != self.exit_id) | everyone
         if changed.any():
             here = self.positions()[changed]
             self.exit_id = exit_id.astype(np.int32)
@@ -131,23 +135,29 @@ class CrowdState:
         return np.asarray(np.argmin(distance, axis=0), dtype=np.int32)
 
     def reroute(self, congestion: bool) -> None:
-        """Re-choose exits: nearest open one, or the quickest counting the queue ahead.
+        """Re-choose exits: the nearest open one, or the quickest under current congestion.
 
-        With ``congestion`` the cost of exit ``e`` is walking time plus the people heading
-        for ``e`` divided by its rate, so walkers spread over exits as queues build.
+        With ``congestion`` the walking-time field to every open exit is recomputed with
+        each cell's Weidmann pace at its present density (one Dijkstra per exit); people then
+        take the exit and the way that is quickest now, and spread around crowded corners.
         """
-        if self.people == 0:
-            return
         if not congestion:
-            self.choose(self.nearest_exit(self.cell))
+            self.field_s = None
+            if self.people:
+                self.choose(self.nearest_exit(self.cell))
             return
-        walk_s = self.grid.distance_m[:, self.cell] / self.speed
-        heading = np.bincount(self.exit_id, minlength=self.exit_open.size)
-        rate = np.maximum(self.exit_rate_pps, 1e-9)
-        cost = walk_s + (heading / rate)[:, None]
-        cost[~self.exit_open] = np.inf
-        if np.isfinite(cost).any(axis=0).all():
-            self.choose(np.argmin(cost, axis=0).astype(np.int32))
+        fd = self.spec.fd
+        counts = kernel.cell_counts(self.cell, self.grid.n_cells)
+        every_cell = np.arange(self.grid.n_cells, dtype=np.int32)
+        density = kernel.window_density(self.grid, counts, every_cell)
+        speed = kernel.weidmann_speed(density, fd.free_speed_mps, fd.gamma_pm2, fd.rho_max_pm2)
+        pace = 1.0 / np.maximum(speed, 0.05 * fd.free_speed_mps)
+        self.field_s = travel_time_fields(self.grid, pace, self.exit_open)
+        if self.people:
+            cost = self.field_s[:, self.cell]
+            if np.isfinite(cost).any(axis=0).all():
+                # everyone re-aims on the new field, so all next steps lead downhill in it
+                self.choose(np.argmin(cost, axis=0).astype(np.int32), everyone=True)
 
     def advance(self, t: float, dt_s: float) -> None:
         """One kernel step; people who passed their exit leave the arrays."""
