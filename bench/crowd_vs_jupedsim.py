@@ -95,6 +95,22 @@ def run_ours(venue_path: Path, positions: Path, cache: Path | None) -> dict[str,
     }
 
 
+def run_scale(venue_path: Path, agents: int, seed: int) -> dict[str, float | None]:
+    """Ours alone at a size the peer cannot reach here: uniform placement, nearest exits."""
+    from scenarios.crowd import CrowdSpec, run
+
+    started = time.perf_counter()
+    result = run(CrowdSpec(venue=str(venue_path), agents=agents, seed=seed))
+    return {
+        "wall_s": time.perf_counter() - started,
+        "evacuation_time_s": result.evacuation_time_s,
+        "t90_s": result.t90_s,
+        "max_density_pm2": result.max_density_pm2,
+        "steps": result.steps,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 def run_jupedsim(venue_path: Path, positions: Path, exits: Path) -> dict[str, float | None]:
     import jupedsim as jps
 
@@ -154,13 +170,19 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--peer-repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--child", choices=("ours", "jupedsim"))
+    parser.add_argument("--child", choices=("ours", "jupedsim", "scale"))
     parser.add_argument("--positions", type=Path)
     parser.add_argument("--exits", type=Path)
     parser.add_argument("--grid-cache", type=Path)
+    parser.add_argument(
+        "--scale", type=int, default=0, help="also run ours alone with this many people"
+    )
     args = parser.parse_args()
     if args.child == "ours":
         print(json.dumps(run_ours(args.venue, args.positions, args.grid_cache)))
+        return 0
+    if args.child == "scale":
+        print(json.dumps(run_scale(args.venue, args.agents[0], args.seed)))
         return 0
     if args.child == "jupedsim":
         print(json.dumps(run_jupedsim(args.venue, args.positions, args.exits)))
@@ -209,12 +231,25 @@ def main() -> int:
         row["speedup_cold"] = row["jupedsim"]["wall_s"] / cold["wall_s"]
         rows.append(row)
         print(json.dumps(row), flush=True)
+    if args.scale:
+        scale = _child(
+            ["--child", "scale", "--venue", str(args.venue), "--agents", str(args.scale)]
+        )
+        rows.append({"venue": args.venue.name, "agents": args.scale, "ours_only": scale})
+        print(json.dumps(rows[-1]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "crowd_vs_jupedsim.json").write_text(json.dumps(rows, indent=2))
     print()
     print("| agents | model | wall s (median) | T100 s | T90 s | peak RSS MB |")
     print("|---|---|---|---|---|---|")
     for row in rows:
+        if "ours_only" in row:
+            r = row["ours_only"]
+            print(
+                f"| {row['agents']} | ours only | {r['wall_s']:.1f} | {r['evacuation_time_s']} "
+                f"| {r['t90_s']} | {r['peak_rss_mb']:.0f} |"
+            )
+            continue
         for name in ("ours", "jupedsim"):
             r = row[name]
             print(
