@@ -135,7 +135,9 @@ def _width(path: Path, way_id: str, text: str | None, default: float) -> float:
     try:
         width = float(value)
     except ValueError:
-        raise SourceError(path, f"width {text!r} is not a length in metres", f"way {way_id}")
+        raise SourceError(
+            path, f"width {text!r} is not a length in metres", f"way {way_id}"
+        ) from None
     if not width > 0:
         raise SourceError(path, f"width {text!r} must be > 0", f"way {way_id}")
     return width

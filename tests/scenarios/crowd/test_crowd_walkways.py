@@ -45,7 +45,7 @@ def test_west_oakland_walkways(crowd_assets: Path) -> None:
 def test_bad_osm_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "bad.osm"
     bad.write_text('<osm><way id="7"><nd ref="1"/><tag k="highway" v="footway"/></way></osm>')
-    with pytest.raises(SourceError, match="'way 7'.*missing node 1"):
+    with pytest.raises(SourceError, match=r"'way 7'.*missing node 1"):
         load_walkways(bad)
     bad.write_text("<html/>")
     with pytest.raises(SourceError, match="expected <osm>"):
