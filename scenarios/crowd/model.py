@@ -176,18 +176,16 @@ class CrowdState:
             self.flow(dt_s),
             self.rng,
         )
-        stay = ~moved.left
+        self.origin, self.walked, self.leg = moved.origin, moved.walked_m, moved.leg_m
+        self.cell, self.target = moved.cell, moved.target
+        if not moved.left.any():
+            return
         gone = self.person[moved.left]
         self.exit_time[gone] = t + dt_s
         self.exit_used[gone] = moved.exit_used[moved.left]
-        self.origin = moved.origin[stay]
-        self.walked = moved.walked_m[stay]
-        self.leg = moved.leg_m[stay]
-        self.cell = moved.cell[stay]
-        self.target = moved.target[stay]
-        self.exit_id = self.exit_id[stay]
-        self.speed = self.speed[stay]
-        self.walking = self.walking[stay]
+        stay = ~moved.left
+        for name in ("origin", "walked", "leg", "cell", "target", "exit_id", "speed", "walking"):
+            setattr(self, name, getattr(self, name)[stay])
         self.person = self.person[stay]
 
 
