@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -109,6 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-time", type=float, default=7200.0)
     parser.add_argument("--png", help="write a PNG map of peak densities here")
     parser.add_argument(
+        "--grid-cache",
+        default=os.environ.get("TWIN_CROWD_CACHE"),
+        metavar="DIR",
+        help="keep discretised venues here (default: $TWIN_CROWD_CACHE, else none)",
+    )
+    parser.add_argument(
         "--details", action="store_true", help="print zones, alerts and curves as well"
     )
 
@@ -132,6 +139,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         reroute_every_s=args.reroute,
         fd=fd,
         density_png=args.png,
+        grid_cache=args.grid_cache,
     )
     if args.json:
         result = crowd_drill.run(spec)
