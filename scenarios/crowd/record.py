@@ -45,8 +45,9 @@ class Recorder:
         occupied = np.unique(state.cell)
         density = kernel.window_density(grid, counts, occupied)
         self.cell_peak[occupied] = np.maximum(self.cell_peak[occupied], density)
-        peak = np.zeros(self.zone_level.size)
-        np.maximum.at(peak, grid.zone[occupied], density)
+        peak = kernel.group_reduce(
+            np.maximum, grid.zone[occupied], density, self.zone_level.size, 0.0
+        )
         level = np.searchsorted(self.levels, peak, side="right")
         for zone in np.flatnonzero(level > self.zone_level).tolist():
             self.alerts.append(
@@ -82,10 +83,8 @@ class Recorder:
             t90 = 0.0
         zone_max = zone_t.max(axis=0)
         levels = kernel.fruin_level(zone_max)
-        rc_min = np.full((zone_max.size, 2), np.iinfo(np.int32).max)
-        rc_max = np.full((zone_max.size, 2), -1)
-        np.minimum.at(rc_min, grid.zone, grid.rc)
-        np.maximum.at(rc_max, grid.zone, grid.rc)
+        rc_min = kernel.group_reduce(np.minimum, grid.zone, grid.rc, zone_max.size, 0)
+        rc_max = kernel.group_reduce(np.maximum, grid.zone, grid.rc, zone_max.size, 0)
         lower = grid.origin + rc_min[:, ::-1] * cell_m
         upper = grid.origin + (rc_max[:, ::-1] + 1) * cell_m
         zones = []

@@ -52,3 +52,13 @@ def test_check_step_refuses_a_step_longer_than_a_cell() -> None:
     kernel.check_step(0.5, 0.3, 1.6)
     with pytest.raises(ValueError, match=r"dt_s\(=0.4\) too long"):
         kernel.check_step(0.5, 0.4, 1.6)
+
+
+@given(st.lists(st.tuples(st.integers(0, 4), st.floats(-1e6, 1e6)), max_size=50))
+def test_group_reduce_matches_ufunc_at(pairs: list[tuple[int, float]]) -> None:
+    groups = np.array([g for g, _ in pairs], dtype=np.int64)
+    values = np.array([v for _, v in pairs], dtype=np.float64)
+    want = np.full(5, -np.inf)
+    np.maximum.at(want, groups, values)
+    got = kernel.group_reduce(np.maximum, groups, values, 5, -np.inf)
+    assert np.array_equal(got, want)
