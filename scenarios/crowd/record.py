@@ -16,11 +16,15 @@ if TYPE_CHECKING:
     from scenarios.crowd.model import CrowdState
 
 
+HYSTERESIS = 0.8
+
+
 class Recorder:
     """Density per zone over time, cell peaks, evacuation curve and threshold alerts.
 
     Zone density is the peak window density inside the zone (what a steward standing in the
-    worst spot would see); alerts fire when it rises past an alert level.
+    worst spot would see); alerts fire when it rises past an alert level, once until it has
+    fallen back below 80 % of that level.
     """
 
     def __init__(self, grid: CellGrid, levels_pm2: tuple[float, ...], n_exits: int) -> None:
@@ -58,7 +62,10 @@ class Recorder:
                     "level": float(self.levels[level[zone] - 1]),
                 }
             )
-        self.zone_level = level
+        # a zone stays at its alert level until its density falls clearly (below 80 % of
+        # the level) under it, so a density hovering at a threshold raises one alert
+        cleared = np.searchsorted(self.levels, peak / HYSTERESIS, side="right")
+        self.zone_level = np.maximum(level, np.minimum(self.zone_level, cleared))
         used = state.exit_used[state.exit_used >= 0]
         self.times.append(float(t))
         self.evacuated.append(int(used.size))
