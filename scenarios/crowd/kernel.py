@@ -199,6 +199,20 @@ def density_ahead(
     return np.asarray(people / grid.ahead_area_m2[exit_id, target], dtype=np.float64)
 
 
+def slowness_table(grid: CellGrid, gamma: float, rho_max: float, heads: int = 12) -> FloatArray:
+    """(n + 1, heads) ``1 / weidmann factor`` of each cell holding 0..heads-1 people.
+
+    Capped at 1000 (a full cell is all but impassable); computed once per grid and diagram.
+    """
+    tables: dict[tuple[float, float, int], FloatArray] = grid.__dict__.setdefault("_slowness", {})
+    table = tables.get((gamma, rho_max, heads))
+    if table is None:
+        density = np.arange(heads)[None, :] / grid.padded_cell_area_m2[:, None]
+        table = 1.0 / np.maximum(weidmann_speed(density, 1.0, gamma, rho_max), 1e-3)
+        tables[(gamma, rho_max, heads)] = table
+    return table
+
+
 def choose_targets(
     grid: CellGrid,
     cell: IntArray,
@@ -230,10 +244,11 @@ def choose_targets(
     else:
         remaining = field_s[exit_id[:, None], candidates]
         here = field_s[exit_id, cell]
-    density = counts[candidates] / grid.padded_cell_area_m2[candidates]
-    speed = weidmann_speed(density, free_speed_mps[:, None], flow.gamma, flow.rho_max)
-    with np.errstate(divide="ignore"):
-        cost = grid.neighbour_m[cell] / np.maximum(speed, 1e-3) + remaining
+    # slowness (1 / Weidmann factor) looked up by cell and head count: no exp per candidate
+    table = slowness_table(grid, flow.gamma, flow.rho_max)
+    heads = np.minimum(counts[candidates], table.shape[1] - 1)
+    slowness = table[candidates, heads]
+    cost = grid.neighbour_m[cell] * slowness / free_speed_mps[:, None] + remaining
     cost[~(remaining < here[:, None])] = np.inf
     best = np.argmin(cost, axis=1)
     chosen = candidates[np.arange(cell.size), best]
