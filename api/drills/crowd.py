@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
@@ -118,6 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--details", action="store_true", help="print zones, alerts and curves as well"
     )
+    parser.add_argument(
+        "--frames", metavar="FILE", help="write per-zone density frames (JSON lines, every 10 s)"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,4 +159,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 bar.update(int(fraction * 100) - bar.n)
 
             result = crowd_drill.run(spec, progress)
+    if args.frames:
+        with open(args.frames, "w", encoding="utf-8") as out:
+            for frame in result.zone_frames(10.0):
+                out.write(json.dumps(frame) + "\n")
     return result.to_dict() if args.details else result.summary()

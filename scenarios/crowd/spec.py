@@ -233,6 +233,32 @@ class CrowdResult:
             "wall_s": self.wall_s,
         }
 
+    def zone_frames(self, every_s: float = 10.0) -> list[dict[str, Any]]:
+        """Peak density per zone over time, for the viewer: one frame per ``every_s``.
+
+        Each frame is ``{"t": seconds, "density": {zone: persons/m²}}`` with only the zones
+        that hold anyone, so frames stay small.
+        """
+        if not every_s > 0:
+            raise ValueError(f"every_s(={every_s}) must be > 0")
+        times = np.asarray(self.curve_t_s)
+        names = [z["zone"] for z in self.zones]
+        frames = []
+        next_t = 0.0
+        for index in range(times.size):
+            if times[index] + 1e-9 < next_t and index != times.size - 1:
+                continue
+            row = self.zone_density_t[index]
+            busy = np.flatnonzero(row > 0)
+            frames.append(
+                {
+                    "t": float(times[index]),
+                    "density": {names[i]: round(float(row[i]), 3) for i in busy.tolist()},
+                }
+            )
+            next_t = float(times[index]) + every_s
+        return frames
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (without the per-person and per-sample arrays)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}

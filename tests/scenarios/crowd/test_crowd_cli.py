@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -115,3 +116,28 @@ def test_bad_venue_file_is_exit_1(capsys: pytest.CaptureFixture[str], tmp_path: 
     code, _, err = _run(capsys, "run", "crowd", "--venue", str(bad), "--agents", "5", "--json")
     assert code == 1
     assert str(bad) in err and "needs walkable area and exits" in err
+
+
+def test_zone_frames_for_the_viewer(
+    capsys: pytest.CaptureFixture[str], two_exit_hall: Path, tmp_path: Path
+) -> None:
+    frames = tmp_path / "frames.jsonl"
+    code, out, _ = _run(
+        capsys,
+        "run",
+        "crowd",
+        "--venue",
+        str(two_exit_hall),
+        "--agents",
+        "300",
+        "--frames",
+        str(frames),
+        "--json",
+    )
+    assert code == 0
+    lines = [json.loads(line) for line in frames.read_text().splitlines()]
+    times = [f["t"] for f in lines]
+    assert times[0] == 0.0 and all(b - a >= 10.0 - 1e-6 for a, b in itertools.pairwise(times[:-1]))
+    assert lines[0]["density"] and max(lines[0]["density"].values()) > 0
+    assert lines[-1]["density"] == {}  # everyone is out at the last frame
+    assert times[-1] == json.loads(out)["evacuation_time_s"]
