@@ -1,7 +1,8 @@
 """Pure numpy kernels of the crowd model: speeds, densities, gated moves between cells.
 
-People are rows in arrays. Each step every walker heads for the centroid of the next cell on
-its shortest path, at the Weidmann speed of the density ahead of it. Moves into another cell
+People are rows in arrays. Each step every walker heads for the centroid of a neighbour cell
+nearer its exit (the quickest way on, given how full the neighbours are), at the Weidmann
+speed of the density ahead of it. Moves into another cell
 pass two gates, as in a cell transmission model: the cell being left lets out at most
 ``specific flow × open width × dt`` people, and the cell being entered takes no one beyond its
 jam density. Exits let out at most ``exit rate × dt``. Gates keep a credit that refills at
