@@ -116,3 +116,9 @@ bench-flood: $(VENV)/.installed-dev ## flood drill: ours vs SWMM on the real net
 	$(PY) bench/flood_surface.py
 
 .PHONY: bench-flood
+
+bench-crowd: $(VENV)/.installed-dev ## crowd drill vs JuPedSim on the shared venues (installs jupedsim, no viewer deps)
+	$(PY) -m pip install --quiet --no-deps jupedsim shapely deprecated wrapt
+	$(PY) bench/crowd_vs_jupedsim.py $(BENCH_CROWD_ARGS)
+
+.PHONY: bench-crowd

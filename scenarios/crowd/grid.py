@@ -1,0 +1,444 @@
+"""Discretise a venue into square cells and compute walking distances to each exit.
+
+Cells are a regular raster clipped to the walkable polygon (shapely vectorised). Each kept
+cell is a node; edges join cells up to a knight's move apart (16 directions, so walking
+distances on the cell graph are within ~3 % of Euclidean) when the straight segment between
+their centroids stays inside the walkable area. Distances to each exit come from one
+multi-source Dijkstra per exit (``scipy.sparse.csgraph``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from scenarios.crowd.venue import Venue
+
+# one of each pair of opposite offsets (di, dj): rook, bishop and knight moves
+_OFFSETS = np.array([(1, 0), (0, 1), (1, 1), (1, -1), (1, 2), (2, 1), (1, -2), (2, -1)])
+MIN_OPEN_FRACTION = 0.15
+
+
+@dataclass(frozen=True, eq=False)
+class CellGrid:
+    """The cells of a venue and their graph.
+
+    Attributes
+    ----------
+    cell_m : edge length of a raster cell, metres
+    origin : (2,) float, the raster's lower-left corner, metres
+    shape : (rows, cols) of the raster
+    lookup : (rows, cols) int32, cell index of each raster position, -1 where not walkable
+    rc : (n, 2) int32, raster (row, col) of each cell
+    centroid : (n, 2) float, centroid of each cell's walkable part, metres
+    area_m2 : (n,) float, walkable area of each cell
+    window : (n, k) int32, the cells of each cell's density window; ``n`` pads missing ones
+    window_area_m2 : (n,) float, walkable area of each window (at least half a full one)
+    exit_of_cell : (n,) int32, the exit a cell belongs to, -1 if none
+    distance_m : (e, n) float, walking distance from each cell to each exit (inf: unreachable)
+    next_cell : (e, n) int32, the next cell on the shortest path to each exit (itself at the
+        exit or where the exit cannot be reached)
+    neighbours : (n, 16) int32, the cells joined to each cell; ``n`` pads missing ones
+    neighbour_m : (n, 16) float, centroid distances to them, metres (inf for padding)
+    zone : (n,) int32, reporting zone of each cell
+    zone_names : names of the zones
+    walkable : the walkable polygon (prepared), for points that leave the kept cells
+    """
+
+    cell_m: float
+    origin: NDArray[np.float64]
+    shape: tuple[int, int]
+    lookup: NDArray[np.int32]
+    rc: NDArray[np.int32]
+    centroid: NDArray[np.float64]
+    area_m2: NDArray[np.float64]
+    window: NDArray[np.int32]
+    window_area_m2: NDArray[np.float64]
+    exit_of_cell: NDArray[np.int32]
+    distance_m: NDArray[np.float64]
+    next_cell: NDArray[np.int32]
+    neighbours: NDArray[np.int32]
+    neighbour_m: NDArray[np.float64]
+    zone: NDArray[np.int32]
+    zone_names: list[str]
+    walkable: shapely.Geometry
+
+    @property
+    def n_cells(self) -> int:
+        return int(self.area_m2.size)
+
+    @cached_property
+    def padded_distance_m(self) -> NDArray[np.float64]:
+        """(e, n + 1) ``distance_m`` with an inf column for the padding index."""
+        pad = np.full((self.distance_m.shape[0], 1), np.inf)
+        return np.concatenate([self.distance_m, pad], axis=1)
+
+    @cached_property
+    def edge_table(self) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
+        """CSR structure of the cell graph: ``indptr``, ``indices``, edge lengths (m)."""
+        valid = self.neighbours < self.n_cells
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
+        return indptr, self.neighbours[valid], self.neighbour_m[valid]
+
+    @cached_property
+    def ahead_mask(self) -> NDArray[np.bool_]:
+        """(e, n, k) which cells of each cell's window are no farther from exit ``e``."""
+        return np.asarray(
+            self.padded_distance_m[:, self.window] <= self.distance_m[:, :, None], dtype=bool
+        )
+
+    @cached_property
+    def ahead_area_m2(self) -> NDArray[np.float64]:
+        """(e, n) area of the part of each window that lies ahead (at least a quarter window)."""
+        area = (self.padded_area_m2[self.window][None] * self.ahead_mask).sum(axis=2)
+        return np.asarray(np.maximum(area, 0.25 * self.window.shape[1] * self.cell_m**2))
+
+    @cached_property
+    def padded_area_m2(self) -> NDArray[np.float64]:
+        """(n + 1,) ``area_m2`` with a 0 for the padding index."""
+        return np.append(self.area_m2, 0.0)
+
+    @cached_property
+    def storage_area_m2(self) -> NDArray[np.float64]:
+        """(n,) area that holds people: a sliver beside a wall counts as half a cell."""
+        return np.maximum(self.area_m2, 0.5 * self.cell_m**2)
+
+    @cached_property
+    def padded_cell_area_m2(self) -> NDArray[np.float64]:
+        """(n + 1,) per-cell area for densities (a window's share; 1 for the padding)."""
+        return np.append(self.window_area_m2 / self.window.shape[1], 1.0)
+
+    def cell_of(self, xy: NDArray[np.float64]) -> NDArray[np.int32]:
+        """Cell index of each point (-1 outside the cells).
+
+        Parameters
+        ----------
+        xy : (m, 2) float, metres
+        """
+        ij = np.floor((xy - self.origin) / self.cell_m).astype(np.int64)
+        rows, cols = self.shape
+        inside = (ij[:, 1] >= 0) & (ij[:, 1] < rows) & (ij[:, 0] >= 0) & (ij[:, 0] < cols)
+        out = np.full(len(xy), -1, dtype=np.int32)
+        out[inside] = self.lookup[ij[inside, 1], ij[inside, 0]]
+        return out
+
+
+def auto_cell_m(venue: Venue) -> float:
+    """A cell size for a venue: about 50,000 cells, between 0.4 and 1 m."""
+    return float(min(1.0, max(0.4, math.sqrt(venue.area_m2 / 50_000))))
+
+
+def build_grid(
+    venue: Venue, cell_m: float, window_m: float = 1.5, zone_m: float = 10.0
+) -> CellGrid:
+    """Discretise ``venue`` into cells of ``cell_m`` and route every cell to every exit.
+
+    Parameters
+    ----------
+    venue : the venue
+    cell_m : raster cell edge, metres (> 0)
+    window_m : side of the square window densities are measured over, metres
+    zone_m : side of the square reporting zones when the venue names none, metres
+
+    Raises
+    ------
+    ValueError
+        A non-positive size, or a cell size that leaves an exit without cells.
+    """
+    if not cell_m > 0 or not window_m > 0 or not zone_m > 0:
+        raise ValueError(f"cell_m(={cell_m}), window_m(={window_m}), zone_m(={zone_m}) must be > 0")
+    walkable = venue.walkable
+    minx, miny, maxx, maxy = walkable.bounds
+    cols = max(1, math.ceil((maxx - minx) / cell_m))
+    rows = max(1, math.ceil((maxy - miny) / cell_m))
+    jj, ii = np.meshgrid(np.arange(cols), np.arange(rows))
+    x0 = minx + jj.ravel() * cell_m
+    y0 = miny + ii.ravel() * cell_m
+    boxes = shapely.box(x0, y0, x0 + cell_m, y0 + cell_m)
+    shapely.prepare(walkable)
+    full = shapely.contains(walkable, boxes)
+    partial = ~full & shapely.intersects(walkable, boxes)
+    area = np.where(full, cell_m * cell_m, 0.0)
+    centroid = np.column_stack([x0 + cell_m / 2, y0 + cell_m / 2])
+    clipped = shapely.intersection(boxes[partial], walkable)
+    area[partial] = shapely.area(clipped)
+    centroid[partial] = shapely.get_coordinates(shapely.point_on_surface(clipped))
+    keep = area >= MIN_OPEN_FRACTION * cell_m * cell_m
+    flat = np.flatnonzero(keep)
+    lookup = np.full(rows * cols, -1, dtype=np.int32)
+    lookup[flat] = np.arange(flat.size, dtype=np.int32)
+    lookup = lookup.reshape(rows, cols)
+    rc = np.column_stack([flat // cols, flat % cols]).astype(np.int32)
+    cell_full = full[flat]
+    cents = centroid[flat]
+    areas = area[flat]
+    n = flat.size
+
+    graph = _cell_graph(walkable, lookup, rc, cents, (~full).reshape(rows, cols))
+    exit_of_cell = _exit_cells(venue, boxes[flat], cell_full, areas)
+    distance, nxt = _distances(graph, exit_of_cell, len(venue.exits), n)
+    neighbours, neighbour_m = _neighbour_table(graph, n)
+    window, window_area = _windows(lookup, rc, areas, cell_m, window_m)
+    zone, names = _zones(venue, rc, cents, cell_m, zone_m)
+    return CellGrid(
+        cell_m=float(cell_m),
+        origin=np.array([minx, miny]),
+        shape=(rows, cols),
+        lookup=lookup,
+        rc=rc,
+        centroid=cents,
+        area_m2=areas,
+        window=window,
+        window_area_m2=window_area,
+        exit_of_cell=exit_of_cell,
+        distance_m=distance,
+        next_cell=nxt,
+        neighbours=neighbours,
+        neighbour_m=neighbour_m,
+        zone=zone,
+        zone_names=names,
+        walkable=walkable,
+    )
+
+
+def _cell_graph(
+    walkable: shapely.Geometry,
+    lookup: NDArray[np.int32],
+    rc: NDArray[np.int32],
+    cents: NDArray[np.float64],
+    not_full: NDArray[np.bool_],
+) -> coo_matrix:
+    """Undirected edges between cells a rook, bishop or knight move apart."""
+    rows, cols = lookup.shape
+    # summed-area table of partial cells: an edge whose bounding rectangle holds none is safe
+    table = np.zeros((rows + 1, cols + 1), dtype=np.int64)
+    table[1:, 1:] = np.cumsum(np.cumsum(not_full, axis=0), axis=1)
+    heads, tails = [], []
+    for di, dj in _OFFSETS:
+        r2, c2 = rc[:, 0] + di, rc[:, 1] + dj
+        ok = (r2 >= 0) & (r2 < rows) & (c2 >= 0) & (c2 < cols)
+        src = np.flatnonzero(ok)
+        dst = lookup[r2[ok], c2[ok]]
+        src, dst = src[dst >= 0], dst[dst >= 0]
+        r_lo = np.minimum(rc[src, 0], rc[dst, 0])
+        r_hi = np.maximum(rc[src, 0], rc[dst, 0]) + 1
+        c_lo = np.minimum(rc[src, 1], rc[dst, 1])
+        c_hi = np.maximum(rc[src, 1], rc[dst, 1]) + 1
+        partial = (
+            table[r_hi, c_hi] - table[r_lo, c_hi] - table[r_hi, c_lo] + table[r_lo, c_lo]
+        ) > 0
+        if partial.any():
+            lines = shapely.linestrings(
+                np.stack([cents[src[partial]], cents[dst[partial]]], axis=1)
+            )
+            inside = np.ones(src.size, dtype=bool)
+            inside[partial] = shapely.covers(walkable, lines)
+            src, dst = src[inside], dst[inside]
+        heads.append(src)
+        tails.append(dst)
+    head = np.concatenate(heads)
+    tail = np.concatenate(tails)
+    weight = np.hypot(*(cents[head] - cents[tail]).T)
+    n = rc.shape[0]
+    return coo_matrix((weight, (head, tail)), shape=(n, n))
+
+
+def travel_time_fields(
+    grid: CellGrid, seconds_per_m: NDArray[np.float64], exits: NDArray[np.bool_]
+) -> NDArray[np.float64]:
+    """(e + 1 padded, n + 1) walking time to each exit at the given pace per cell, seconds.
+
+    An edge costs its length times the pace of the cell it enters; exits not in ``exits``
+    get an infinite field. The last column pads the neighbour table's missing index.
+
+    Parameters
+    ----------
+    seconds_per_m : (n,) float, 1 / speed in each cell
+    exits : (e,) bool, which exits to compute
+    """
+    indptr, indices, length = grid.edge_table
+    weights = length * seconds_per_m[indices]
+    graph = csr_matrix((weights, indices, indptr), shape=(grid.n_cells, grid.n_cells))
+    field = np.full((exits.size, grid.n_cells + 1), np.inf)
+    for index in np.flatnonzero(exits).tolist():
+        sources = np.flatnonzero(grid.exit_of_cell == index)
+        # times *to* the exit: walk the reversed graph from the exit cells
+        field[index, :-1] = dijkstra(graph.T.tocsr(), indices=sources, min_only=True)
+    return field
+
+
+def _neighbour_table(graph: coo_matrix, n: int) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
+    """Each cell's neighbours as a padded (n, 16) table, with the distances to them."""
+    head = np.concatenate([graph.row, graph.col])
+    tail = np.concatenate([graph.col, graph.row])
+    weight = np.concatenate([graph.data, graph.data])
+    order = np.argsort(head, kind="stable")
+    head, tail, weight = head[order], tail[order], weight[order]
+    rank = np.arange(head.size) - np.searchsorted(head, head, side="left")
+    width = 2 * len(_OFFSETS)
+    table = np.full((n, width), n, dtype=np.int32)
+    metres = np.full((n, width), np.inf)
+    table[head, rank] = tail
+    metres[head, rank] = weight
+    return table, metres
+
+
+def _exit_cells(
+    venue: Venue,
+    boxes: NDArray[np.object_],
+    cell_full: NDArray[np.bool_],
+    areas: NDArray[np.float64],
+) -> NDArray[np.int32]:
+    """The exit each cell belongs to: cells mostly covered by the exit polygon."""
+    exit_of_cell = np.full(boxes.size, -1, dtype=np.int32)
+    for index, exit_area in enumerate(venue.exits):
+        candidates = np.flatnonzero(shapely.intersects(exit_area, boxes))
+        if candidates.size == 0:
+            raise ValueError(f"exit {index} covers no cell; use a smaller cell size")
+        shared = shapely.area(
+            shapely.intersection(shapely.intersection(boxes[candidates], exit_area), venue.walkable)
+        )
+        mostly = candidates[shared >= 0.5 * areas[candidates]]
+        chosen = mostly if mostly.size else candidates[[int(np.argmax(shared))]]
+        exit_of_cell[chosen] = index
+    return exit_of_cell
+
+
+def _distances(
+    graph: coo_matrix, exit_of_cell: NDArray[np.int32], n_exits: int, n: int
+) -> tuple[NDArray[np.float64], NDArray[np.int32]]:
+    csr = graph.tocsr()
+    distance = np.empty((n_exits, n))
+    nxt = np.empty((n_exits, n), dtype=np.int32)
+    for index in range(n_exits):
+        sources = np.flatnonzero(exit_of_cell == index)
+        dist, pred, _ = dijkstra(
+            csr, directed=False, indices=sources, min_only=True, return_predecessors=True
+        )
+        distance[index] = dist
+        nxt[index] = np.where(pred >= 0, pred, np.arange(n))
+    return distance, nxt
+
+
+def _windows(
+    lookup: NDArray[np.int32],
+    rc: NDArray[np.int32],
+    areas: NDArray[np.float64],
+    cell_m: float,
+    window_m: float,
+) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
+    """Each cell's square density window (the smallest odd number of cells spanning
+    ``window_m``)."""
+    half = max(0, math.ceil((window_m / cell_m - 1) / 2))
+    rows, cols = lookup.shape
+    n = rc.shape[0]
+    span = np.arange(-half, half + 1)
+    di, dj = (a.ravel() for a in np.meshgrid(span, span))
+    r2 = rc[:, :1] + di
+    c2 = rc[:, 1:] + dj
+    ok = (r2 >= 0) & (r2 < rows) & (c2 >= 0) & (c2 < cols)
+    window = np.full(r2.shape, n, dtype=np.int32)
+    window[ok] = lookup[r2[ok], c2[ok]]
+    window[window < 0] = n
+    padded = np.append(areas, 0.0)
+    # a sliver beside a wall is measured over at least half a full window: the person in it
+    # takes room from the cells around
+    floor_m2 = 0.5 * (span.size * cell_m) ** 2
+    return window, np.maximum(padded[window].sum(axis=1), floor_m2)
+
+
+def _zones(
+    venue: Venue, rc: NDArray[np.int32], cents: NDArray[np.float64], cell_m: float, zone_m: float
+) -> tuple[NDArray[np.int32], list[str]]:
+    """Reporting zones: the venue's named zones, else square tiles of ``zone_m``."""
+    if venue.zones:
+        names = list(venue.zones)
+        zone = np.full(rc.shape[0], len(names), dtype=np.int32)
+        points = shapely.points(cents)
+        for index, polygon in enumerate(venue.zones.values()):
+            zone[(zone == len(names)) & shapely.contains(polygon, points)] = index
+        if (zone == len(names)).any():
+            names.append("rest")
+        return zone, names
+    per = max(1, round(zone_m / cell_m))
+    tile = (rc[:, 0] // per).astype(np.int64) * 100_000 + rc[:, 1] // per
+    keys, zone = np.unique(tile, return_inverse=True)
+    names = [f"r{k // 100_000}c{k % 100_000}" for k in keys.tolist()]
+    return zone.astype(np.int32), names
+
+
+_CACHE_VERSION = 2
+_DERIVED = ("ahead_mask", "ahead_area_m2")
+_ARRAYS = (
+    "origin",
+    "lookup",
+    "rc",
+    "centroid",
+    "area_m2",
+    "window",
+    "window_area_m2",
+    "exit_of_cell",
+    "distance_m",
+    "next_cell",
+    "neighbours",
+    "neighbour_m",
+    "zone",
+)
+
+
+def grid_key(venue: Venue, cell_m: float, window_m: float, zone_m: float) -> str:
+    """A digest of everything a grid depends on: geometry, sizes, format version."""
+    digest = hashlib.sha256(f"{_CACHE_VERSION}|{cell_m!r}|{window_m!r}|{zone_m!r}".encode())
+    for geometry in [venue.walkable, *venue.exits]:
+        digest.update(shapely.to_wkb(geometry))
+    for name, polygon in venue.zones.items():
+        digest.update(name.encode() + shapely.to_wkb(polygon))
+    return digest.hexdigest()[:32]
+
+
+def cached_grid(
+    venue: Venue, cell_m: float, window_m: float, zone_m: float, cache_dir: str | Path | None
+) -> CellGrid:
+    """:func:`build_grid`, kept as ``.npz`` in ``cache_dir`` (built only once per venue)."""
+    if cache_dir is None:
+        return build_grid(venue, cell_m, window_m, zone_m)
+    path = Path(cache_dir) / f"grid-{grid_key(venue, cell_m, window_m, zone_m)}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in _ARRAYS}
+                derived = {name: data[name] for name in _DERIVED}
+                names = [str(n) for n in data["zone_names"]]
+                rows, cols = (int(v) for v in data["shape"])
+            shapely.prepare(venue.walkable)
+            grid = CellGrid(
+                cell_m=float(cell_m),
+                shape=(rows, cols),
+                zone_names=names,
+                walkable=venue.walkable,
+                **arrays,
+            )
+            grid.__dict__.update(derived)  # the cached properties, computed once
+            return grid
+        except (OSError, KeyError, ValueError):
+            path.unlink(missing_ok=True)  # a damaged cache file is rebuilt
+    grid = build_grid(venue, cell_m, window_m, zone_m)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".tmp.npz")
+    np.savez(
+        partial,
+        shape=np.array(grid.shape),
+        zone_names=np.array(grid.zone_names),
+        **{name: getattr(grid, name) for name in _ARRAYS + _DERIVED},
+    )
+    partial.replace(path)
+    return grid
