@@ -249,6 +249,74 @@ def flood_work(body: dict[str, Any], state: TwinState) -> Work:
     return work
 
 
+#: Crowd spec fields a client may set (file paths are the server's to choose).
+_CROWD_FIELDS = {
+    "agents",
+    "seed",
+    "cell_m",
+    "dt_s",
+    "window_m",
+    "zone_m",
+    "record_every_s",
+    "max_time_s",
+    "placement",
+    "measures",
+    "releases",
+    "arrivals",
+    "reroute_every_s",
+    "alert_levels_pm2",
+    "fd",
+}
+
+
+def drill_files(state: TwinState) -> Path:
+    """Where drills leave files for clients (density maps), named by random ids."""
+    return Path(state.settings.cache_path) / "drill-files"
+
+
+def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
+    """A crowd drill on ``crowd/NAME.wkt`` (or ``.geojson``): ``{"venue": NAME, "agents": N,
+    "seed", "measures": [{"exit", "at_s", "rate_pps"}], "releases", "arrivals",
+    "reroute_every_s", ...}``; the result names a PNG density map at ``/drills/files/…``."""
+    import uuid
+
+    from scenarios.crowd import CrowdSpec
+    from scenarios.crowd import run as run_crowd
+
+    _unknown(body, {"venue"} | _CROWD_FIELDS)
+    data_dir = Path(state.settings.data_dir)
+    venues = {**catalogue(data_dir, "crowd", ".geojson"), **catalogue(data_dir, "crowd", ".wkt")}
+    name = body.get("venue")
+    if not isinstance(name, str) or name not in venues:
+        raise DrillRequestError(f"venue must name one of the server's venues: {sorted(venues)}")
+    files = drill_files(state)
+    png = files / f"{uuid.uuid4().hex}.png"
+    cache = Path(state.settings.cache_path) / "crowd" / f"{name}.npz"
+    given = {k: v for k, v in body.items() if k != "venue"}
+    try:
+        spec = CrowdSpec.from_dict(
+            {**given, "venue": str(venues[name]), "density_png": str(png), "grid_cache": str(cache)}
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DrillRequestError(f"crowd: {exc}") from None
+    if not 0 < spec.agents <= 200_000:
+        raise DrillRequestError("agents must be 1..200000")
+
+    def work(progress: Progress) -> dict[str, Any]:
+        files.mkdir(parents=True, exist_ok=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        result = run_crowd(spec, progress)
+        out = result.to_dict()
+        out.pop("density_png", None)
+        return {
+            "summary": result.summary(),
+            **out,
+            "density_png": f"/drills/files/{png.name}" if png.is_file() else None,
+        }
+
+    return work
+
+
 #: drill name -> (adapter, the named inputs it lists)
 ADAPTERS: dict[str, tuple[Callable[[dict[str, Any], TwinState], Work], tuple[str, ...]]] = {
     "traffic": (
@@ -256,4 +324,5 @@ ADAPTERS: dict[str, tuple[Callable[[dict[str, Any], TwinState], Work], tuple[str
         ("traffic/NAME_nodes.csv", "traffic/NAME.osm", "traffic/NAME.osm.pbf"),
     ),
     "flood": (flood_work, ("swmm/NAME.inp",)),
+    "crowd": (crowd_work, ("crowd/NAME.wkt", "crowd/NAME.geojson")),
 }

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body
-from fastapi.responses import JSONResponse
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse, Response
 
 from api.auth import Reader, Writer
-from api.drill_jobs import ADAPTERS, catalogue
+from api.drill_jobs import ADAPTERS, catalogue, drill_files
 from api.state import State
 from cim.errors import NotFoundError
 
@@ -61,3 +62,24 @@ def start_drill(
     work = adapter(body, state)
     job = state.jobs.submit(name, principal.key_id, work, body)
     return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
+
+
+@router.get(
+    "/files/{name}", response_class=Response, responses={200: {"content": {"image/png": {}}}}
+)
+def drill_file(
+    state: State,
+    principal: Reader,
+    name: str = PathParam(pattern=r"^[0-9a-f]{32}\.png$"),
+) -> Response:
+    """A file a drill left (a crowd density map), by the random name its job result gives.
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such file.
+    """
+    path = drill_files(state) / name
+    if not path.is_file():
+        raise NotFoundError(f"no drill file {name!r}")
+    return Response(path.read_bytes(), media_type="image/png")

@@ -170,3 +170,31 @@ def test_flood_drill_with_a_design_storm_runs_as_a_job(twin: Twin) -> None:
         headers=twin.headers("planner"),
     )
     assert bad.status_code == 400, bad.text
+
+
+def test_crowd_drill_with_an_exit_closed_and_its_density_map(twin: Twin) -> None:
+    def drill(body: dict[str, Any]) -> dict[str, Any]:
+        started = twin.client.post("/drills/crowd", json=body, headers=twin.headers("planner"))
+        assert started.status_code == 202, started.text
+        job = _finished(twin, started.json())
+        assert job["state"] == "succeeded", job
+        result: dict[str, Any] = job["result"]
+        return result
+
+    base = {"venue": "waterfront", "agents": 2000, "seed": 3}
+    open_all = drill(base)
+    closed = drill({**base, "measures": [{"exit": 1, "at_s": 0, "rate_pps": 0}]})
+    assert open_all["summary"]["agents"] == closed["summary"]["agents"] == 2000
+    assert closed["summary"]["exit_flows"]["1"] == 0 < open_all["summary"]["exit_flows"]["1"]
+    assert closed["summary"]["evacuation_time_s"] >= open_all["summary"]["evacuation_time_s"]
+    png = twin.client.get(open_all["density_png"], headers=twin.headers("display"))
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    for bad, status in (
+        ({"venue": "../crowd/waterfront", "agents": 10}, 400),
+        ({"venue": "waterfront", "agents": 0}, 400),
+        ({"venue": "waterfront", "agents": 10, "density_png": "/etc/x.png"}, 400),
+    ):
+        response = twin.client.post("/drills/crowd", json=bad, headers=twin.headers("planner"))
+        assert response.status_code == status, (bad, response.text)
+    traversal = twin.client.get("/drills/files/..%2F..%2Ft.db", headers=twin.headers("admin"))
+    assert traversal.status_code in (404, 422)
