@@ -20,7 +20,7 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
-  layer: null, coloured: 0, error: null, origin: null, unit: false,
+  layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0,
 };
 window.twinViewer = viewer;
 
@@ -255,10 +255,11 @@ async function select(code) {
 let downAt = null;
 canvas.addEventListener('pointerdown', (e) => { downAt = [e.clientX, e.clientY]; });
 canvas.addEventListener('pointerup', (e) => {
-  if (!downAt || Math.hypot(e.clientX - downAt[0], e.clientY - downAt[1]) > 5 || !(tiles || unitScene)) return;
+  if (!downAt || Math.hypot(e.clientX - downAt[0], e.clientY - downAt[1]) > 5 || !(tiles || unitScene || crowdScene)) return;
   const ndc = new THREE.Vector2((e.clientX / window.innerWidth) * 2 - 1, -(e.clientY / window.innerHeight) * 2 + 1);
   raycaster.setFromCamera(ndc, camera);
-  const [hit] = raycaster.intersectObject(tiles ? tiles.group : unitScene, true);
+  const [hit] = raycaster.intersectObject(tiles ? tiles.group : unitScene || crowdScene, true);
+  if (hit && hit.object.userData.zone) { showZone(hit.object.userData.zone); return; }
   const code = hit ? codeAt(hit) : null;
   if (code) select(code).catch((err) => status(err.message));
   else { viewer.selected = null; $('panel').hidden = true; }
@@ -373,8 +374,69 @@ async function loadSite(site) {
   subscribe(site);
 }
 
+// A crowd drill's result: its zones as tiles coloured by peak density (0..6 persons/m²),
+// pickable (zone, peak density, Fruin level of service, seconds above each alert level).
+const CROWD_MAX_PM2 = 6;
+let crowdScene = null;
+async function loadCrowd(jobId) {
+  const job = await (await api(`/jobs/${encodeURIComponent(jobId)}`)).json();
+  if (job.state !== 'succeeded') {
+    status(`crowd drill ${job.state} ${Math.round((job.progress || 0) * 100)}%`);
+    setTimeout(() => loadCrowd(jobId).catch(fail), 1000);
+    return;
+  }
+  const zones = job.result.zones || [];
+  crowdScene = new THREE.Group();
+  const box = new THREE.Box3();
+  for (const zone of zones) {
+    const [x0, y0, x1, y1] = zone.bbox;
+    const height = 0.2 + 2 * Math.min(zone.max_density_pm2, CROWD_MAX_PM2);
+    const mesh = new THREE.Mesh(
+      new THREE.BoxGeometry(Math.max(x1 - x0 - 0.3, 0.1), height, Math.max(y1 - y0 - 0.3, 0.1)),
+      new THREE.MeshLambertMaterial({ color: new THREE.Color(...colourOf(zone.max_density_pm2, 0, CROWD_MAX_PM2)) }),
+    );
+    mesh.position.set((x0 + x1) / 2, height / 2, -(y0 + y1) / 2);
+    mesh.userData = { code: zone.zone, zone };
+    crowdScene.add(mesh);
+    box.expandByObject(mesh);
+  }
+  scene.add(crowdScene);
+  const centre = box.getCenter(new THREE.Vector3());
+  const radius = Math.max(20, box.getSize(new THREE.Vector3()).length() / 2);
+  controls.target.copy(centre);
+  if (query.get('view') === 'top') camera.position.set(centre.x, radius * 2.2, centre.z + 0.01);
+  else camera.position.set(centre.x + radius * 0.6, radius * 1.2, centre.z + radius * 1.2);
+  camera.near = Math.max(0.1, radius / 2000);
+  camera.far = radius * 50;
+  camera.updateProjectionMatrix();
+  viewer.origin = [0, 0, 0];
+  viewer.layer = { name: 'peak density', legend: 'crowd drill, persons/m²', unit: 'P/m²', min: 0, max: CROWD_MAX_PM2, values: {} };
+  for (const zone of zones) viewer.layer.values[zone.zone] = zone.max_density_pm2;
+  showLegend();
+  viewer.zones = zones.length;
+  viewer.ready = true;
+  const s = job.result.summary || {};
+  status(`crowd drill: ${s.agents} people, T100 ${s.evacuation_time_s} s, peak ${s.max_density_pm2} P/m²`);
+}
+
+function showZone(zone) {
+  viewer.selected = { code: zone.zone };
+  $('panel').hidden = false;
+  $('selected-code').textContent = zone.zone;
+  $('selected-name').textContent = `zone ${zone.zone}`;
+  $('selected-kind').textContent = `Fruin level ${zone.fruin_level}`;
+  $('selected-value').textContent = `peak ${zone.max_density_pm2} persons/m²`;
+  const list = $('selected-attributes');
+  list.replaceChildren();
+  for (const [level, seconds] of Object.entries(zone.seconds_above || {})) {
+    list.append(Object.assign(document.createElement('dt'), { textContent: `above ${level}/m²` }));
+    list.append(Object.assign(document.createElement('dd'), { textContent: `${seconds} s` }));
+  }
+}
+
 async function start() {
   if (!key) { askForKey(); return; }
+  if (query.get('crowd')) { loadCrowd(query.get('crowd')).catch(fail); return; }
   try {
     const sites = await (await api('/sites')).json();
     const select = $('site');

@@ -254,3 +254,43 @@ def test_a_pilot_sees_its_unit_only(
     OUTPUT.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(OUTPUT / "viewer-pilot.png"))
     browser.execute_script("localStorage.clear()")
+
+
+def test_a_crowd_drill_shows_density_by_zone(
+    served: tuple[str, str, Path], browser: webdriver.Chrome
+) -> None:
+    import httpx
+
+    base, key, _ = served
+    headers = {"X-API-Key": key}
+    body = {"venue": "waterfront", "agents": 3000, "seed": 1}
+    job = httpx.post(f"{base}/drills/crowd", json=body, headers=headers).json()
+    deadline = time.monotonic() + 120
+    while job["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+        job = httpx.get(f"{base}/jobs/{job['id']}", headers=headers).json()
+    assert job["state"] == "succeeded", job
+    zones = job["result"]["zones"]
+    browser.get("about:blank")
+    browser.get(f"{base}/?crowd={job['id']}&view=top#key={key}")
+    _wait(browser, "window.twinViewer.ready && window.twinViewer.zones > 0")
+    assert _state(browser, "window.twinViewer.zones") == len(zones)
+    time.sleep(0.5)
+    assert browser.execute_script(PIXEL_SPREAD) > 8
+    densest = max(zones, key=lambda z: z["max_density_pm2"])
+    x0, y0, x1, y1 = densest["bbox"]
+    top = 0.2 + 2 * min(densest["max_density_pm2"], 6)
+    sx, sy = browser.execute_script(
+        "return window.twinViewer.project(...arguments)", (x0 + x1) / 2, (y0 + y1) / 2, top
+    )
+    actions = ActionBuilder(browser)
+    actions.pointer_action.move_to_location(int(sx), int(sy)).click()
+    actions.perform()
+    WebDriverWait(browser, 20).until(
+        lambda b: b.find_element(By.ID, "selected-code").text == densest["zone"]
+    )
+    assert str(densest["max_density_pm2"]) in browser.find_element(By.ID, "selected-value").text
+    assert browser.find_element(By.ID, "legend-title").text.startswith("peak density")
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(OUTPUT / "viewer-crowd.png"))
