@@ -83,16 +83,19 @@ def traffic_work(body: dict[str, Any], state: TwinState) -> Work:
     site: str | None = None
     road_of_way: dict[str, str] = {}
     if "site" in body or "osm" in body:
-        _unknown(body, {"site", "osm", "demand", "closures", *_TRAFFIC_SETTINGS})
+        _unknown(body, {"site", "osm", "demand", "closures", "meterings", *_TRAFFIC_SETTINGS})
         site, network, demand, road_of_way = _site_network(body, state, data_dir)
     else:
-        _unknown(body, {"network", "closures", *_TRAFFIC_SETTINGS})
+        _unknown(body, {"network", "closures", "meterings", *_TRAFFIC_SETTINGS})
         nodes = _named(data_dir, "traffic", "_nodes.csv", body, "network")
         network, demand = load_uxsim_csv(str(nodes)[: -len("_nodes.csv")])
     closures = _closures(body.get("closures", []), network, road_of_way)
+    meterings = _meterings(body.get("meterings", []), network)
     settings = {k: body[k] for k in _TRAFFIC_SETTINGS if k in body}
     try:
-        spec = TrafficSpec(network=network, demand=demand, closures=closures, **settings)
+        spec = TrafficSpec(
+            network=network, demand=demand, closures=closures, meterings=meterings, **settings
+        )
     except (TypeError, ValueError) as exc:
         raise DrillRequestError(str(exc)) from None
 
@@ -193,6 +196,23 @@ def _closures(raw: Any, network: Any, road_of_way: dict[str, str]) -> list[Any]:
             raise DrillRequestError(f"closures: no link named or coded {closure.link!r}") from None
         closures.append(closure)
     return closures
+
+
+def _meterings(raw: Any, network: Any) -> list[Any]:
+    from scenarios.traffic import Metering
+
+    if not isinstance(raw, list):
+        raise DrillRequestError("meterings must be a list of {link, t_start_s, rate_vps, ...}")
+    try:
+        meterings = [Metering.from_dict(m) for m in raw]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DrillRequestError(f"meterings: {exc}") from None
+    for metering in meterings:
+        try:
+            network.link_index(metering.link)
+        except KeyError:
+            raise DrillRequestError(f"meterings: no link named {metering.link!r}") from None
+    return meterings
 
 
 def _road_grades(

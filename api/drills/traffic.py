@@ -19,7 +19,7 @@ import orjson
 
 from api.progress import progress_bar
 from cim.errors import TwinError
-from scenarios.traffic import Closure, TrafficSpec, load_closures, load_uxsim_csv
+from scenarios.traffic import Closure, Metering, TrafficSpec, load_closures, load_uxsim_csv
 from scenarios.traffic import run as run_traffic
 
 HELP = "traffic drill on a road network (UXsim CSV form) with closures"
@@ -49,6 +49,27 @@ def parse_close(text: str) -> Closure:
         ) from None
 
 
+def parse_meter(text: str) -> Metering:
+    """``LINK@T:RATE[+DURATION]`` -> :class:`Metering` (seconds, vehicles/s)."""
+    link, at, when = text.rpartition("@")
+    try:
+        if not at or not link or ":" not in when:
+            raise ValueError("missing part")
+        start, _, rest = when.partition(":")
+        rate, _, duration = rest.partition("+")
+        return Metering(
+            link=link,
+            t_start_s=float(start),
+            rate_vps=float(rate),
+            duration_s=float(duration) if duration else None,
+            reason="cli",
+        )
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--meter {text!r}: expected LINK@T:RATE[+DURATION] ({exc})"
+        ) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--network",
@@ -63,6 +84,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="LINK@T[+DURATION][/LANES]",
         help="close a link (name or road code) at T s, for DURATION s, LANES lanes (repeatable)",
+    )
+    parser.add_argument(
+        "--meter",
+        type=parse_meter,
+        action="append",
+        default=[],
+        metavar="LINK@T:RATE[+DURATION]",
+        help="hold a link's outflow to RATE veh/s from T s for DURATION s (repeatable)",
     )
     parser.add_argument(
         "--closures", type=Path, help="JSON list of closure events (e.g. from the flood model)"
@@ -90,6 +119,7 @@ def run_drill(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
         network=network,
         demand=demand,
         closures=closures,
+        meterings=list(args.meter),
         tmax_s=args.tmax,
         deltan=args.deltan,
         seed=args.seed,

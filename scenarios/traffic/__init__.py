@@ -11,12 +11,20 @@ from scenarios.traffic.kernel import StabilityError
 from scenarios.traffic.loaders import load_closures, load_uxsim_csv
 from scenarios.traffic.model import run
 from scenarios.traffic.result import LinkSeries, Result, TripStats
-from scenarios.traffic.spec import Closure, DemandWindow, RoadNetwork, SignalPlan, TrafficSpec
+from scenarios.traffic.spec import (
+    Closure,
+    DemandWindow,
+    Metering,
+    RoadNetwork,
+    SignalPlan,
+    TrafficSpec,
+)
 
 __all__ = [
     "Closure",
     "DemandWindow",
     "LinkSeries",
+    "Metering",
     "Result",
     "RoadNetwork",
     "SignalPlan",

@@ -151,6 +151,7 @@ class LinkTransmission:
         self.params = params
         # parameters that actors change
         self.open_fraction = np.ones(m)
+        self.meter_out = np.full(m, np.inf)  # operator limits on outflow, platoons/step
         self.green = np.ones(m, dtype=bool)
         self.rate_out = params.rate_out.copy()
         self.rate_in = params.rate_in.copy()
@@ -213,8 +214,19 @@ class LinkTransmission:
         self.open_fraction[link] = fraction
         self.lanes_open[link] = max(lanes_open, 0.0)
         self.rate_in[link] = self.params.rate_in[link] * fraction
-        self.rate_out[link] = self.params.rate_out[link] * (fraction if fraction > 0 else 1.0)
+        self._apply_rate_out(link)
         self.storage[link] = max(self.params.storage[link] * fraction, 1.0)
+
+    def set_outflow_limit(self, link: int, rate: float | None) -> None:
+        """Hold a link's outflow to ``rate`` platoons per step (``None`` lifts the limit),
+        below what its open lanes would pass."""
+        self.meter_out[link] = np.inf if rate is None else max(float(rate), 0.0)
+        self._apply_rate_out(link)
+
+    def _apply_rate_out(self, link: int) -> None:
+        fraction = float(self.open_fraction[link])
+        lanes_rate = self.params.rate_out[link] * (fraction if fraction > 0 else 1.0)
+        self.rate_out[link] = min(lanes_rate, self.meter_out[link])
 
     def set_green(self, links: IntArray, green: bool) -> None:
         """Let the head platoons of ``links`` go (``True``) or hold them (``False``)."""

@@ -28,7 +28,7 @@ from scenarios.traffic.kernel import (
 )
 from scenarios.traffic.result import LinkSeries, Result, TripStats
 from scenarios.traffic.routing import shortest_costs
-from scenarios.traffic.spec import Closure, IntArray, SignalPlan, TrafficSpec
+from scenarios.traffic.spec import Closure, IntArray, Metering, SignalPlan, TrafficSpec
 
 Progress = Callable[[float, str], None]
 Process = Generator[simpy.Event, Any, None]
@@ -96,6 +96,7 @@ class TrafficModel:
         )
         self.closures = [self._resolve(c) for c in spec.closures]
         self.signals = [self._signal_links(p) for p in spec.signals]
+        self.meterings = [(self._index(m.link, "metering"), m) for m in spec.meterings]
         self.env = simpy.Environment()
         every = max(1, round(spec.record_interval_s / self.dt))
         self.record_every = every
@@ -107,6 +108,22 @@ class TrafficModel:
         self.last_down = np.zeros(m, dtype=np.int64)
         self.thresholds = grade_thresholds_mps(net.road_class, net.speed_mps)
         self.clear_step: int | None = None
+
+    def _index(self, link: str, what: str) -> int:
+        try:
+            return self.spec.network.link_index(link)
+        except KeyError:
+            raise NotFoundError(f"{what} names link {link!r}, not in the network") from None
+
+    def metering(self, link: int, event: Metering) -> Process:
+        """Hold ``link``'s outflow to ``event.rate_vps`` for ``event.duration_s``."""
+        if event.t_start_s > self.env.now:
+            yield self.env.timeout(event.t_start_s - self.env.now)
+        self.kernel.set_outflow_limit(link, event.rate_vps * self.dt / self.spec.deltan)
+        if event.duration_s is None:
+            return
+        yield self.env.timeout(event.duration_s)
+        self.kernel.set_outflow_limit(link, None)
 
     def _resolve(self, closure: Closure) -> tuple[int, Closure]:
         try:
@@ -222,6 +239,8 @@ class TrafficModel:
             self.env.process(self.closure(link, event))
         for plan, links in self.signals:
             self.env.process(self.signal_plan(plan, links))
+        for link, metering in self.meterings:
+            self.env.process(self.metering(link, metering))
         self.env.process(self.rerouting())
         self.env.process(self.integrator(progress))
         self.env.run(until=self.tmax)

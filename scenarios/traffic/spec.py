@@ -207,6 +207,48 @@ class Closure:
 
 
 @dataclass(frozen=True)
+class Metering:
+    """An operator measure: a link's outflow held to ``rate_vps`` vehicles/s from
+    ``t_start_s`` for ``duration_s`` (``None``: to the end) — ramp metering, a police
+    control point, a gated car-park exit.
+    """
+
+    link: str
+    t_start_s: float
+    rate_vps: float
+    duration_s: float | None = None
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.t_start_s) and self.t_start_s >= 0):
+            raise ValueError(
+                f"metering of {self.link!r}: t_start_s(={self.t_start_s}) must be >= 0"
+            )
+        if not (math.isfinite(self.rate_vps) and self.rate_vps > 0):
+            raise ValueError(f"metering of {self.link!r}: rate_vps(={self.rate_vps}) must be > 0")
+        if self.duration_s is not None and not (
+            math.isfinite(self.duration_s) and self.duration_s > 0
+        ):
+            raise ValueError(
+                f"metering of {self.link!r}: duration_s(={self.duration_s}) must be > 0"
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Metering:
+        duration = data.get("duration_s")
+        return cls(
+            link=str(data["link"]),
+            t_start_s=float(data["t_start_s"]),
+            rate_vps=float(data["rate_vps"]),
+            duration_s=None if duration is None else float(duration),
+            reason=str(data.get("reason", "")),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class SignalPlan:
     """A fixed-time signal at a node: phase durations, and which links are green in which phase.
 
@@ -251,6 +293,7 @@ class TrafficSpec:
     demand : OD windows
     closures : links or lanes closed over time (incidents, floods, events)
     signals : fixed-time signal plans
+    meterings : operator measures holding links' outflow to a rate
     tmax_s : simulated duration; ``None``: UXsim's rule, last departure rounded down to
         half an hour plus one hour
     deltan : platoon size, vehicles per row (the time step is ``deltan * reaction_time_s``)
@@ -267,6 +310,7 @@ class TrafficSpec:
     demand: list[DemandWindow]
     closures: list[Closure] = field(default_factory=list)
     signals: list[SignalPlan] = field(default_factory=list)
+    meterings: list[Metering] = field(default_factory=list)
     tmax_s: float | None = None
     deltan: int = 5
     reaction_time_s: float = DEFAULT_REACTION_TIME_S
@@ -306,6 +350,7 @@ class TrafficSpec:
             "demand": [asdict(w) for w in self.demand],
             "closures": [c.to_dict() for c in self.closures],
             "signals": [s.to_dict() for s in self.signals],
+            "meterings": [m.to_dict() for m in self.meterings],
             "tmax_s": self.tmax_s,
             "deltan": self.deltan,
             "reaction_time_s": self.reaction_time_s,
@@ -339,5 +384,6 @@ class TrafficSpec:
             demand=[DemandWindow(**w) for w in data["demand"]],
             closures=[Closure.from_dict(c) for c in data.get("closures", [])],
             signals=[SignalPlan.from_dict(s) for s in data.get("signals", [])],
+            meterings=[Metering.from_dict(m) for m in data.get("meterings", [])],
             **settings,
         )

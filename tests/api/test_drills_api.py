@@ -55,6 +55,22 @@ def test_traffic_drill_with_a_closure_runs_as_a_job(twin: Twin) -> None:
     # the closed road carries nothing; its traffic went elsewhere or waits
     assert sum(row[busiest] for row in after["result"]["series"]["flow_vps"]) == 0
     assert [c["link"] for c in after["result"]["closures"]] == [road]
+    # metering the same road to 0.02 veh/s holds its outflow there
+    metered = twin.client.post(
+        "/drills/traffic",
+        json={
+            "network": "tokyo_arterial",
+            "meterings": [{"link": road, "t_start_s": 0, "rate_vps": 0.02}],
+        },
+        headers=twin.headers("planner"),
+    )
+    held = _finished(twin, metered.json())
+    assert held["state"] == "succeeded", held
+    series = held["result"]["series"]
+    step = series["times_s"][1] - series["times_s"][0]
+    passed = sum(row[busiest] for row in series["flow_vps"]) * step
+    # at most the metered rate over the run, plus one platoon of 5 vehicles
+    assert 0 < passed <= 0.02 * series["times_s"][-1] + 5 < totals[busiest] * step
 
 
 @pytest.mark.parametrize(
@@ -69,6 +85,19 @@ def test_traffic_drill_with_a_closure_runs_as_a_job(twin: Twin) -> None:
             "no-such-road",
         ),
         ({"network": "tokyo_arterial", "speed": 3}, 400, "unknown fields speed"),
+        (
+            {
+                "network": "tokyo_arterial",
+                "meterings": [{"link": "zz", "t_start_s": 0, "rate_vps": 1}],
+            },
+            400,
+            "no link named 'zz'",
+        ),
+        (
+            {"network": "tokyo_arterial", "meterings": [{"link": "zz", "t_start_s": 0}]},
+            400,
+            "rate_vps",
+        ),
     ],
 )
 def test_bad_drill_requests_are_refused_before_any_job(

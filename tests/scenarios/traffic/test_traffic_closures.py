@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from traffic_networks import build_network
 
-from scenarios.traffic import Closure, DemandWindow, TrafficSpec, run
+from scenarios.traffic import Closure, DemandWindow, Metering, TrafficSpec, run
 
 # two routes from O to D: the short one via A (100 s), the long one via B (200 s)
 ROUTES = [
@@ -152,3 +152,39 @@ def test_a_closed_link_still_empties() -> None:
     assert result.trips.completed_trips == 185
     assert result.trips.unfinished_vehicles == 0
     assert result.trips.stranded_vehicles == 300 - 185
+
+
+def test_metering_holds_a_link_to_its_rate_then_lets_go() -> None:
+    links = [("a", "O", "X", 1000.0, 20.0), ("b", "X", "D", 1000.0, 20.0)]
+    demand = [DemandWindow("O", "D", 0.0, 1200.0, flow_vps=0.4)]
+    free = run(TrafficSpec(build_network(links), demand, tmax_s=3600.0))
+    metered = run(
+        TrafficSpec(
+            build_network(links),
+            demand,
+            meterings=[Metering(link="a", t_start_s=0.0, rate_vps=0.1, duration_s=1200.0)],
+            tmax_s=3600.0,
+        )
+    )
+    assert free.trips.completed_trips == metered.trips.completed_trips == 480
+    # while metered, link a lets out 0.1 veh/s, a quarter of the demand; queues build upstream
+    rows = metered.series.times_s <= 1200.0
+    held = metered.series.flow_vps[rows & (metered.series.times_s >= 300.0), 0]
+    assert held.mean() == pytest.approx(0.1, rel=0.15)
+    assert metered.series.queue_veh[rows, 0].max() > 50
+    assert metered.trips.average_travel_time_s > free.trips.average_travel_time_s + 300
+    # after the measure the queue discharges at capacity and everyone arrives
+    assert metered.clear_time_s is not None and metered.clear_time_s < 3600.0
+
+
+def test_metering_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="rate_vps"):
+        Metering(link="a", t_start_s=0.0, rate_vps=0.0)
+    links = [("a", "O", "D", 1000.0, 20.0)]
+    spec = TrafficSpec(
+        build_network(links),
+        [DemandWindow("O", "D", 0.0, 60.0, flow_vps=0.1)],
+        meterings=[Metering(link="zz", t_start_s=0.0, rate_vps=0.1)],
+    )
+    with pytest.raises(Exception, match="zz"):
+        run(spec)
