@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed node_modules/.installed
-	$(PY) -m pip install --quiet -e ".[terrain,postgres,bench,dev]"
+	$(PY) -m pip install --quiet -e ".[terrain,postgres,bench,dev,ifc]"
 	touch $@
 
 # the viewer's three.js and 3d-tiles-renderer, and the Khronos glTF-Validator the tests run
