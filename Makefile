@@ -116,3 +116,6 @@ bench-flood: $(VENV)/.installed-dev ## flood drill: ours vs SWMM on the real net
 	$(PY) bench/flood_surface.py
 
 .PHONY: bench-flood
+
+bench-ifc: $(VENV)/.installed-dev ## IFC import against bare IfcOpenShell tessellation (not part of the tests)
+	$(PY) bench/import_ifc.py

@@ -104,6 +104,10 @@ def load_ifc(
     known = {p.id() for p in products}
     for obj, product in zip(objects, products, strict=True):
         obj.parent_id = _parent(product, known)
+        if product.is_a("IfcBuilding"):
+            site = _module("ifcopenshell.util.element").get_aggregate(product)
+            if site is not None and site.is_a("IfcSite"):
+                obj.attributes["ifc_site"] = str(site.GlobalId)
     for obj in objects:
         if obj.kind == "IfcSite":
             obj.attributes.update(georef)
@@ -139,9 +143,7 @@ def _ifcopenshell(path: Path) -> Any:
 def _is_object(product: Any) -> bool:
     if product.is_a("IfcElement"):
         return True
-    if product.is_a("IfcSpatialStructureElement"):
-        return True
-    return bool(product.is_a("IfcSpatialElement") and product.is_a("IfcSpace"))
+    return bool(product.is_a("IfcSpatialStructureElement"))
 
 
 def _object(product: Any, schema: str) -> SourceObject:

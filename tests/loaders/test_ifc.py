@@ -89,6 +89,8 @@ def test_every_element_chain_reaches_the_building(duplex: ParsedSource) -> None:
     by_id = {o.source_id: o for o in duplex.objects}
     (building,) = [o for o in duplex.objects if o.kind == "IfcBuilding"]
     assert building.parent_id is None
+    (site,) = [o for o in duplex.objects if o.kind == "IfcSite"]
+    assert building.attributes["ifc_site"] == site.source_id and site.parent_id is None
     for obj in duplex.objects:
         if obj.kind in ("IfcSite", "IfcBuilding"):
             continue
