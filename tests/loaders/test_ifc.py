@@ -245,6 +245,17 @@ def test_ifc4_map_conversion_places_the_model(tmp_path: Path) -> None:
     assert parsed.objects[wall].attributes["ifc_schema"] == "IFC4"
     (site,) = _of_kind(parsed, "IfcSite")
     assert parsed.objects[site].attributes["georeferencing"] == "IfcMapConversion"
+    # the CRS comes from the file: no --crs needed to import it
+    store = open_store(tmp_path / "house.db")
+    report = import_source(store, path, site="house")
+    assert report.crs == "EPSG:28992" and report.kinds["IfcWall"] == 1
+    (stored,) = store.by_kind("house", "IfcWall")
+    assert stored.bbox is not None and stored.bbox[1] == pytest.approx(2000.0, abs=1e-6)
+    # an explicit placement wins over the file's
+    moved = load_source(path, LoadOptions(at=(10.0, 20.0, 0.0)))
+    lo, hi = moved.geometry.bounds()[wall].reshape(2, 3)
+    assert (lo[0], hi[0]) == (pytest.approx(10.0), pytest.approx(15.0))
+    assert moved.crs is None
 
 
 def test_import_into_a_store_with_stable_codes(
