@@ -164,7 +164,8 @@ def _object(product: Any, schema: str) -> SourceObject:
             if prop == "id":
                 continue
             attrs[f"{set_name}.{prop}"] = _json_safe(value)
-    return SourceObject(gid, str(product.is_a()), str(product.Name or gid), None, attrs)
+    name = product.Name or getattr(product, "LongName", None) or gid
+    return SourceObject(gid, str(product.is_a()), str(name), None, attrs)
 
 
 def _parent(product: Any, known: set[int]) -> str | None:

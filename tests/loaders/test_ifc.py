@@ -28,6 +28,7 @@ from cim.loaders import LoadOptions, load_source
 from cim.loaders.base import ParsedSource
 from cim.loaders.ifc import load_ifc
 from cim.store import Store, open_store
+from tests.render.gltf_validator import assert_valid
 
 AT = (85000.0, 446000.0, 30.0)
 CRS = "EPSG:28992"
@@ -315,3 +316,11 @@ def test_cli_import_with_at_and_info_counts_ifc_classes(
     assert main(["--store", db, "info", "--json"]) == 0
     counts = json.loads(capsys.readouterr().out)["sites"]["d"]["objects"]
     assert (counts["IfcBuildingStorey"], counts["IfcSpace"], counts["IfcDoor"]) == (4, 21, 14)
+    # the building's subtree exports as a valid GLB
+    cli_store = open_store(db)
+    (building,) = cli_store.by_kind("d", "IfcBuilding")
+    assert building.name == building.source_id  # the Duplex's building has no Name
+    cli_store.close()
+    glb = tmp_path / "duplex.glb"
+    assert main(["--store", db, "export", "--site", "d", "--out", str(glb), building.code]) == 0
+    assert_valid([glb])
