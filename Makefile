@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed node_modules/.installed
-	$(PY) -m pip install --quiet -e ".[terrain,postgres,bench,dev]"
+	$(PY) -m pip install --quiet -e ".[terrain,postgres,bench,dev,ifc]"
 	touch $@
 
 # the viewer's three.js and 3d-tiles-renderer, and the Khronos glTF-Validator the tests run
@@ -122,3 +122,6 @@ bench-crowd: $(VENV)/.installed-dev ## crowd drill vs JuPedSim on the shared ven
 	$(PY) bench/crowd_vs_jupedsim.py $(BENCH_CROWD_ARGS)
 
 .PHONY: bench-crowd
+
+bench-ifc: $(VENV)/.installed-dev ## IFC import against bare IfcOpenShell tessellation (not part of the tests)
+	$(PY) bench/import_ifc.py

@@ -61,6 +61,14 @@ def _parser() -> argparse.ArgumentParser:
         help="X,Y,Z added to mesh vertices",
     )
     imp.add_argument("--scale", type=float, default=1.0, help="factor on mesh vertices")
+    imp.add_argument(
+        "--at",
+        type=lambda t: _floats(t, 3, "--at"),
+        default=None,
+        metavar="X,Y,ROTATION",
+        help="place an IFC model's origin at X,Y (site CRS), rotated ROTATION degrees "
+        "counter-clockwise (for files without IfcMapConversion)",
+    )
     imp.add_argument("--up-axis", choices=("z", "y"), default="z")
     imp.add_argument("--height-attribute", help="GeoJSON property holding heights")
     imp.add_argument(
@@ -204,6 +212,7 @@ def _cmd_import(store: Store, args: argparse.Namespace) -> int:
         storey_height_m=args.storey_height,
         default_height_m=args.default_height,
         mesh_step=args.mesh_step,
+        at=args.at,
     )
     reports = []
     with tqdm(

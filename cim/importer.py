@@ -376,7 +376,10 @@ def _plan(
         if parent_index is not None:
             parent_code = codes[parent_index]
             parents[i] = parent_code
-            codes[i] = known.get(sid) or allocator.take(parent_code, 3)
+            try:
+                codes[i] = known.get(sid) or allocator.take(parent_code, 3)
+            except ValueError as exc:
+                raise SourceError(path, f"too many parts under one parent: {exc}", sid) from None
             continue
         if obj.kind in site_level:
             parents[i] = grid.county

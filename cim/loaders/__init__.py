@@ -8,6 +8,7 @@ suffix                          loader
 ``.geojson``                     :func:`cim.loaders.geojson.load_geojson`
 ``.osm``, ``.osm.pbf``           :func:`cim.loaders.osm.load_osm`
 ``.tif``, ``.tiff``              :func:`cim.loaders.dem.load_dem`
+``.ifc``                         :func:`cim.loaders.ifc.load_ifc` (``ifc`` extra)
 ==============================  ==========================================
 """
 
@@ -34,6 +35,7 @@ _FORMATS = {
     ".osm.pbf": "osm",
     ".tif": "dem",
     ".tiff": "dem",
+    ".ifc": "ifc",
 }
 
 
@@ -49,6 +51,8 @@ class LoadOptions:
         ``real = vertex * scale + offset``; ``up_axis`` ``"y"`` for y-up glTF
     height_attribute, storey_height_m, default_height_m : GeoJSON footprint extrusion
     mesh_step : DEM cells per terrain-mesh vertex
+    at : ``(X, Y, rotation_deg)`` placing an IFC model's origin in the site CRS (rotation
+        counter-clockwise); without it an IFC file needs an ``IfcMapConversion``
     """
 
     crs: str | None = None
@@ -60,6 +64,7 @@ class LoadOptions:
     storey_height_m: float = 3.0
     default_height_m: float | None = None
     mesh_step: int = 4
+    at: tuple[float, float, float] | None = None
 
 
 def detect_format(path: Path) -> str:
@@ -114,6 +119,10 @@ def load_source(path: str | Path, options: LoadOptions | None = None) -> ParsedS
         from cim.loaders.osm import load_osm
 
         return load_osm(path)
+    if family == "ifc":
+        from cim.loaders.ifc import load_ifc
+
+        return load_ifc(path, crs=opts.crs, at=opts.at)
     from cim.loaders.dem import load_dem
 
     return load_dem(path, crs=opts.crs, mesh_step=opts.mesh_step)
