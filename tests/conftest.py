@@ -8,8 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from cim.store import Store, open_store
+
+# Property tests draw the same examples on every run (`make test`, CI): a failure found once
+# is found again and fixed, never a coin toss on the next run. HYPOTHESIS_PROFILE=explore
+# draws fresh examples for hunting.
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture
