@@ -128,6 +128,8 @@ def import_source(
 
 def _frames(parsed: ParsedSource, opts: LoadOptions, existing: SiteInfo | None) -> tuple[Any, Any]:
     text = opts.crs or parsed.crs
+    if text is None and opts.at is not None and existing is not None:
+        text = existing.crs  # placed with --at: X, Y are in the site's CRS
     if text is None:
         raise CRSError(
             parsed.path,

@@ -324,3 +324,18 @@ def test_cli_import_with_at_and_info_counts_ifc_classes(
     glb = tmp_path / "duplex.glb"
     assert main(["--store", db, "export", "--site", "d", "--out", str(glb), building.code]) == 0
     assert_valid([glb])
+
+
+def test_placed_into_a_city_site_in_its_crs(store: Store, assets: Path) -> None:
+    import_source(store, assets / "denhaag_01" / "denhaag_01_lod2.city.json", site="denhaag")
+    at = (78600.0, 457900.0, 30.0)
+    report = import_source(
+        store, assets / "ifc" / "Duplex_A_20110907.ifc", site="denhaag", options=LoadOptions(at=at)
+    )
+    assert report.kinds["IfcSpace"] == 21
+    (building,) = store.by_kind("denhaag", "IfcBuilding")
+    assert building.bbox is not None
+    minx, miny, _, maxx, maxy, _ = building.bbox
+    # the 9.3 x 26.6 m Duplex stands at the given point of the Dutch grid, not at 0, 0
+    assert minx - 30 < at[0] < maxx + 30 and miny - 30 < at[1] < maxy + 30
+    assert maxx - minx < 40 and maxy - miny < 40
