@@ -29,7 +29,18 @@ from api.live_deps import open_live
 from api.live_layers import LiveLayers
 from api.routes import alerts as live_alerts
 from api.routes import cases as live_cases
-from api.routes import drills, health, images, jobs, layers, objects, scenes, sites, tiles
+from api.routes import (
+    drills,
+    health,
+    images,
+    jobs,
+    layers,
+    objects,
+    scenes,
+    sites,
+    tiles,
+    units,
+)
 from api.routes import live as live_routes
 from api.routes import sta as live_sta
 from api.routes.viewer import mount_viewer
@@ -103,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(images.router)
     app.include_router(drills.router)
+    app.include_router(units.router)
     # live twin
     app.include_router(live_sta.router)
     app.include_router(live_routes.router)

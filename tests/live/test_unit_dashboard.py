@@ -1,0 +1,119 @@
+"""A unit pilot's dashboard on a real building from IFC placed in Den Haag."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from live_helpers import thing_body
+
+from api.app import create_app
+from api.keys import KeyStore
+from api.settings import Settings
+from cim.importer import import_source
+from cim.loaders import LoadOptions
+from cim.model import CimObject
+from cim.store import open_store
+from twin.times import format_time, now_us
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r".*httpx2")
+    from fastapi.testclient import TestClient
+
+ASSETS = Path(__file__).parents[2] / "assets"
+SITE = "denhaag"
+
+
+@dataclass
+class Unit:
+    client: TestClient
+    keys: dict[str, str]
+    building: CimObject
+    spaces: list[CimObject]
+    other: CimObject
+
+    def h(self, role: str) -> dict[str, str]:
+        return {"X-API-Key": self.keys[role]}
+
+
+@pytest.fixture(scope="module")
+def unit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Unit]:
+    path = tmp_path_factory.mktemp("unit") / "t.db"
+    store = open_store(path)
+    try:
+        import_source(store, ASSETS / "denhaag_01" / "denhaag_01_lod2.city.json", site=SITE)
+        import_source(
+            store,
+            ASSETS / "ifc" / "Duplex_A_20110907.ifc",
+            site=SITE,
+            options=LoadOptions(at=(78600.0, 457900.0, 30.0)),
+        )
+        (building,) = store.by_kind(SITE, "IfcBuilding")
+        spaces = sorted(store.by_kind(SITE, "IfcSpace"), key=lambda o: o.code)
+        other = sorted(store.by_kind(SITE, "Building"), key=lambda o: o.code)[0]
+    finally:
+        store.close()
+    settings = Settings(store_url=path)
+    keystore = KeyStore(settings.keys_path)
+    keys = {r: keystore.create_key(r) for r in ("admin", "planner", "device")}
+    keys["pilot"] = keystore.create_key("pilot", [building.code])
+    keys["other_pilot"] = keystore.create_key("pilot", [other.code])
+    with TestClient(create_app(settings)) as client:
+        yield Unit(client, keys, building, spaces, other)
+
+
+def test_dashboard_counts_the_building_its_sensors_people_alerts_and_cases(unit: Unit) -> None:
+    rule = {
+        "name": "crowded room",
+        "kind": "high",
+        "levels": [[10, "yellow"]],
+        "observed_property": "people count",
+        "code_prefix": unit.building.code,
+        "open_case": {"class_code": "0601", "unit": "building management", "urgency": "high"},
+    }
+    assert unit.client.post("/rules", json=rule, headers=unit.h("planner")).status_code == 201
+    for space, people in zip(unit.spaces[:2], (12, 8), strict=True):
+        body = thing_body(space.name or space.code, space.code, "people count", unit="persons")
+        body["properties"]["cimSite"] = SITE
+        made = unit.client.post("/sta/v1.1/Things", json=body, headers=unit.h("admin"))
+        assert made.status_code == 201, made.text
+        streams = unit.client.get(
+            f"/sta/v1.1/Things({made.json()['@iot.id']})/Datastreams", headers=unit.h("admin")
+        ).json()["value"]
+        reading = {"phenomenonTime": format_time(now_us() - 1_000_000), "result": people}
+        posted = unit.client.post(
+            f"/sta/v1.1/Datastreams({streams[0]['@iot.id']})/Observations",
+            json=reading,
+            headers=unit.h("device"),
+        )
+        assert posted.status_code == 201, posted.text
+
+    board = unit.client.get(
+        f"/sites/{SITE}/units/{unit.building.code}/dashboard", headers=unit.h("pilot")
+    ).json()
+    assert board["unit"]["kind"] == "IfcBuilding"
+    assert board["objects"]["IfcBuildingStorey"] == 4
+    assert board["objects"]["IfcSpace"] == 21
+    assert board["objects"]["IfcDoor"] == 14
+    elevations = [s["elevation_m"] for s in board["storeys"]]
+    assert len(elevations) == 4 and elevations == sorted(elevations)
+    assert board["sensors"] == board["sensorsOnline"] == 2
+    assert board["occupancy"] == pytest.approx(20.0)
+    assert board["activeAlerts"] == {"yellow": 1}
+    assert board["openCases"] == 1 and board["casesByState"] == {"reported": 1}
+    assert board["cases"][0]["unit"] == "building management"
+    assert board["extremes"]["people count"] == {"min": 8.0, "max": 12.0, "reporting": 2}
+
+
+def test_dashboard_is_the_units_own(unit: Unit) -> None:
+    path = f"/sites/{SITE}/units/{unit.building.code}/dashboard"
+    assert unit.client.get(path, headers=unit.h("other_pilot")).status_code == 404
+    assert unit.client.get(path).status_code == 401
+    assert unit.client.get(path, headers=unit.h("device")).status_code == 403
+    other = f"/sites/{SITE}/units/{unit.other.code}/dashboard"
+    assert unit.client.get(other, headers=unit.h("pilot")).status_code == 404
+    board = unit.client.get(other, headers=unit.h("other_pilot")).json()
+    assert board["sensors"] == 0 and board["occupancy"] is None and board["alerts"] == []
