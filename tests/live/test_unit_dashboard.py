@@ -117,3 +117,28 @@ def test_dashboard_is_the_units_own(unit: Unit) -> None:
     assert unit.client.get(other, headers=unit.h("pilot")).status_code == 404
     board = unit.client.get(other, headers=unit.h("other_pilot")).json()
     assert board["sensors"] == 0 and board["occupancy"] is None and board["alerts"] == []
+
+
+def test_each_storey_is_its_own_valid_scene(unit: Unit, tmp_path: Path) -> None:
+    import json
+    import struct
+
+    from tests.render.gltf_validator import assert_valid
+
+    board = unit.client.get(
+        f"/sites/{SITE}/units/{unit.building.code}/dashboard", headers=unit.h("pilot")
+    ).json()
+    files = []
+    for storey in board["storeys"]:
+        response = unit.client.get(
+            f"/sites/{SITE}/objects/{storey['code']}/scene.glb", headers=unit.h("pilot")
+        )
+        assert response.status_code == 200
+        length = struct.unpack_from("<I", response.content, 12)[0]
+        document = json.loads(response.content[20 : 20 + length])
+        codes = {n["extras"]["code"] for n in document["nodes"] if "code" in n.get("extras", {})}
+        assert codes and all(c.startswith(storey["code"]) for c in codes)
+        files.append(tmp_path / f"{storey['code']}.glb")
+        files[-1].write_bytes(response.content)
+    assert len(files) == 4
+    assert_valid(files)
