@@ -148,12 +148,17 @@ class GlbBuilder:
         else:
             gltf.pop("bufferViews", None)
             gltf.pop("accessors", None)
-        text = orjson.dumps(gltf, option=orjson.OPT_SERIALIZE_NUMPY)
-        text += b" " * ((-len(text)) % 4)
-        chunks = struct.pack("<II", len(text), 0x4E4F534A) + text
-        if binary:
-            chunks += struct.pack("<II", len(binary), 0x004E4942) + binary
-        return struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks
+        return write_glb(gltf, binary)
+
+
+def write_glb(gltf: dict[str, Any], binary: bytes) -> bytes:
+    """A GLB of a glTF JSON and its BIN chunk (already padded to 8 bytes, or empty)."""
+    text = orjson.dumps(gltf, option=orjson.OPT_SERIALIZE_NUMPY)
+    text += b" " * ((-len(text)) % 4)
+    chunks = struct.pack("<II", len(text), 0x4E4F534A) + text
+    if binary:
+        chunks += struct.pack("<II", len(binary), 0x004E4942) + binary
+    return struct.pack("<III", 0x46546C67, 2, 12 + len(chunks)) + chunks
 
 
 def read_glb(data: bytes) -> tuple[dict[str, Any], bytes]:

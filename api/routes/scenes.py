@@ -27,6 +27,7 @@ from api.keys import Principal
 from api.routes.sites import scoped_view
 from api.state import State, TwinState
 from cim.errors import NotFoundError
+from render.explode import explode_storeys
 from render.gltf import export_glb
 
 router = APIRouter(prefix="/sites/{site}", tags=["scenes"])
@@ -72,12 +73,16 @@ def scene_root(state: TwinState, principal: Principal, site: str, root: str | No
     return root
 
 
-def glb_response(state: TwinState, site: str, root: str | None) -> Response:
-    """The GLB of ``root`` (the site when ``None``), from the cache when built."""
+def glb_response(state: TwinState, site: str, root: str | None, explode_m: float = 0.0) -> Response:
+    """The GLB of ``root`` (the site when ``None``), from the cache when built; storeys
+    ``explode_m`` apart when given."""
     info = state.store.site(site)
     name = f"{root or 'site'}.glb"
     path = state.settings.cache_path / "glb" / site / f"v{info.version}" / name
     data = _cached(path, lambda: export_glb(state.store, site, root))
+    if explode_m > 0:
+        data = explode_storeys(data, explode_m)
+        name = f"{root or 'site'}-exploded-{explode_m:g}.glb"
     tag = hashlib.blake2b(f"{site}/{info.version}/{name}".encode(), digest_size=12).hexdigest()
     return Response(
         data,
@@ -107,12 +112,19 @@ def site_scene(site: str, state: State, principal: Reader, root: CodeParam = Non
 @router.get(
     "/objects/{code}/scene.glb", response_class=Response, responses={200: {"content": {GLB: {}}}}
 )
-def object_scene(site: str, code: str, state: State, principal: Reader) -> Response:
-    """Binary glTF of one object and everything under it.
+def object_scene(
+    site: str,
+    code: str,
+    state: State,
+    principal: Reader,
+    explode: Annotated[float, Query(ge=0, le=100, description="storeys this many m apart")] = 0,
+) -> Response:
+    """Binary glTF of one object and everything under it; ``explode`` lifts a building's
+    storeys apart (an exploded view).
 
     Raises
     ------
     NotFoundError
         If there is no such object (or it is outside a pilot's scope).
     """
-    return glb_response(state, site, scene_root(state, principal, site, code))
+    return glb_response(state, site, scene_root(state, principal, site, code), explode)

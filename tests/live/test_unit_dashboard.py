@@ -142,3 +142,28 @@ def test_each_storey_is_its_own_valid_scene(unit: Unit, tmp_path: Path) -> None:
         files[-1].write_bytes(response.content)
     assert len(files) == 4
     assert_valid(files)
+
+
+def test_exploded_view_lifts_each_storey_by_the_gap(unit: Unit, tmp_path: Path) -> None:
+    from render.glb import read_glb
+    from tests.render.gltf_validator import assert_valid
+
+    path = f"/sites/{SITE}/objects/{unit.building.code}/scene.glb"
+    plain = unit.client.get(path, headers=unit.h("pilot"))
+    exploded = unit.client.get(f"{path}?explode=4", headers=unit.h("pilot"))
+    assert plain.status_code == exploded.status_code == 200
+    assert plain.headers["ETag"] != exploded.headers["ETag"]
+
+    def storey_heights(glb: bytes) -> list[float]:
+        gltf, _ = read_glb(glb)
+        nodes = [n for n in gltf["nodes"] if n.get("extras", {}).get("kind") == "IfcBuildingStorey"]
+        nodes.sort(key=lambda n: float(n["extras"]["attributes"].get("Elevation") or 0))
+        return [n.get("translation", [0, 0, 0])[1] for n in nodes]
+
+    before, after = storey_heights(plain.content), storey_heights(exploded.content)
+    assert len(after) == 4
+    assert [b - a for a, b in zip(before, after, strict=True)] == pytest.approx([0, 4, 8, 12])
+    (tmp_path / "exploded.glb").write_bytes(exploded.content)
+    assert_valid([tmp_path / "exploded.glb"])
+    bad = unit.client.get(f"{path}?explode=-1", headers=unit.h("pilot"))
+    assert bad.status_code == 422
