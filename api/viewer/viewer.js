@@ -20,7 +20,8 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
-  layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0,
+  layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0, unitCode: null,
+  dashboard: null, snapshotBytes: 0,
 };
 window.twinViewer = viewer;
 
@@ -165,9 +166,29 @@ function showLegend() {
   $('legend-max').textContent = fmt(layer.max);
 }
 
+// unit scenes (a GLB per object, no feature ids): a mesh takes the value of the nearest
+// object above it that the layer holds
+function paintUnit(root) {
+  const layer = viewer.layer;
+  root.traverse((mesh) => {
+    if (!mesh.isMesh) return;
+    let value;
+    for (let o = mesh; o && value === undefined; o = o.parent) {
+      if (layer && o.userData && o.userData.code) value = layer.values[o.userData.code];
+    }
+    if (mesh.userData.kindColour === undefined) mesh.userData.kindColour = mesh.material.color.getHex();
+    if (value === undefined) mesh.material.color.setHex(mesh.userData.kindColour);
+    else {
+      mesh.material.color.setRGB(...colourOf(value, layer.min, layer.max));
+      viewer.coloured++;
+    }
+  });
+}
+
 function applyLayer() {
   viewer.coloured = 0;
   if (tiles) paint(tiles.group);
+  if (unitScene) paintUnit(unitScene);
   showLegend();
   if (viewer.selected) showValue(viewer.selected.code);
 }
@@ -301,9 +322,11 @@ function frameCamera(info) {
 // A pilot sees its unit only: no site tileset, the unit's GLB instead (y-up around the same
 // ENU origin, so it sits in the scene as the tiles would).
 let unitScene = null;
-async function loadUnit(site, info) {
-  const response = await api(`/sites/${encodeURIComponent(site)}/scene.glb`);
+async function loadUnit(site, info, code = null) {
+  const path = code ? `/objects/${encodeURIComponent(code)}/scene.glb` : '/scene.glb';
+  const response = await api(`/sites/${encodeURIComponent(site)}${path}`);
   const gltf = await new GLTFLoader().parseAsync(await response.arrayBuffer(), '');
+  if (unitScene) scene.remove(unitScene);
   unitScene = gltf.scene;
   unitScene.traverse((m) => {
     if (m.isMesh) {
@@ -325,8 +348,43 @@ async function loadUnit(site, info) {
   camera.updateProjectionMatrix();
   viewer.unit = true;
   viewer.tilesLoaded = 1;
+  applyLayer();
+  if (!viewer.unitCode) {
+    let root = null;
+    unitScene.traverse((o) => { if (!root && o.userData && o.userData.code) root = o.userData.code; });
+    viewer.unitCode = root;
+    await refreshUnit(site, true);
+    setInterval(() => refreshUnit(site, false).catch(() => {}), 5000);
+  }
   viewer.ready = true;
-  status(`${site}: your unit`);
+  status(`${site}: your unit${code ? ' · ' + code : ''}`);
+}
+
+// the unit page: vital signs, open cases, storeys, a snapshot per storey
+async function refreshUnit(site, first) {
+  if (!viewer.unitCode) return;
+  const board = await (await api(`/sites/${encodeURIComponent(site)}/units/${encodeURIComponent(viewer.unitCode)}/dashboard`)).json();
+  viewer.dashboard = board;
+  $('unit').hidden = false;
+  $('unit-name').textContent = board.unit.name || board.unit.code;
+  $('unit-occupancy').textContent = board.occupancy === null ? '–' : String(Math.round(board.occupancy));
+  $('unit-sensors').textContent = `${board.sensorsOnline} / ${board.sensors}`;
+  const alerts = Object.entries(board.activeAlerts).map(([k, v]) => `${v} ${k}`).join(', ');
+  $('unit-alerts').textContent = alerts || 'none';
+  $('unit-cases').textContent = String(board.openCases);
+  $('unit-case-list').replaceChildren(...board.cases.slice(0, 5).map((c) => Object.assign(document.createElement('li'), { textContent: `${c.code} · ${c.state} · ${c.title || ''}` })));
+  if (!first) return;
+  const storey = $('storey');
+  storey.replaceChildren(new Option('whole unit', ''), ...board.storeys.map((s) => new Option(s.name || s.code, s.code)));
+  storey.hidden = board.storeys.length === 0;
+  storey.onchange = () => loadUnit(site, null, storey.value || null).catch(fail);
+  $('snapshot').hidden = false;
+  $('snapshot').onclick = async () => {
+    const code = storey.value || viewer.unitCode;
+    const png = await (await api(`/sites/${encodeURIComponent(site)}/image.png?code=${encodeURIComponent(code)}&width=1600&height=1000`)).blob();
+    viewer.snapshotBytes = png.size;
+    window.open(URL.createObjectURL(png), '_blank');
+  };
 }
 
 async function loadSite(site) {

@@ -29,10 +29,12 @@ from api.app import create_app
 from api.keys import KeyStore
 from api.settings import Settings
 from cim.importer import import_source
+from cim.loaders import LoadOptions
 from cim.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 DENHAAG = ROOT / "assets" / "denhaag_01" / "denhaag_01_lod2.city.json"
+DUPLEX = ROOT / "assets" / "ifc" / "Duplex_A_20110907.ifc"
 OUTPUT = ROOT / "build" / "test-output"
 SITE = "denhaag"
 
@@ -56,6 +58,12 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
     store = open_store(path)
     try:
         import_source(store, DENHAAG, site=SITE)
+        import_source(
+            store,
+            DUPLEX,
+            site="campus",
+            options=LoadOptions(at=(85000.0, 446000.0, 30.0), crs="EPSG:28992"),
+        )
     finally:
         store.close()
     settings = Settings(store_url=path)
@@ -294,3 +302,85 @@ def test_a_crowd_drill_shows_density_by_zone(
     assert browser.find_element(By.ID, "legend-title").text.startswith("peak density")
     OUTPUT.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(OUTPUT / "viewer-crowd.png"))
+
+
+def test_the_unit_page_of_a_building_pilot(
+    served: tuple[str, str, Path], browser: webdriver.Chrome
+) -> None:
+    import httpx
+
+    base, key, store_path = served
+    store = open_store(store_path)
+    try:
+        (building,) = store.by_kind("campus", "IfcBuilding")
+        space = sorted(store.by_kind("campus", "IfcSpace"), key=lambda o: o.code)[0]
+    finally:
+        store.close()
+    keys = KeyStore(Settings(store_url=store_path).keys_path)
+    pilot, device = keys.create_key("pilot", [building.code]), keys.create_key("device")
+    thing = {
+        "name": "people counter",
+        "description": "counts people in a room",
+        "properties": {"cimSite": "campus", "cimCode": space.code},
+        "Datastreams": [
+            {
+                "name": "people",
+                "description": "people in the room",
+                "unitOfMeasurement": {"name": "persons", "symbol": "p", "definition": "urn:p"},
+                "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
+                "OM_Measurement",
+                "Sensor": {
+                    "name": "camera",
+                    "description": "c",
+                    "encodingType": "text/plain",
+                    "metadata": "none",
+                },
+                "ObservedProperty": {
+                    "name": "people count",
+                    "definition": "urn:people",
+                    "description": "people",
+                },
+            }
+        ],
+    }
+    made = httpx.post(f"{base}/sta/v1.1/Things", json=thing, headers={"X-API-Key": key})
+    assert made.status_code == 201, made.text
+    streams = httpx.get(
+        f"{base}/sta/v1.1/Things({made.json()['@iot.id']})/Datastreams", headers={"X-API-Key": key}
+    ).json()["value"]
+    from twin.times import format_time, now_us
+
+    posted = httpx.post(
+        f"{base}/sta/v1.1/Datastreams({streams[0]['@iot.id']})/Observations",
+        json={"phenomenonTime": format_time(now_us() - 1_000_000), "result": 7},
+        headers={"X-API-Key": device},
+    )
+    assert posted.status_code == 201, posted.text
+
+    browser.get("about:blank")
+    browser.get(f"{base}/?site=campus#key={pilot}")
+    _wait(browser, "window.twinViewer.ready && window.twinViewer.dashboard")
+    assert browser.find_element(By.ID, "unit-occupancy").text == "7"
+    assert browser.find_element(By.ID, "unit-sensors").text == "1 / 1"
+    storeys = browser.execute_script(
+        "return [...document.getElementById('storey').options].map(o => o.value)"
+    )
+    assert len(storeys) == 5 and storeys[0] == ""
+    # the room's live people count colours it
+    browser.execute_script(
+        "const s = document.getElementById('layer'); s.value = 'live-people-count';"
+        "s.dispatchEvent(new Event('change'));"
+    )
+    _wait(browser, "window.twinViewer.layer && window.twinViewer.coloured > 0", 20)
+    # one storey on its own, and its snapshot
+    browser.execute_script(
+        "const s = document.getElementById('storey'); s.value = arguments[0];"
+        "s.dispatchEvent(new Event('change'));",
+        storeys[1],
+    )
+    WebDriverWait(browser, 30).until(lambda b: storeys[1] in b.find_element(By.ID, "status").text)
+    browser.find_element(By.ID, "snapshot").click()
+    _wait(browser, "window.twinViewer.snapshotBytes > 1000", 60)
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(OUTPUT / "viewer-unit.png"))
+    browser.execute_script("localStorage.clear()")
