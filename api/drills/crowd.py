@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from typing import Any
 
+from api.progress import progress_bar
 from scenarios import crowd as crowd_drill
 from scenarios.crowd import Arrival, CrowdSpec, ExitMeasure, FundamentalDiagram, Release
 
@@ -145,20 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         density_png=args.png,
         grid_cache=args.grid_cache,
     )
-    if args.json:
-        result = crowd_drill.run(spec)
-    else:
-        from tqdm import tqdm
-
-        with tqdm(
-            total=100, unit="%", file=sys.stderr, bar_format="{l_bar}{bar}| {elapsed}"
-        ) as bar:
-
-            def progress(fraction: float, message: str) -> None:
-                bar.set_description(message)
-                bar.update(int(fraction * 100) - bar.n)
-
-            result = crowd_drill.run(spec, progress)
+    with progress_bar(args.json) as progress:
+        result = crowd_drill.run(spec, None if args.json else progress)
     if args.frames:
         with open(args.frames, "w", encoding="utf-8") as out:
             for frame in result.zone_frames(10.0):

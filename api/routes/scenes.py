@@ -81,8 +81,9 @@ def glb_response(state: TwinState, site: str, root: str | None, explode_m: float
     path = state.settings.cache_path / "glb" / site / f"v{info.version}" / name
     data = _cached(path, lambda: export_glb(state.store, site, root))
     if explode_m > 0:
-        data = explode_storeys(data, explode_m)
+        plain = data
         name = f"{root or 'site'}-exploded-{explode_m:g}.glb"
+        data = _cached(path.with_name(name), lambda: explode_storeys(plain, explode_m))
     tag = hashlib.blake2b(f"{site}/{info.version}/{name}".encode(), digest_size=12).hexdigest()
     return Response(
         data,
