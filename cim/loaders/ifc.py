@@ -70,7 +70,8 @@ def load_ifc(
         Format ``"ifc"``; ``source_id`` = GlobalId, ``kind`` = IFC class, ``name`` = the
         IFC ``Name`` (the GlobalId when empty); attributes ``GlobalId``, ``Name``,
         ``LongName``, ``Description``, ``ObjectType``, ``ifc_schema``, spatial
-        ``Elevation`` and the property and quantity sets flattened to ``"Set.Prop"``.
+        ``Elevation``, the property and quantity sets flattened to ``"Set.Prop"``, and
+        on spaces ``ifc_boundaries`` (their ``IfcRelSpaceBoundary`` rows).
         Objects without a representation (buildings, storeys) have empty mesh blocks;
         the importer gives them their children's extent.
 
@@ -111,6 +112,10 @@ def load_ifc(
     for obj in objects:
         if obj.kind == "IfcSite":
             obj.attributes.update(georef)
+    boundaries = _space_boundaries(model)
+    for obj, product in zip(objects, products, strict=True):
+        if product.id() in boundaries:
+            obj.attributes["ifc_boundaries"] = boundaries[product.id()]
     report(0.3, "tessellate")
     blocks = _tessellate(path, model, products, threads, report)
     geometry = _columns(blocks)
@@ -166,6 +171,25 @@ def _object(product: Any, schema: str) -> SourceObject:
             attrs[f"{set_name}.{prop}"] = _json_safe(value)
     name = product.Name or getattr(product, "LongName", None) or gid
     return SourceObject(gid, str(product.is_a()), str(name), None, attrs)
+
+
+def _space_boundaries(model: Any) -> dict[int, list[list[str | None]]]:
+    """``IfcRelSpaceBoundary`` per space: ``[element GlobalId or None, PHYSICAL|VIRTUAL,
+    INTERNAL|EXTERNAL]`` rows, sorted — which walls, slabs, doors and open (virtual)
+    boundaries enclose each space."""
+    found: dict[int, set[tuple[str, str, str]]] = {}
+    for rel in model.by_type("IfcRelSpaceBoundary"):
+        space = rel.RelatingSpace
+        if space is None or not space.is_a("IfcSpace"):
+            continue
+        element = rel.RelatedBuildingElement
+        gid = str(element.GlobalId) if element is not None else ""
+        row = (gid, str(rel.PhysicalOrVirtualBoundary), str(rel.InternalOrExternalBoundary))
+        found.setdefault(space.id(), set()).add(row)
+    return {
+        key: [[gid or None, kind, side] for gid, kind, side in sorted(rows)]
+        for key, rows in found.items()
+    }
 
 
 def _parent(product: Any, known: set[int]) -> str | None:

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from api.cli import main
-from cim.errors import SourceError
+from cim.errors import SourceError, TwinError
 from cim.importer import import_source
 from cim.loaders import LoadOptions, load_source
 from cim.loaders.base import ParsedSource
@@ -339,3 +339,52 @@ def test_placed_into_a_city_site_in_its_crs(store: Store, assets: Path) -> None:
     # the 9.3 x 26.6 m Duplex stands at the given point of the Dutch grid, not at 0, 0
     assert minx - 30 < at[0] < maxx + 30 and miny - 30 < at[1] < maxy + 30
     assert maxx - minx < 40 and maxy - miny < 40
+
+
+def test_space_boundaries_are_kept(duplex: ParsedSource, duplex_model: ifcopenshell.file) -> None:
+    spaces = {duplex.objects[i].source_id: duplex.objects[i] for i in _of_kind(duplex, "IfcSpace")}
+    rels = duplex_model.by_type("IfcRelSpaceBoundary")
+    total = sum(len(o.attributes.get("ifc_boundaries", [])) for o in spaces.values())
+    assert total == len(
+        {
+            (
+                r.RelatingSpace.GlobalId,
+                getattr(r.RelatedBuildingElement, "GlobalId", None),
+                r.PhysicalOrVirtualBoundary,
+                r.InternalOrExternalBoundary,
+            )
+            for r in rels
+        }
+    )
+    # the entrance door bounds the foyer only: an exit; a virtual boundary opens A102 to A103
+    doors = {
+        d.GlobalId: d.Name for d in duplex_model.by_type("IfcDoor") if d.Name.endswith(":146596")
+    }
+    (entrance,) = doors
+    foyer = next(o for o in spaces.values() if o.name == "A101")
+    rows = foyer.attributes["ifc_boundaries"]
+    assert any(row[0] == entrance and row[1] == "PHYSICAL" for row in rows)
+    assert any(row[0] is None and row[1] == "VIRTUAL" for row in rows)
+
+
+def test_space_areas_match_the_file_quantity(store: Store, duplex_path: Path) -> None:
+    """Every Duplex space measured to its walls' centre lines from the stored footprints is
+    within 2 % of the file's ``GSA BIM Area`` quantity; its net floor is smaller."""
+    from cim.spaces import space_area
+
+    import_source(store, duplex_path, site="area", options=LoadOptions(crs=CRS, at=AT))
+    spaces = store.by_kind("area", "IfcSpace")
+    assert len(spaces) == 21
+    checked = 0
+    for space in spaces:
+        quantity = space.attributes.get("GSA Space Areas.GSA BIM Area")
+        assert isinstance(quantity, float)
+        area = space_area(store, "area", space.code)
+        assert area.walls, space.name
+        assert area.centreline_m2 == pytest.approx(quantity, rel=0.02), space.name
+        assert area.net_m2 < area.centreline_m2
+        checked += 1
+    assert checked == 21
+    (wall, *_) = store.by_kind("area", "IfcWallStandardCase")
+    with pytest.raises(TwinError, match="not an IFC space"):
+        space_area(store, "area", wall.code)
