@@ -11,6 +11,7 @@ event bus, and (when a broker is set) the MQTT subscriber and the stale-sensor s
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -176,11 +177,7 @@ class LiveTwin:
             f"live_latest l ON l.datastream_id = d.id WHERE d.code LIKE ? ESCAPE '\\' AND {scope}",
             [like, *params],
         )
-        online = 0
-        for interval, t in rows:
-            window_us = (3 * float(interval) if interval else 600.0) * 1e6
-            if t is not None and now - int(t) <= window_us:
-                online += 1
+        online = sum(1 for interval, t in rows if _online(now, interval, t))
         alerts: dict[str, int] = {}
         for alert in self.alerts.find(prefix, "active", scopes):
             alerts[alert["severity"]] = alerts.get(alert["severity"], 0) + 1
@@ -202,6 +199,34 @@ class LiveTwin:
                 for name, v in extremes.items()
             },
         }
+
+    def sensors(self, prefix: str = "", scopes: Any = None) -> list[dict[str, Any]]:
+        """Every datastream linked to an object under ``prefix``: its id, name, object code,
+        observed property, unit, latest value and time, and whether it is online (as in
+        :meth:`vital_signs`), ordered by code then id — what a unit page draws in its rooms."""
+        now = self.clock()
+        scope, params = scope_clause(scopes, "d.code")
+        like = prefix.replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self.db.query(
+            "SELECT d.id, d.name, d.code, p.name, d.unit, d.interval_s, l.phenomenon_time, "
+            "l.result FROM sta_datastreams d JOIN sta_observed_properties p "
+            "ON p.id = d.observed_property_id LEFT JOIN live_latest l ON l.datastream_id = d.id "
+            f"WHERE d.code LIKE ? ESCAPE '\\' AND {scope} ORDER BY d.code, d.id",
+            [like, *params],
+        )
+        return [
+            {
+                "datastream": int(ident),
+                "name": str(name),
+                "code": str(code),
+                "observedProperty": str(prop),
+                "unit": _symbol(unit),
+                "value": None if result is None else float(result),
+                "time": None if t is None else format_time(int(t)),
+                "online": _online(now, interval, t),
+            }
+            for ident, name, code, prop, unit, interval, t, result in rows
+        ]
 
     def vital_signs_by(
         self, level: str, prefix: str = "", scopes: Any = None
@@ -225,6 +250,22 @@ class LiveTwin:
             [like, *params],
         )
         return [self.vital_signs(str(r[0]), scopes) for r in sorted(rows)]
+
+
+def _symbol(unit: Any) -> str | None:
+    """The symbol of a stored ``unitOfMeasurement``."""
+    try:
+        parsed = json.loads(unit) if unit else None
+    except ValueError:
+        return None
+    symbol = parsed.get("symbol") if isinstance(parsed, dict) else None
+    return str(symbol) if symbol is not None else None
+
+
+def _online(now_us: int, interval_s: Any, time_us: Any) -> bool:
+    """Reported within 3 of its intervals, or within 10 minutes without one."""
+    window_us = (3 * float(interval_s) if interval_s else 600.0) * 1e6
+    return time_us is not None and now_us - int(time_us) <= window_us
 
 
 def _parse(text: str | None) -> int | None:

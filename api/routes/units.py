@@ -2,9 +2,10 @@
 
 For the pilot team of a minimum management unit (a building, a park, a community): what the
 unit holds (objects by kind, its storeys), its sensors and how many are online, occupancy
-(the sum of the latest people counts under it), open alerts, open cases and their states,
-and the extreme current values per observed property — all restricted to the unit's
-subtree, and for a pilot key to its scope (anything else is 404).
+(the sum of the latest people counts under it), each sensor with the object it sits in
+and its latest value (the unit page draws them in their rooms), open alerts, open cases
+and their states, and the extreme current values per observed property — all restricted
+to the unit's subtree, and for a pilot key to its scope (anything else is 404).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ OCCUPANCY_PROPERTIES = ("people count", "occupancy", "persons")
 
 #: How many of the newest alerts and cases the dashboard lists.
 NEWEST = 50
+
+#: How many sensors the dashboard lists (by code): enough for a building's rooms.
+SENSORS = 500
 
 
 @router.get("/{code}/dashboard")
@@ -68,6 +72,7 @@ def unit_dashboard(
         ],
         "sensors": vitals["sensors"],
         "sensorsOnline": vitals["sensorsOnline"],
+        "sensorList": live.sensors(code, scopes)[:SENSORS],
         "occupancy": occupancy,
         "activeAlerts": vitals["activeAlerts"],
         "alerts": alerts,

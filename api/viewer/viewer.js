@@ -21,7 +21,7 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
   layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0, unitCode: null,
-  dashboard: null, snapshotBytes: 0,
+  dashboard: null, snapshotBytes: 0, markers: [],
 };
 window.twinViewer = viewer;
 
@@ -349,6 +349,7 @@ async function loadUnit(site, info, code = null) {
   viewer.unit = true;
   viewer.tilesLoaded = 1;
   applyLayer();
+  placeMarkers();
   if (!viewer.unitCode) {
     let root = null;
     unitScene.traverse((o) => { if (!root && o.userData && o.userData.code) root = o.userData.code; });
@@ -358,6 +359,67 @@ async function loadUnit(site, info, code = null) {
   }
   viewer.ready = true;
   status(`${site}: your unit${code ? ' · ' + code : ''}`);
+}
+
+// sensors drawn in their rooms: a pin above each sensor's object with its latest value —
+// red where the object has an active alert, green when online, grey when silent
+const SEVERITY_COLOURS = { red: 0xd7191c, orange: 0xfd8d3c, yellow: 0xf2c500, blue: 0x2c7bb6 };
+let markerGroup = null;
+function label(text, colour) {
+  const canvas = document.createElement('canvas');
+  canvas.width = 256; canvas.height = 64;
+  const g = canvas.getContext('2d');
+  g.fillStyle = 'rgba(16, 20, 28, 0.8)';
+  g.fillRect(0, 0, 256, 64);
+  g.fillStyle = `#${colour.toString(16).padStart(6, '0')}`;
+  g.fillRect(0, 0, 8, 64);
+  g.fillStyle = '#ffffff';
+  g.font = 'bold 34px sans-serif';
+  g.textBaseline = 'middle';
+  g.fillText(text, 18, 34, 230);
+  // a fixed size on screen, drawn over the walls: legible at wall distance from any zoom
+  const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: new THREE.CanvasTexture(canvas), depthTest: false, sizeAttenuation: false }));
+  sprite.scale.set(0.16, 0.04, 1);
+  sprite.center.set(0, -0.4);
+  sprite.renderOrder = 2;
+  return sprite;
+}
+
+function placeMarkers() {
+  if (markerGroup) { scene.remove(markerGroup); markerGroup = null; }
+  viewer.markers = [];
+  const board = viewer.dashboard;
+  if (!unitScene || !board) return;
+  const nodes = new Map();
+  unitScene.traverse((o) => { if (o.userData && o.userData.code) nodes.set(o.userData.code, o); });
+  const alerted = new Map();
+  for (const a of board.alerts || []) {
+    if (!alerted.has(a.objectCode)) alerted.set(a.objectCode, a.severity);
+  }
+  markerGroup = new THREE.Group();
+  const seen = new Map();
+  for (const sensor of board.sensorList || []) {
+    const node = nodes.get(sensor.code);
+    if (!node) continue;  // in another storey than the one shown
+    const box = new THREE.Box3().setFromObject(node);
+    if (box.isEmpty()) continue;
+    const n = seen.get(sensor.code) || 0;
+    seen.set(sensor.code, n + 1);
+    const severity = alerted.get(sensor.code);
+    const colour = severity ? (SEVERITY_COLOURS[severity] || 0xd7191c) : (sensor.online ? 0x1a9850 : 0x8c8c8c);
+    const top = new THREE.Vector3((box.min.x + box.max.x) / 2, (box.min.y + box.max.y) / 2 + n * 0.8, (box.min.z + box.max.z) / 2);
+    const pin = new THREE.Sprite(new THREE.SpriteMaterial({ color: colour, depthTest: false, sizeAttenuation: false }));
+    pin.scale.set(0.018, 0.018, 1);
+    pin.renderOrder = 2;
+    pin.position.copy(top);
+    pin.userData = { code: sensor.code, sensor: sensor.datastream };
+    const value = sensor.value === null ? '–' : `${+sensor.value.toFixed(1)} ${sensor.unit || ''}`;
+    const tag = label(value, colour);
+    tag.position.copy(top);
+    markerGroup.add(pin, tag);
+    viewer.markers.push({ code: sensor.code, datastream: sensor.datastream, colour, severity: severity || null });
+  }
+  scene.add(markerGroup);
 }
 
 // the unit page: vital signs, open cases, storeys, a snapshot per storey
@@ -373,6 +435,7 @@ async function refreshUnit(site, first) {
   $('unit-alerts').textContent = alerts || 'none';
   $('unit-cases').textContent = String(board.openCases);
   $('unit-case-list').replaceChildren(...board.cases.slice(0, 5).map((c) => Object.assign(document.createElement('li'), { textContent: `${c.code} · ${c.state} · ${c.title || ''}` })));
+  placeMarkers();
   if (!first) return;
   const storey = $('storey');
   storey.replaceChildren(new Option('whole unit', ''), ...board.storeys.map((s) => new Option(s.name || s.code, s.code)));
@@ -393,6 +456,7 @@ async function loadSite(site) {
   viewer.tilesLoaded = 0;
   if (tiles) { world.remove(tiles.group); tiles.dispose(); tiles = null; }
   if (unitScene) { scene.remove(unitScene); unitScene = null; }
+  if (markerGroup) { scene.remove(markerGroup); markerGroup = null; }
   const info = await (await api(`/sites/${encodeURIComponent(site)}`)).json();
   viewer.origin = info.enu_origin;
   status(`${site}: loading tiles…`);

@@ -106,6 +106,14 @@ def test_dashboard_counts_the_building_its_sensors_people_alerts_and_cases(unit:
     assert board["openCases"] == 1 and board["casesByState"] == {"reported": 1}
     assert board["cases"][0]["unit"] == "building management"
     assert board["extremes"]["people count"] == {"min": 8.0, "max": 12.0, "reporting": 2}
+    # each sensor sits in its room, with its latest value, for the unit page to draw
+    placed = {s["code"]: s for s in board["sensorList"]}
+    assert sorted(placed) == sorted(s.code for s in unit.spaces[:2])
+    assert {placed[s.code]["value"] for s in unit.spaces[:2]} == {12.0, 8.0}
+    assert all(
+        s["online"] and s["observedProperty"] == "people count" and s["unit"] == "persons"
+        for s in placed.values()
+    )
 
 
 def test_dashboard_is_the_units_own(unit: Unit) -> None:
@@ -117,6 +125,7 @@ def test_dashboard_is_the_units_own(unit: Unit) -> None:
     assert unit.client.get(other, headers=unit.h("pilot")).status_code == 404
     board = unit.client.get(other, headers=unit.h("other_pilot")).json()
     assert board["sensors"] == 0 and board["occupancy"] is None and board["alerts"] == []
+    assert board["sensorList"] == []
 
 
 def test_each_storey_is_its_own_valid_scene(unit: Unit, tmp_path: Path) -> None:

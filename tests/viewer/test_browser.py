@@ -343,6 +343,15 @@ def test_the_unit_page_of_a_building_pilot(
             }
         ],
     }
+    rule = {
+        "name": "crowded room",
+        "kind": "high",
+        "levels": [[5, "red"]],
+        "observed_property": "people count",
+        "code_prefix": space.code,
+    }
+    made = httpx.post(f"{base}/rules", json=rule, headers={"X-API-Key": key})
+    assert made.status_code == 201, made.text
     made = httpx.post(f"{base}/sta/v1.1/Things", json=thing, headers={"X-API-Key": key})
     assert made.status_code == 201, made.text
     streams = httpx.get(
@@ -362,6 +371,12 @@ def test_the_unit_page_of_a_building_pilot(
     _wait(browser, "window.twinViewer.ready && window.twinViewer.dashboard")
     assert browser.find_element(By.ID, "unit-occupancy").text == "7"
     assert browser.find_element(By.ID, "unit-sensors").text == "1 / 1"
+    # the sensor is drawn in its room, red: 7 people passed the rule's level 5
+    _wait(browser, "window.twinViewer.markers.length === 1")
+    (marker,) = browser.execute_script("return window.twinViewer.markers")
+    assert marker["code"] == space.code and marker["severity"] == "red"
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(OUTPUT / "viewer-unit-sensors.png"))
     storeys = browser.execute_script(
         "return [...document.getElementById('storey').options].map(o => o.value)"
     )
