@@ -41,20 +41,31 @@ sample: $(VENV)/.installed ## import the sample sites into $(STORE) (once; re-ru
 	  assets/merewether/merewether_houses_epsg32756.geojson
 	$(TWIN) --store $(STORE) import --site helsinki --skip-imported \
 	  assets/traffic/helsinki_center.osm.pbf
+	$(TWIN) --store $(STORE) import --site denhaag --skip-imported --at=78600,457900,30 \
+	  assets/ifc/Duplex_A_20110907.ifc
 
 key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 	@$(TWIN) --store $(STORE) keys create --role admin --name make-run \
 	  --output .twin/admin.key --if-missing > /dev/null
 	@echo "admin API key (header X-API-Key): $$(cat .twin/admin.key)"
 	@echo "viewer: http://$(HOST):$(PORT)/#key=$$(cat .twin/admin.key)"
+	@$(TWIN) --store $(STORE) keys create --role pilot --name make-run-pilot \
+	  --scope $$($(TWIN) --store $(STORE) query --site denhaag --prefix "" --kind IfcBuilding \
+	    --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["sites"]["denhaag"][0]["code"])') \
+	  --output .twin/pilot.key --if-missing > /dev/null
+	@echo "unit pilot (the IFC Duplex in Den Haag): http://$(HOST):$(PORT)/?site=denhaag#key=$$(cat .twin/pilot.key)"
 
 run: sample key node_modules/.installed ## install, import the samples once, serve the API and viewer on $(HOST):$(PORT)
 	@if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then \
 	  ds=$$($(TWIN) --store $(STORE) live-demo --site denhaag) && \
+	  rooms=$$($(TWIN) --store $(STORE) live-demo --site denhaag --unit) && \
 	  echo "live: MQTT ingest from 127.0.0.1:1883; replaying a measured crowd recording into datastream $$ds" && \
+	  echo "live: people counters in the Duplex's rooms replay $$rooms" && \
 	  ( $(TWIN) run replay assets/live/bottleneck_density.csv --column density_p_per_m2 \
 	      --datastream $$ds --loop --json > .twin/replay.log 2>&1 & echo $$! > .twin/replay.pid ); \
-	  trap 'kill $$(cat .twin/replay.pid) 2>/dev/null' EXIT INT TERM; \
+	  ( $(TWIN) run replay $$rooms --column people --loop --json > .twin/replay-unit.log 2>&1 & \
+	      echo $$! > .twin/replay-unit.pid ); \
+	  trap 'kill $$(cat .twin/replay.pid) $$(cat .twin/replay-unit.pid) 2>/dev/null' EXIT INT TERM; \
 	  TWIN_MQTT_URL=mqtt://127.0.0.1:1883 $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \
 	else \
 	  echo "live: no MQTT broker on 127.0.0.1:1883, serving without live ingest"; \

@@ -112,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--state", type=Path, default=Path(".twin/demo.json"), help="where its ids are kept"
     )
+    demo.add_argument(
+        "--unit",
+        action="store_true",
+        help="instead: people counters in every room of the site's IFC building; prints the "
+        "recording CSV to replay into them",
+    )
 
     tiles = sub.add_parser("tiles", help="write the 3D Tiles 1.1 tileset of a site")
     tiles.add_argument("--site", help="the site (default: the only one in the store)")
@@ -326,6 +332,8 @@ def _cmd_live_demo(store: Store, args: argparse.Namespace) -> int:
     from twin.live import LiveTwin
     from twin.rules import CasePolicy, Rule
 
+    if args.unit:
+        return _live_demo_unit(store, args)
     info = store.site(args.site)
     buildings = [b for b in store.by_kind(args.site, "Building") if b.footprint is not None]
     if not buildings or info.bbox is None:
@@ -406,6 +414,26 @@ def _cmd_live_demo(store: Store, args: argparse.Namespace) -> int:
     args.state.parent.mkdir(parents=True, exist_ok=True)
     args.state.write_bytes(orjson.dumps({"site": args.site, "datastream": datastream}))
     sys.stdout.write(f"{datastream}\n")
+    return 0
+
+
+def _live_demo_unit(store: Store, args: argparse.Namespace) -> int:
+    """People counters in the rooms of the site's IFC building; prints the recording CSV."""
+    from api.settings import Settings
+    from twin.demo import unit_demo
+    from twin.live import LiveTwin
+
+    store.site(args.site)
+    state = args.state.with_name("demo-unit.json")
+    recording = Path(Settings.from_env().data_dir) / "live" / "bottleneck_density.csv"
+    live = LiveTwin(args.store)
+    try:
+        made = unit_demo(
+            store, live, args.site, recording, state.with_name("unit_occupancy.csv"), state
+        )
+    finally:
+        live.close()
+    sys.stdout.write(f"{made['recording']}\n")
     return 0
 
 

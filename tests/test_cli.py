@@ -225,3 +225,40 @@ def test_live_demo_sensor_is_made_once(
     assert json.loads(out)["sites"]["dh"][0]["kind"] == "Building"
     code, _, err = _run(capsys, "--store", store, "live-demo", "--site", "nope")
     assert code == 1 and "nope" in err
+
+
+def test_live_demo_unit_puts_a_people_counter_in_every_room(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, denhaag_path: Path
+) -> None:
+    from twin.live import LiveTwin
+    from twin.replay import load_recording
+
+    store = str(tmp_path / "t.db")
+    _run(capsys, "--store", store, "import", str(denhaag_path), "--site", "dh", "--json")
+    state = tmp_path / "demo.json"
+    args = ("--store", store, "live-demo", "--site", "dh", "--unit", "--state", str(state))
+    code, _, err = _run(capsys, *args)
+    assert code == 1 and "no IFC building" in err
+    duplex = Path(__file__).parent.parent / "assets" / "ifc" / "Duplex_A_20110907.ifc"
+    imported = _run(
+        capsys, "--store", store, "import", "--site", "dh", "--at=78600,457900,30", str(duplex)
+    )
+    assert imported[0] == 0
+    code, out, _ = _run(capsys, *args)
+    assert code == 0
+    recording = Path(out.strip())
+    made = json.loads((tmp_path / "demo-unit.json").read_text())
+    assert len(made["datastreams"]) == 21  # every IfcSpace of the Duplex
+    assert _run(capsys, *args)[1] == out  # made once
+    assert json.loads((tmp_path / "demo-unit.json").read_text()) == made
+    played = load_recording(recording, "people")
+    assert set(played.datastreams.tolist()) == set(made["datastreams"].values())
+    assert len(played.offsets_s) == 21 * 67 and played.values.min() >= 0
+    live = LiveTwin(store)
+    try:
+        for code_, ident in made["datastreams"].items():
+            stream = live.sta.read(f"Datastreams({ident})", {"$expand": "Thing"}, "")
+            assert stream["Thing"]["properties"]["cimCode"] == code_
+        assert [r.observed_property for r in live.alerts.rules.values()] == ["people count"]
+    finally:
+        live.close()

@@ -413,7 +413,8 @@ function placeMarkers() {
     pin.renderOrder = 2;
     pin.position.copy(top);
     pin.userData = { code: sensor.code, sensor: sensor.datastream };
-    const value = sensor.value === null ? '–' : `${+sensor.value.toFixed(1)} ${sensor.unit || ''}`;
+    const unit = sensor.unit && sensor.unit.length <= 4 ? ` ${sensor.unit}` : '';
+    const value = sensor.value === null ? '–' : `${+sensor.value.toFixed(1)}${unit}`;
     const tag = label(value, colour);
     tag.position.copy(top);
     markerGroup.add(pin, tag);
