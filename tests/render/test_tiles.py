@@ -307,3 +307,37 @@ def test_build_reports_progress_from_zero_to_one(scene_store: Store, tmp_path: P
     fractions = [f for f, _ in seen]
     assert fractions[0] == 0.0 and fractions[-1] == 1.0 and fractions == sorted(fractions)
     assert any("tile 6 of" in m for _, m in seen)
+
+
+def test_an_ifc_building_is_one_pickable_feature_of_its_city_tileset(
+    assets_dir: Path, tmp_path: Path
+) -> None:
+    """The Duplex placed in Den Haag (as ``make sample`` does) stands in the site tileset at
+    its place: one feature with its IFC building code, inside its leaf's volume."""
+    store = open_store(tmp_path / "t.db")
+    try:
+        import_source(store, assets_dir / "denhaag_01" / "denhaag_01_lod2.city.json", site="dh")
+        import_source(
+            store,
+            assets_dir / "ifc" / "Duplex_A_20110907.ifc",
+            site="dh",
+            options=LoadOptions(at=(78600.0, 457900.0, 30.0)),
+        )
+        (building,) = store.by_kind("dh", "IfcBuilding")
+        path = build_tileset(store, "dh", tmp_path / "tiles")
+    finally:
+        store.close()
+    found = []
+    for tile, _ in walk(load(path)["root"]):
+        uri = tile.get("content", {}).get("uri", "")
+        if "children" in tile or not uri.startswith("buildings/"):
+            continue
+        gltf, binary = read_tile(path.parent / uri)
+        codes = property_strings(gltf, binary, "code")
+        if building.code in codes:
+            kinds = property_strings(gltf, binary, "kind")
+            assert kinds[codes.index(building.code)] == "IfcBuilding"
+            found.append(path.parent / uri)
+    assert len(found) == 1
+    (report,) = validate_files(found)
+    assert report["errors"] == 0 and report["warnings"] == 0, report["messages"]
