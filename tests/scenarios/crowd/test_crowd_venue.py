@@ -134,3 +134,30 @@ def test_unknown_format_and_missing_file(tmp_path: Path) -> None:
         load_venue(tmp_path / "venue.shp")
     with pytest.raises(SourceError, match="cannot read"):
         load_venue(tmp_path / "missing.wkt")
+
+
+@pytest.mark.parametrize("name", ["waterfront.wkt", "bottleneck_040_venue.wkt"])
+def test_cell_classes_equal_polygon_per_cell_predicates(crowd_assets: Path, name: str) -> None:
+    """The corner-and-boundary classification agrees with a polygon per cell: a full cell
+    lies inside the walkable area; every other cell sharing area with it is partial (then
+    clipped exactly) — including inside cells whose edge runs along a wall."""
+    import math
+
+    import shapely
+
+    from scenarios.crowd.grid import _classify
+
+    venue = load_venue(crowd_assets / name)
+    cell = auto_cell_m(venue) * 0.7  # off the default, so cell edges fall anywhere
+    minx, miny, maxx, maxy = venue.walkable.bounds
+    rows, cols = math.ceil((maxy - miny) / cell), math.ceil((maxx - minx) / cell)
+    full, partial = _classify(venue.walkable, (minx, miny), cell, rows, cols)
+    jj, ii = np.meshgrid(np.arange(cols), np.arange(rows))
+    x0, y0 = minx + jj.ravel() * cell, miny + ii.ravel() * cell
+    boxes = shapely.box(x0, y0, x0 + cell, y0 + cell)
+    inside = shapely.contains(venue.walkable, boxes)
+    shared = shapely.area(shapely.intersection(boxes, venue.walkable))
+    assert not (full & ~inside).any() and not (full & partial).any()
+    assert partial[(shared > 1e-12) & ~full].all()
+    on_wall = inside & ~full
+    assert np.allclose(shared[on_wall], cell * cell)
