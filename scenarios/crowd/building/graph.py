@@ -182,7 +182,7 @@ def load_building(store: Store, site: str, building: str) -> BuildingGraph:
         ) from None
     if root.kind != "IfcBuilding":
         raise BuildingGraphError(
-            f"{building!r} in site {site!r} is a {root.kind}, not an IfcBuilding"
+            f"{building!r} in site {site!r} is of kind {root.kind}, not an IfcBuilding"
         )
     objects = [o for o in store.by_prefix(site, building) if o.code != building]
     by_code = {o.code: o for o in objects}
