@@ -137,11 +137,16 @@ def _number(attrs: dict[str, Any], *suffixes: str) -> float | None:
     for suffix in suffixes:
         for key in sorted(attrs):
             value = attrs[key]
-            if key.endswith(suffix) and isinstance(value, int | float) and not isinstance(
-                value, bool
+            if (
+                (
+                    key.endswith(suffix)
+                    and isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                )
+                and math.isfinite(value)
+                and value > 0
             ):
-                if math.isfinite(value) and value > 0:
-                    return float(value)
+                return float(value)
     return None
 
 
@@ -186,7 +191,7 @@ def load_building(store: Store, site: str, building: str) -> BuildingGraph:
         )
     objects = [o for o in store.by_prefix(site, building) if o.code != building]
     by_code = {o.code: o for o in objects}
-    storeys = {
+    storeys: dict[str, dict[str, Any]] = {
         o.code: {
             "name": o.name,
             "elevation": float(o.attributes.get("Elevation") or (o.bbox[2] if o.bbox else 0.0)),
@@ -219,8 +224,8 @@ def load_building(store: Store, site: str, building: str) -> BuildingGraph:
     for i, n in enumerate(nodes):
         on_storey.setdefault(n.storey, []).append(i)
     links: list[Link] = []
-    door_storeys = [
-        storeys[s]["elevation"]
+    door_storeys: list[float] = [
+        float(storeys[s]["elevation"])
         for s in {_storey_of(o, by_code) for o in objects if o.kind == "IfcDoor"}
         if s in storeys
     ]

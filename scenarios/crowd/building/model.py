@@ -134,9 +134,7 @@ class Network:
         far = self.other(link, node)
         return 0.0 if far < 0 else self.metres_from.get((link, far), math.inf)
 
-    def choose(
-        self, node: int, p: FloatArray, exclude: int = -1
-    ) -> tuple[int, float] | None:
+    def choose(self, node: int, p: FloatArray, exclude: int = -1) -> tuple[int, float] | None:
         """The quickest link out of ``node`` from point ``p``, and the walk to it, m."""
         best: tuple[float, int, float] | None = None
         for link in self.node_links[node]:
@@ -217,7 +215,9 @@ class EvacuationState:
         queue = np.bincount(c.target[waiting], minlength=net.n_links)
         self.peak_queue = np.maximum(self.peak_queue, queue)
         self.queue_person_s += queue * dt
-        self.credit = np.minimum(self.credit + net.capacity_pps * dt, np.maximum(1.0, net.capacity_pps * dt))
+        self.credit = np.minimum(
+            self.credit + net.capacity_pps * dt, np.maximum(1.0, net.capacity_pps * dt)
+        )
         if waiting.size == 0:
             return
         link = c.target[waiting]
@@ -329,7 +329,7 @@ def _occupants(graph: BuildingGraph, spec: EvacuationSpec) -> list[int]:
             counts.append(spec.per_space)
         else:
             load = DEFAULT_LOAD_PM2 if spec.load_pm2 is None else spec.load_pm2
-            counts.append(int(round(load * n.area_m2)))
+            counts.append(round(load * n.area_m2))
     return counts
 
 
@@ -370,7 +370,9 @@ def resolve_measures(
             if link.kind != OPENING and link.code.split("@")[0] == closure.code
         ]
         if not links:
-            doors = sorted({link.code.split("@")[0] for link in graph.links if link.kind != OPENING})
+            doors = sorted(
+                {link.code.split("@")[0] for link in graph.links if link.kind != OPENING}
+            )
             raise ValueError(
                 f"close {closure.code!r}: not a door or stair of building {spec.building} "
                 f"(known: {', '.join(doors)})"
@@ -455,7 +457,9 @@ def _result(state: EvacuationState, counts: list[int], wall_s: float) -> dict[st
     out = np.isfinite(c.out_time)
     times = np.sort(c.out_time[out])
     t100 = float(times[-1]) if n and out.all() else math.inf
-    t90 = float(times[math.ceil(0.9 * n) - 1]) if n and out.sum() >= math.ceil(0.9 * n) else math.inf
+    t90 = (
+        float(times[math.ceil(0.9 * n) - 1]) if n and out.sum() >= math.ceil(0.9 * n) else math.inf
+    )
     storeys = []
     for code, info in sorted(graph.storeys.items(), key=lambda kv: kv[1]["elevation"]):
         mine = np.array([graph.nodes[i].storey == code for i in c.start_node], dtype=bool)
@@ -471,14 +475,17 @@ def _result(state: EvacuationState, counts: list[int], wall_s: float) -> dict[st
                 "trapped": int((~out & mine).sum()),
             }
         )
-    links = []
+    links: list[dict[str, Any]] = []
     for i, link in enumerate(graph.links):
         links.append(
             {
                 "code": link.code,
                 "kind": EXIT if link.exit else link.kind,
                 "global_id": link.global_id,
-                "between": [graph.nodes[link.a].code, graph.nodes[link.b].code if link.b >= 0 else "outside"],
+                "between": [
+                    graph.nodes[link.a].code,
+                    graph.nodes[link.b].code if link.b >= 0 else "outside",
+                ],
                 "width_m": round(link.width_m, 3),
                 "capacity_pps": round(float(net.capacity_pps[i]), 3),
                 "passed": int(state.passed[i]),

@@ -105,7 +105,9 @@ class EvacuationSpec:
         given = [self.load_pm2 is not None, self.per_space is not None, bool(self.loads)]
         if sum(given) > 1:
             raise ValueError("give one of load_pm2, per_space and loads")
-        if self.load_pm2 is not None and not (0 <= self.load_pm2 <= 5 and math.isfinite(self.load_pm2)):
+        if self.load_pm2 is not None and not (
+            0 <= self.load_pm2 <= 5 and math.isfinite(self.load_pm2)
+        ):
             raise ValueError(f"load_pm2(={self.load_pm2}) must be in 0..5 persons/m²")
         if self.per_space is not None and not 0 <= self.per_space <= 10_000:
             raise ValueError(f"per_space(={self.per_space}) must be in 0..10000")
@@ -116,9 +118,9 @@ class EvacuationSpec:
             raise ValueError(f"dt_s(={self.dt_s}) must be in 0.01..1 s")
         if not 0 < self.max_time_s <= 86_400:
             raise ValueError(f"max_time_s(={self.max_time_s}) must be in (0, 86400]")
-        for m in (*self.closures, *self.stages):
-            if not (m.at_s >= 0 and math.isfinite(m.at_s)):
-                raise ValueError(f"{m}: at_s must be a finite number >= 0")
+        for at_s in [c.at_s for c in self.closures] + [r.at_s for r in self.stages]:
+            if not (at_s >= 0 and math.isfinite(at_s)):
+                raise ValueError(f"at_s(={at_s}) of a measure must be a finite number >= 0")
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> EvacuationSpec:
@@ -130,8 +132,17 @@ class EvacuationSpec:
         ValueError, KeyError, TypeError
             On a malformed body.
         """
-        allowed = {"site", "building", "load_pm2", "per_space", "loads", "measures", "dt_s",
-                   "max_time_s", "seed"}
+        allowed = {
+            "site",
+            "building",
+            "load_pm2",
+            "per_space",
+            "loads",
+            "measures",
+            "dt_s",
+            "max_time_s",
+            "seed",
+        }
         extra = sorted(set(body) - allowed)
         if extra:
             raise ValueError(f"unknown fields {', '.join(extra)}; allowed: {sorted(allowed)}")

@@ -130,9 +130,7 @@ def test_door_adjacency_agrees_with_the_ifc_space_boundaries(graph: BuildingGrap
     assert checked >= 12
 
 
-def test_everyone_gets_out_no_faster_than_free_walking(
-    graph: BuildingGraph, building: str
-) -> None:
+def test_everyone_gets_out_no_faster_than_free_walking(graph: BuildingGraph, building: str) -> None:
     result = simulate(graph, _spec(building, load_pm2=0.5))
     s = result["summary"]
     assert s["people"] == sum(result["occupants"].values()) > 50
@@ -176,9 +174,7 @@ def test_closing_both_front_doors_and_staging_take_longer(
     )
     assert closed["summary"]["everyone_out"]
     assert closed["summary"]["t100_s"] > base
-    assert all(
-        link["passed"] == 0 for link in closed["links"] if link["code"] in fronts
-    )
+    assert all(link["passed"] == 0 for link in closed["links"] if link["code"] in fronts)
     staged = simulate(
         graph,
         _spec(building, load_pm2=0.5, stages=(StoreyRelease(_storey(store, "Level 2"), 60.0),)),
@@ -196,9 +192,7 @@ def test_closing_a_flats_only_stair_traps_its_upstairs_rooms(
     s = result["summary"]
     assert not s["everyone_out"] and s["t100_s"] is None
     level2 = _storey(store, "Level 2")
-    assert result["trapped"] and all(
-        code.startswith(level2) for code in result["trapped"]
-    )
+    assert result["trapped"] and all(code.startswith(level2) for code in result["trapped"])
     assert s["people"] - s["out"] == sum(result["trapped"].values()) == 2 * 5
     # closed half-way, some have already gone down
     late = simulate(graph, _spec(building, per_space=2, closures=(Closure(stair.code, 8.0),)))
@@ -235,8 +229,10 @@ def test_cli_runs_the_drill(
     argv = ["--store", str(store_path), "run", "evacuation", "--site", SITE]
     assert main([*argv, "--building", building, "--load", "0.3", "--json"]) == 0
     plain = json.loads(capsys.readouterr().out)
-    assert main([*argv, "--building", building, "--load", "0.3", "--stage", f"{level2}@30",
-                 "--json"]) == 0
+    assert (
+        main([*argv, "--building", building, "--load", "0.3", "--stage", f"{level2}@30", "--json"])
+        == 0
+    )
     staged = json.loads(capsys.readouterr().out)
     assert plain["everyone_out"] and staged["everyone_out"]
     assert staged["t100_s"] > plain["t100_s"] > 0
