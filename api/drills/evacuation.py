@@ -4,6 +4,7 @@
 
     twin run evacuation --site campus --building 990100001001002010001 --load 0.5 --json
     twin run evacuation --site S --building B --per-space 4 --close-stair CODE --stage STOREY@60
+    twin run evacuation --site S --building B --live   # the rooms' latest people counts
 
 The building's walk graph comes from its CIM subtree (``twin import`` of an IFC file);
 the store is the global ``--store`` (``$TWIN_STORE``, else ``./twin.db``).
@@ -16,8 +17,14 @@ from typing import Any
 
 from api.progress import progress_bar
 from cim.store import open_store
-from scenarios.crowd.building import Closure, EvacuationSpec, StoreyRelease
-from scenarios.crowd.building import run as run_evacuation
+from scenarios.crowd.building import (
+    Closure,
+    EvacuationSpec,
+    StoreyRelease,
+    live_loads,
+    load_building,
+    simulate,
+)
 
 HELP = "evacuation drill of one building: its IFC spaces, doors and stairs as a zone network"
 
@@ -53,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--load", type=float, metavar="P_PER_M2", help="persons per m² (0.2)")
     load.add_argument("--per-space", type=int, metavar="N", help="persons in every space")
+    load.add_argument(
+        "--live",
+        action="store_true",
+        help="the latest people counts of the rooms' sensors (live twin in the same store)",
+    )
     parser.add_argument(
         "--close-stair", type=_closure, action="append", default=[], metavar="CODE[@T]"
     )
@@ -77,23 +89,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the drill; the summary, or everything with ``--details``."""
+    store = open_store(args.store)
+    try:
+        graph = load_building(store, args.site, args.building)
+    finally:
+        store.close()
     spec = EvacuationSpec(
         site=args.site,
         building=args.building,
         load_pm2=args.load,
         per_space=args.per_space,
+        loads=live_loads(args.store, graph) if args.live else {},
         closures=tuple(args.close_stair + args.close_door),
         stages=tuple(args.stage),
         dt_s=args.dt,
         max_time_s=args.max_time,
         seed=args.seed,
     )
-    store = open_store(args.store)
-    try:
-        with progress_bar(args.json) as progress:
-            result = run_evacuation(store, spec, None if args.json else progress)
-    finally:
-        store.close()
+    with progress_bar(args.json) as progress:
+        result = simulate(graph, spec, None if args.json else progress)
     if args.details:
         return result
     return {**result["summary"], "storeys": result["storeys"]}

@@ -44,11 +44,16 @@ def served(
     settings = Settings(store_url=path)
     keys = KeyStore(settings.keys_path)
     headers = {
-        role: {"X-API-Key": keys.create_key(role, name=role)} for role in ("planner", "display")
+        role: {"X-API-Key": keys.create_key(role, name=role)}
+        for role in ("admin", "planner", "display", "device")
     }
     headers["pilot"] = {"X-API-Key": keys.create_key("pilot", [building.code], name="pilot")}
     with TestClient(create_app(settings)) as client:
         yield client, headers, building.code, storeys
+
+
+def _items(answer: Any) -> list[dict[str, Any]]:
+    return list(answer["objects"] if isinstance(answer, dict) else answer)
 
 
 def _wait(client: TestClient, headers: dict[str, str], job: dict[str, Any]) -> dict[str, Any]:
@@ -115,3 +120,68 @@ def test_a_pilot_of_the_building_may_not_start_a_drill(
     client, headers, building, _ = served
     body = {"site": SITE, "building": building}
     assert client.post("/drills/evacuation", json=body, headers=headers["pilot"]).status_code == 403
+
+
+def test_live_people_counts_of_the_rooms_are_the_occupants(
+    served: tuple[TestClient, dict[str, dict[str, str]], str, dict[str, str]],
+) -> None:
+    from twin.times import format_time, now_us
+
+    client, headers, building, _ = served
+    answer = client.post(
+        "/drills/evacuation",
+        json={"site": SITE, "building": building, "live": True},
+        headers=headers["planner"],
+    )
+    assert answer.status_code == 400 and "no people count" in answer.text
+    rooms = client.get(
+        f"/sites/{SITE}/objects?prefix={building}&kind=IfcSpace", headers=headers["admin"]
+    )
+    assert rooms.status_code == 200, rooms.text
+    room = sorted(o["code"] for o in _items(rooms.json()) if o["name"].startswith("A1"))[0]
+    thing = {
+        "name": "people counter",
+        "description": "counts people in a room",
+        "properties": {"cimSite": SITE, "cimCode": room},
+        "Datastreams": [
+            {
+                "name": "people",
+                "description": "people in the room",
+                "unitOfMeasurement": {"name": "persons", "symbol": "p", "definition": "urn:p"},
+                "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
+                "OM_Measurement",
+                "Sensor": {
+                    "name": "camera",
+                    "description": "c",
+                    "encodingType": "text/plain",
+                    "metadata": "none",
+                },
+                "ObservedProperty": {
+                    "name": "people count",
+                    "definition": "urn:people",
+                    "description": "people",
+                },
+            }
+        ],
+    }
+    made = client.post("/sta/v1.1/Things", json=thing, headers=headers["admin"])
+    assert made.status_code == 201, made.text
+    streams = client.get(
+        f"/sta/v1.1/Things({made.json()['@iot.id']})/Datastreams", headers=headers["admin"]
+    ).json()["value"]
+    posted = client.post(
+        f"/sta/v1.1/Datastreams({streams[0]['@iot.id']})/Observations",
+        json={"phenomenonTime": format_time(now_us() - 1_000_000), "result": 9},
+        headers=headers["device"],
+    )
+    assert posted.status_code == 201, posted.text
+    started = client.post(
+        "/drills/evacuation",
+        json={"site": SITE, "building": building, "live": True},
+        headers=headers["planner"],
+    )
+    assert started.status_code == 202, started.text
+    job = _wait(client, headers["planner"], started.json())
+    assert job["state"] == "succeeded", job
+    assert job["result"]["occupants"] == {room: 9}
+    assert job["result"]["summary"]["everyone_out"]

@@ -11,6 +11,7 @@ from typing import Any
 
 from cim.store.base import Store
 from scenarios.crowd.building.graph import BuildingGraph, BuildingGraphError, load_building
+from scenarios.crowd.building.live import live_loads
 from scenarios.crowd.building.model import DEFAULT_LOAD_PM2, simulate
 from scenarios.crowd.building.spec import (
     BuildingFlow,
@@ -44,6 +45,7 @@ __all__ = [
     "Closure",
     "EvacuationSpec",
     "StoreyRelease",
+    "live_loads",
     "load_building",
     "run",
     "simulate",

@@ -239,6 +239,9 @@ def test_cli_runs_the_drill(
     assert [s["name"] for s in plain["storeys"]] == ["Level 1", "Level 2"]
     assert main([*argv, "--building", "123", "--json"]) == 1
     assert "no building '123'" in capsys.readouterr().err
+    # no sensor has counted anyone yet: --live says so
+    assert main([*argv, "--building", building, "--live", "--json"]) == 2
+    assert "no people count has come from a sensor" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: T must be seconds
         main([*argv, "--building", building, "--close-stair", "9@x", "--json"])
 
