@@ -177,6 +177,7 @@ class EvacuationState:
         self.peak_queue = np.zeros(net.n_links, dtype=np.int64)
         self.queue_person_s = np.zeros(net.n_links)
         self.max_density = np.zeros(net.n_nodes)
+        self.steps = 0
         self.peak_people = np.zeros(net.n_nodes, dtype=np.int64)
         storeys = [node.storey for node in net.graph.nodes]
         self.storey_of_node = np.array(storeys, dtype=object)
@@ -283,7 +284,7 @@ def _integrator(
         if progress is not None and steps % 50 == 0:
             out = int(np.isfinite(state.crowd.out_time).sum())
             progress(min(out / total, 0.99), f"t={env.now:.0f} s, {out}/{total} out")
-    state.steps = steps  # type: ignore[attr-defined]
+    state.steps = steps
 
 
 def _closure(
@@ -456,10 +457,12 @@ def _result(state: EvacuationState, counts: list[int], wall_s: float) -> dict[st
     n = len(c.node)
     out = np.isfinite(c.out_time)
     times = np.sort(c.out_time[out])
-    t100 = float(times[-1]) if n and out.all() else math.inf
-    t90 = (
-        float(times[math.ceil(0.9 * n) - 1]) if n and out.sum() >= math.ceil(0.9 * n) else math.inf
-    )
+    if n == 0:
+        t100 = t90 = 0.0
+    else:
+        t100 = float(times[-1]) if out.all() else math.inf
+        need = math.ceil(0.9 * n)
+        t90 = float(times[need - 1]) if out.sum() >= need else math.inf
     storeys = []
     for code, info in sorted(graph.storeys.items(), key=lambda kv: kv[1]["elevation"]):
         mine = np.array([graph.nodes[i].storey == code for i in c.start_node], dtype=bool)
@@ -537,7 +540,7 @@ def _result(state: EvacuationState, counts: list[int], wall_s: float) -> dict[st
         "parameters": {
             "dt_s": spec.dt_s,
             "seed": spec.seed,
-            "steps": int(getattr(state, "steps", 0)),
+            "steps": state.steps,
             "source": spec.flow.source,
         },
     }

@@ -221,6 +221,8 @@ def test_given_loads_per_space(graph: BuildingGraph, building: str) -> None:
     result = simulate(graph, _spec(building, loads={rooms[0]: 7, rooms[-1]: 4}))
     assert result["occupants"] == {rooms[0]: 7, rooms[-1]: 4}
     assert result["summary"]["everyone_out"]
+    empty = simulate(graph, _spec(building, loads={rooms[0]: 0}))["summary"]
+    assert empty["people"] == 0 and empty["everyone_out"] and empty["t100_s"] == 0.0
 
 
 def test_cli_runs_the_drill(
