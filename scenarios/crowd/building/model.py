@@ -216,9 +216,9 @@ class EvacuationState:
         queue = np.bincount(c.target[waiting], minlength=net.n_links)
         self.peak_queue = np.maximum(self.peak_queue, queue)
         self.queue_person_s += queue * dt
-        self.credit = np.minimum(
-            self.credit + net.capacity_pps * dt, np.maximum(1.0, net.capacity_pps * dt)
-        )
+        # a gate's credit refills at its capacity; one step's worth plus one person at most,
+        # so an idle door lets the first one through at once and a wide one keeps its rate
+        self.credit = np.minimum(self.credit + net.capacity_pps * dt, net.capacity_pps * dt + 1)
         if waiting.size == 0:
             return
         link = c.target[waiting]
