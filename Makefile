@@ -136,3 +136,8 @@ bench-crowd: $(VENV)/.installed-dev ## crowd drill vs JuPedSim on the shared ven
 
 bench-ifc: $(VENV)/.installed-dev ## IFC import against bare IfcOpenShell tessellation (not part of the tests)
 	$(PY) bench/import_ifc.py
+
+.PHONY: bench-evacuation
+
+bench-evacuation: $(VENV)/.installed-dev ## Duplex evacuation: wall time, zone model vs the crowd cell model on Level 1
+	$(PY) bench/evacuation.py

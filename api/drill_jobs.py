@@ -337,6 +337,50 @@ def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
     return work
 
 
+#: The layer a building evacuation leaves for the viewer: peak density per space and stair.
+EVACUATION_LAYER = "evacuation-density"
+
+
+def evacuation_work(body: dict[str, Any], state: TwinState) -> Work:
+    """An evacuation of one imported building: ``{"site", "building": CODE, "load_pm2" |
+    "per_space" | "loads": {SPACE: N} | "live": true, "measures": [{"close": DOOR_OR_STAIR,
+    "at_s"} | {"stage": STOREY, "at_s"}], "dt_s", "max_time_s", "seed"}``. The walk graph is built
+    (and the codes checked) before the job starts; the peak density per space and stair is
+    put on the site as the layer ``evacuation-density``, for the viewer."""
+    from scenarios.crowd.building import EvacuationSpec, live_loads, load_building, simulate
+    from scenarios.crowd.building.model import resolve_measures
+
+    live = body.get("live", False)
+    if not isinstance(live, bool):
+        raise DrillRequestError("evacuation: live must be true or false")
+    given = {k: v for k, v in body.items() if k != "live"}
+    try:
+        spec = EvacuationSpec.from_dict(given)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DrillRequestError(f"evacuation: {exc}") from None
+    state.store.site(spec.site)
+    try:
+        graph = load_building(state.store, spec.site, spec.building)
+        if live:
+            if any(k in given for k in ("load_pm2", "per_space", "loads")):
+                raise ValueError("give live or one of load_pm2, per_space and loads")
+            spec = dataclasses.replace(spec, loads=live_loads(state.settings.store_url, graph))
+        resolve_measures(graph, spec)
+    except ValueError as exc:
+        raise DrillRequestError(f"evacuation: {exc}") from None
+
+    def work(progress: Progress) -> dict[str, Any]:
+        out = simulate(graph, spec, progress)
+        densities = {code: float(v) for code, v in out["max_density_pm2"].items()}
+        state.layers.put(
+            Layer(spec.site, EVACUATION_LAYER, densities, "peak evacuation density", "P/m²")
+        )
+        out["layer"] = {"site": spec.site, "name": EVACUATION_LAYER, "objects": len(densities)}
+        return out
+
+    return work
+
+
 #: drill name -> (adapter, the named inputs it lists)
 ADAPTERS: dict[str, tuple[Callable[[dict[str, Any], TwinState], Work], tuple[str, ...]]] = {
     "traffic": (
@@ -345,4 +389,5 @@ ADAPTERS: dict[str, tuple[Callable[[dict[str, Any], TwinState], Work], tuple[str
     ),
     "flood": (flood_work, ("swmm/NAME.inp",)),
     "crowd": (crowd_work, ("crowd/NAME.wkt", "crowd/NAME.geojson")),
+    "evacuation": (evacuation_work, ()),
 }
