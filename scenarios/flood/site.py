@@ -153,7 +153,8 @@ def _factor(terrain: TerrainGrid, cell_m: float | None) -> int:
     factor = round(ratio)
     if not (np.isfinite(ratio) and factor >= 1 and abs(ratio - factor) <= 0.01 * factor):
         raise ValueError(
-            f"cell_m(={cell_m}) must be a whole multiple of the terrain's {terrain.cell_x:g} m cells"
+            f"cell_m(={cell_m}) must be a whole multiple of the terrain's "
+            f"{terrain.cell_x:g} m cells"
         )
     return int(factor)
 
@@ -286,7 +287,9 @@ def _write_dem(terrain: TerrainGrid, path: Path) -> None:
         "count": 1,
         "dtype": "float64",
         "crs": terrain.crs,
-        "transform": from_origin(terrain.origin_x, terrain.origin_y, terrain.cell_x, terrain.cell_y),
+        "transform": from_origin(
+            terrain.origin_x, terrain.origin_y, terrain.cell_x, terrain.cell_y
+        ),
         "nodata": -9999.0,
     }
     with rasterio.open(path, "w", **profile) as dst:
