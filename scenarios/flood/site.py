@@ -277,7 +277,7 @@ def _features(items: tuple[tuple[str, Any], ...], bounds: Any) -> dict[str, Any]
 
 def _write_dem(terrain: TerrainGrid, path: Path) -> None:
     import rasterio
-    from rasterio.transform import from_origin
+    from affine import Affine
 
     rows, cols = terrain.shape
     profile = {
@@ -287,8 +287,8 @@ def _write_dem(terrain: TerrainGrid, path: Path) -> None:
         "count": 1,
         "dtype": "float64",
         "crs": terrain.crs,
-        "transform": from_origin(
-            terrain.origin_x, terrain.origin_y, terrain.cell_x, terrain.cell_y
+        "transform": Affine(
+            terrain.cell_x, 0.0, terrain.origin_x, 0.0, -terrain.cell_y, terrain.origin_y
         ),
         "nodata": -9999.0,
     }
