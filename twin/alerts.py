@@ -325,7 +325,7 @@ class AlertBook:
         """
         if not drill:
             raise ValueError("a drill alert needs the drill that raised it")
-        ids = []
+        ids: list[int] = []
         with self._lock, self.db.transaction() as cur:
             for alert in alerts:
                 if alert.level < 1:

@@ -5,6 +5,7 @@ the ANUGA road corridor): depth maps, buildings and road closures by CIM code, t
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import rasterio
 from denhaag_twin import TestClient
 
 from api.app import create_app
+from api.cli import main
 from api.keys import KeyStore
 from api.settings import Settings
 from cim.importer import import_source
@@ -34,6 +36,7 @@ class Site:
     display: dict[str, str]
     buildings: set[str]
     road: str
+    store: Path
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     headers = {"X-API-Key": keys.create_key("planner")}
     display = {"X-API-Key": keys.create_key("display")}
     with TestClient(create_app(settings)) as client:
-        yield Site(client, headers, display, buildings, road.code)
+        yield Site(client, headers, display, buildings, road.code, path)
 
 
 def _wait(site: Site, job: dict[str, Any]) -> dict[str, Any]:
@@ -199,3 +202,26 @@ def test_drill_files_serve_only_random_names(site: Site) -> None:
         assert response.status_code in (404, 422), name
     missing = site.client.get(f"/drills/files/{'0' * 32}.tif", headers=site.display)
     assert missing.status_code == 404
+
+
+def test_cli_runs_a_site_drill_from_the_store(
+    site: Site, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--store", str(site.store), "run", "flood", "--site", SITE]
+    argv += ["--storm", "shanghai-2017:50:60", "--duration", "1800", "--cell-m", "4"]
+    assert main([*argv, "--out-dir", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["crs"] == "EPSG:32756" and result["site"] == SITE
+    assert [c["code"] for c in result["closures"]] == [site.road]
+    assert {b["code"] for b in result["affected_buildings"]} <= site.buildings
+    assert sorted(Path(p).name for p in result["files"]) == [
+        "depth.png",
+        "max_depth.tif",
+        "max_depth_tmax.tif",
+    ]
+    with rasterio.open(tmp_path / "max_depth.tif") as src:
+        assert src.crs.to_epsg() == 32756
+    assert main([*argv[:-2], "--cell-m", "0.3", "--json"]) == 1
+    assert "cell_m" in capsys.readouterr().err
+    assert main([*argv, "--dem", "x.tif", "--json"]) == 2
+    assert "exactly one" in capsys.readouterr().err
