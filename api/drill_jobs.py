@@ -541,13 +541,19 @@ def drill_files(state: TwinState) -> Path:
 def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
     """A crowd drill on ``crowd/NAME.wkt`` (or ``.geojson``): ``{"venue": NAME, "agents": N,
     "seed", "measures": [{"exit", "at_s", "rate_pps"}], "releases", "arrivals",
-    "reroute_every_s", ...}``; the result names a PNG density map at ``/drills/files/…``."""
+    "reroute_every_s", ...}``; the result names a PNG density map at ``/drills/files/…``.
+
+    With ``"site"`` and ``"code"`` (the CIM object the venue stands for: a square, a
+    building), each zone's highest density level crossed becomes a drill alert on that object
+    in the live twin (the zone named in the message)."""
     import uuid
 
+    from api.jobs import CURRENT_JOB
     from scenarios.crowd import CrowdSpec
     from scenarios.crowd import run as run_crowd
 
-    _unknown(body, {"venue"} | _CROWD_FIELDS)
+    _unknown(body, {"venue", "site", "code"} | _CROWD_FIELDS)
+    anchor = _crowd_anchor(body, state)
     data_dir = Path(state.settings.data_dir)
     venues = {**catalogue(data_dir, "crowd", ".geojson"), **catalogue(data_dir, "crowd", ".wkt")}
     name = body.get("venue")
@@ -556,7 +562,7 @@ def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
     files = drill_files(state)
     png = files / f"{uuid.uuid4().hex}.png"
     cache = Path(state.settings.cache_path) / "crowd" / f"{name}.npz"
-    given = {k: v for k, v in body.items() if k != "venue"}
+    given = {k: v for k, v in body.items() if k not in ("venue", "site", "code")}
     try:
         spec = CrowdSpec.from_dict(
             {**given, "venue": str(venues[name]), "density_png": str(png), "grid_cache": str(cache)}
@@ -572,13 +578,64 @@ def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
         result = run_crowd(spec, progress)
         out = result.to_dict()
         out.pop("density_png", None)
+        drill_alerts = None
+        if anchor is not None:
+            drill = CURRENT_JOB.get() or f"crowd-{name}"
+            found = crowd_alerts(anchor[0], anchor[1], name, out["alerts"])
+            drill_alerts = raise_drill_alerts(state, drill, found)
         return {
             "summary": result.summary(),
             **out,
             "density_png": f"/drills/files/{png.name}" if png.is_file() else None,
+            "drill_alerts": drill_alerts,
         }
 
     return work
+
+
+def _crowd_anchor(body: dict[str, Any], state: TwinState) -> tuple[str, str] | None:
+    """The CIM object a crowd drill's venue stands for (``site`` and ``code``), if given."""
+    if "site" not in body and "code" not in body:
+        return None
+    site, code = body.get("site"), body.get("code")
+    if not isinstance(site, str) or not _NAME.match(site) or not isinstance(code, str):
+        raise DrillRequestError("site and code must name the CIM object the venue stands for")
+    state.store.get(site, code)
+    return site, code
+
+
+#: Severity of crowd drill alerts by the alert level crossed, persons/m² (the sensor ladder).
+_CROWD_SEVERITY = ((6.0, "purple"), (5.0, "red"), (4.0, "orange"), (2.0, "yellow"))
+
+
+def crowd_alerts(site: str, code: str, venue: str, crossings: list[dict[str, Any]]) -> list[Any]:
+    """Drill alerts of a crowd drill: one per zone, at the highest density level it crossed
+    (first time of that crossing), on the venue's CIM object with the zone in the message."""
+    from twin.alerts import DrillAlert
+
+    worst: dict[str, dict[str, Any]] = {}
+    for crossing in crossings:
+        seen = worst.get(crossing["zone"])
+        if seen is None or crossing["level"] > seen["level"]:
+            worst[crossing["zone"]] = crossing
+    out = []
+    for zone, crossing in sorted(worst.items()):
+        level = float(crossing["level"])
+        rank = sum(1 for threshold, _ in _CROWD_SEVERITY if level >= threshold)
+        severity = next((s for t, s in _CROWD_SEVERITY if level >= t), "yellow")
+        out.append(
+            DrillAlert(
+                site,
+                code,
+                "crowd-density",
+                severity,
+                f"venue {venue} zone {zone}: density {crossing['density']:g} p/m2 passed "
+                f"{level:g} p/m2 at t={crossing['t']:g} s",
+                float(crossing["density"]),
+                max(rank, 1),
+            )
+        )
+    return out
 
 
 #: drill name -> (adapter, the named inputs it lists)

@@ -23,6 +23,7 @@ from api.settings import Settings
 from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import open_store
+from scenarios.traffic.osm import load_osm_roads
 
 ASSETS = Path(__file__).parents[2] / "assets"
 SITE = "merewether"
@@ -225,3 +226,75 @@ def test_cli_runs_a_site_drill_from_the_store(
     assert "cell_m" in capsys.readouterr().err
     assert main([*argv, "--dem", "x.tif", "--json"]) == 2
     assert "exactly one" in capsys.readouterr().err
+
+
+def test_closures_from_a_flood_job_close_those_roads_in_the_traffic_drill(
+    tmp_path: Path,
+) -> None:
+    osm = ASSETS / "traffic" / "west_oakland.osm"
+    store = open_store(tmp_path / "t.db")
+    try:
+        import_source(store, osm, site="oakland")
+        road_of_way = store.codes_of_source("oakland", osm.name)
+    finally:
+        store.close()
+    network, _ = load_osm_roads(osm, deltan=5)
+    way = network.link_codes[0].removeprefix("osm:").split("/")[0]
+    road = road_of_way[way]
+    settings = Settings(store_url=tmp_path / "t.db")
+    headers = {"X-API-Key": KeyStore(settings.keys_path).create_key("planner")}
+    with TestClient(create_app(settings)) as client:
+        state = client.app.state.twin  # type: ignore[attr-defined]
+        # a finished site flood job on oakland (no terrain there yet) closing one road at 600 s
+        flooded = {"closures": [{"code": road, "t_start_s": 600.0, "duration_s": None}]}
+        flooded["layer"] = {"site": "oakland"}  # type: ignore[dict-item]
+        job = state.jobs.submit("flood", "test", lambda progress: flooded, {})
+        job.done.wait(10)
+        body = {
+            "site": "oakland",
+            "osm": "west_oakland",
+            "demand": {"pairs": 20, "seed": 1},
+            "closures_from": job.id,
+            "tmax_s": 1200,
+        }
+        started = client.post("/drills/traffic", json=body, headers=headers)
+        assert started.status_code == 202, started.text
+        done = _wait(
+            Site(client, headers, headers, set(), "", tmp_path), started.json()
+        )  # same polling
+        assert done["state"] == "succeeded", done
+        closed = done["result"]["closures"]
+        assert closed and all(c["t_start_s"] == 600.0 for c in closed)
+        assert {c["link"].split("/")[0] for c in closed} == {f"osm:{way}"}
+        tiles = state.jobs.submit("tiles", "test", lambda progress: {}, {})
+        tiles.done.wait(10)
+        refused = client.post(
+            "/drills/traffic", json={**body, "closures_from": tiles.id}, headers=headers
+        )
+        assert refused.status_code == 400 and "not a site flood drill" in refused.text
+
+
+def test_crowd_drill_on_a_cim_object_raises_zone_alerts(twin: Any) -> None:
+    body = {"venue": "waterfront", "agents": 2000, "seed": 3}
+    body.update(site="denhaag", code=twin.building.code)
+    started = twin.client.post("/drills/crowd", json=body, headers=twin.headers("planner"))
+    assert started.status_code == 202, started.text
+    job = _wait(Site(twin.client, twin.headers("planner"), {}, set(), "", Path()), started.json())
+    assert job["state"] == "succeeded", job
+    zones = {c["zone"] for c in job["result"]["alerts"]}
+    raised = job["result"]["drill_alerts"]
+    assert zones and raised["count"] == len(zones) and raised["drill"] == job["id"]
+    alerts = twin.client.get(
+        "/alerts",
+        params={"source": "drill", "prefix": twin.building.code},
+        headers=twin.headers("display"),
+    ).json()
+    mine = [a for a in alerts if a["drill"] == job["id"]]
+    assert len(mine) == len(zones) and {a["kind"] for a in mine} == {"crowd-density"}
+    assert all(a["objectCode"] == twin.building.code for a in mine)
+    assert all("zone " in a["message"] for a in mine)
+    assert {a["severity"] for a in mine} <= {"yellow", "orange", "red", "purple"}
+    bad = twin.client.post(
+        "/drills/crowd", json={**body, "code": "nope"}, headers=twin.headers("planner")
+    )
+    assert bad.status_code == 404
