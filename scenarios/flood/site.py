@@ -85,13 +85,19 @@ class SiteFloodSpec:
     def __post_init__(self) -> None:
         if not 0 < self.duration_s <= MAX_DURATION_S:
             raise ValueError(f"duration_s(={self.duration_s}) must be in (0, {MAX_DURATION_S:g}]")
-        if not 0 < self.record_step_s <= self.duration_s:
-            raise ValueError(f"record_step_s(={self.record_step_s}) must be in (0, duration_s]")
+        if not 1 <= self.record_step_s <= self.duration_s:
+            raise ValueError(f"record_step_s(={self.record_step_s}) must be in [1, duration_s]")
+        if not 0 < self.manning <= 1:
+            raise ValueError(f"manning(={self.manning}) must be in (0, 1]")
         if self.storm is None and not self.inflows:
             raise ValueError("a site flood drill needs a storm or at least one inflow")
         if self.storm is not None:
             self.hyetograph()  # raises on an unknown formula or parameters out of range
         rows, cols = coarse_shape(self.terrain, self.cell_m)
+        if min(rows, cols) < 3:
+            raise ValueError(
+                f"cell_m(={self.cell_m}) leaves {rows} x {cols} cells: choose a smaller one"
+            )
         if rows * cols > MAX_CELLS:
             raise ValueError(
                 f"{rows} x {cols} = {rows * cols} cells is more than {MAX_CELLS}: "

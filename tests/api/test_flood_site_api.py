@@ -165,6 +165,8 @@ def test_flood_closures_chain_into_a_traffic_drill_of_the_same_site_only(
         ({"site": SITE, "dem": "/etc/passwd", "duration_s": 60}, 400, "unknown fields dem"),
         ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 0.01}, 400, "cell_m"),
         ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1e-300}, 400, "cell_m"),
+        ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1e300}, 400, "cell_m"),
+        ({"site": SITE, "storm": STORM, "duration_s": 60, "record_step_s": 1e-9}, 400, "record"),
         ({"site": SITE, "storm": STORM, "duration_s": 1e9}, 400, "duration_s"),
         ({"site": SITE, "storm": STORM}, 400, "duration_s is required"),
         ({"site": SITE, "duration_s": 60}, 400, "storm or at least one inflow"),
@@ -298,3 +300,18 @@ def test_crowd_drill_on_a_cim_object_raises_zone_alerts(twin: Any) -> None:
         "/drills/crowd", json={**body, "code": "nope"}, headers=twin.headers("planner")
     )
     assert bad.status_code == 404
+
+
+def test_a_drill_over_the_cell_limit_is_refused(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scenarios.flood.site
+
+    # Merewether at 1 m is 416 x 321 = 133 536 cells; a limit of 10 000 refuses it, not 4 m
+    monkeypatch.setattr(scenarios.flood.site, "MAX_CELLS", 10_000)
+    body = {"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1}
+    refused = site.client.post("/drills/flood", json=body, headers=site.headers)
+    assert refused.status_code == 400
+    assert "133536 cells is more than 10000" in refused.json()["error"]["message"]
+    fine = site.client.post("/drills/flood", json={**body, "cell_m": 4}, headers=site.headers)
+    assert fine.status_code == 202 and _wait(site, fine.json())["state"] == "succeeded"
