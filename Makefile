@@ -38,7 +38,7 @@ sample: $(VENV)/.installed ## import the sample sites into $(STORE) (once; re-ru
 	  assets/denhaag_01/denhaag_01_lod2.city.json
 	$(TWIN) --store $(STORE) import --site merewether --skip-imported --default-height 6 \
 	  assets/merewether/merewether_dtm_1m_epsg32756.tif \
-	  assets/merewether/merewether_houses_epsg32756.geojson
+	  assets/merewether/merewether_houses_epsg32756.geojson assets/flood/merewether_road.geojson
 	$(TWIN) --store $(STORE) import --site helsinki --skip-imported \
 	  assets/traffic/helsinki_center.osm.pbf
 	$(TWIN) --store $(STORE) import --site denhaag --skip-imported --at=78600,457900,30 \

@@ -82,12 +82,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.twin = state
         # live twin (SensorThings, MQTT ingest, alerts, cases): own connection and threads
         app.state.live = open_live(config)
+        state.live = app.state.live
         live_layers = LiveLayers(app.state.live.bus, state.layers)
         live_layers.start()
         try:
             yield
         finally:
             await live_layers.stop()
+            state.live = None
             app.state.live.close()
             app.state.live = None
             app.state.twin = None

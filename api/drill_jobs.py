@@ -74,7 +74,8 @@ def traffic_work(body: dict[str, Any], state: TwinState) -> Work:
       the site as the layer ``traffic-grade``, for the viewer.
 
     Both take ``closures`` (closure events: ``link``, ``t_start_s``, ``duration_s``,
-    ``lanes``) and ``tmax_s``, ``deltan``, ``seed``, ``reroute_interval_s``.
+    ``lanes``; a site drill also ``closures_from``, the id of a finished site flood job whose
+    road closures it adds) and ``tmax_s``, ``deltan``, ``seed``, ``reroute_interval_s``.
     """
     from scenarios.traffic import TrafficSpec, load_uxsim_csv
     from scenarios.traffic import run as run_traffic
@@ -83,13 +84,23 @@ def traffic_work(body: dict[str, Any], state: TwinState) -> Work:
     site: str | None = None
     road_of_way: dict[str, str] = {}
     if "site" in body or "osm" in body:
-        _unknown(body, {"site", "osm", "demand", "closures", "meterings", *_TRAFFIC_SETTINGS})
+        _unknown(
+            body,
+            {"site", "osm", "demand", "closures", "closures_from", "meterings", *_TRAFFIC_SETTINGS},
+        )
         site, network, demand, road_of_way = _site_network(body, state, data_dir)
     else:
         _unknown(body, {"network", "closures", "meterings", *_TRAFFIC_SETTINGS})
         nodes = _named(data_dir, "traffic", "_nodes.csv", body, "network")
         network, demand = load_uxsim_csv(str(nodes)[: -len("_nodes.csv")])
-    closures = _closures(body.get("closures", []), network, road_of_way)
+    raw = body.get("closures", [])
+    if site is not None and "closures_from" in body:
+        raw = (
+            [*raw, *_flood_closures(body["closures_from"], state, site)]
+            if isinstance(raw, list)
+            else raw
+        )
+    closures = _closures(raw, network, road_of_way)
     meterings = _meterings(body.get("meterings", []), network)
     settings = {k: body[k] for k in _TRAFFIC_SETTINGS if k in body}
     try:
@@ -198,6 +209,27 @@ def _closures(raw: Any, network: Any, road_of_way: dict[str, str]) -> list[Any]:
     return closures
 
 
+def _flood_closures(job_id: Any, state: TwinState, site: str) -> list[dict[str, Any]]:
+    """The road closures, by CIM road code, of a finished site flood drill on ``site``."""
+    if not isinstance(job_id, str):
+        raise DrillRequestError("closures_from must be the id of a finished site flood job")
+    job = state.jobs.get(job_id)
+    result = job.result or {}
+    if job.kind != "flood" or "closures" not in result:
+        raise DrillRequestError(f"closures_from: job {job_id} is not a site flood drill")
+    if job.state != "succeeded":
+        raise DrillRequestError(f"closures_from: job {job_id} is {job.state}, not succeeded")
+    flooded = result.get("layer", {}).get("site")
+    if flooded != site:
+        raise DrillRequestError(
+            f"closures_from: job {job_id} flooded site {flooded!r}, not {site!r}"
+        )
+    return [
+        {"link": c["code"], "t_start_s": c["t_start_s"], "duration_s": c["duration_s"]}
+        for c in result["closures"]
+    ]
+
+
 def _meterings(raw: Any, network: Any) -> list[Any]:
     from scenarios.traffic import Metering
 
@@ -229,6 +261,20 @@ def _road_grades(
 
 
 def flood_work(body: dict[str, Any], state: TwinState) -> Work:
+    """A flood drill, in one of two modes:
+
+    - ``{"network": NAME, ...}``: a drainage drill on ``swmm/NAME.inp`` (below);
+    - ``{"site": SITE, ...}``: rain on the site's CIM terrain, around its buildings and over
+      its roads (:func:`site_flood_work`).
+    """
+    if "site" in body:
+        if "network" in body:
+            raise DrillRequestError("a flood drill takes either network or site, not both")
+        return site_flood_work(body, state)
+    return network_flood_work(body, state)
+
+
+def network_flood_work(body: dict[str, Any], state: TwinState) -> Work:
     """A drainage drill on ``swmm/NAME.inp``: ``{"network": NAME, "duration_s", "storm":
     {"formula", "return_period_a", "duration_min", "peak_ratio"}, "pump_failures":
     [{"name", "t_s"}], "settings": [{"name", "t_s", "value"}]}``."""
@@ -269,6 +315,204 @@ def flood_work(body: dict[str, Any], state: TwinState) -> Work:
     return work
 
 
+#: The layer a site flood drill leaves for the viewer: maximum depth against each building.
+FLOOD_LAYER = "flood-depth"
+
+_SITE_FLOOD_FIELDS = {
+    "site",
+    "terrain",
+    "storm",
+    "duration_s",
+    "cell_m",
+    "inflows",
+    "manning",
+    "record_step_s",
+    "alerts",
+}
+
+
+def site_flood_spec(body: dict[str, Any], store: Any) -> Any:
+    """The :class:`~scenarios.flood.site.SiteFloodSpec` of a site flood body, read from the
+    site's CIM: its terrain (the one DEM, or ``terrain`` naming its code), its buildings and
+    its roads by code.
+
+    Raises
+    ------
+    NotFoundError
+        If the site or terrain is unknown.
+    DrillRequestError
+        If the body is malformed, the site has no terrain, or the run would be too large.
+    """
+    from scenarios.flood.site import SiteFloodSpec
+    from scenarios.flood.spec import DesignStorm
+    from scenarios.flood.surface_model import PointInflow
+
+    _unknown(body, _SITE_FLOOD_FIELDS)
+    site = body.get("site")
+    if not isinstance(site, str) or not _NAME.match(site):
+        raise DrillRequestError("site must name a site of the CIM")
+    store.site(site)
+    rasters = sorted(store.raster_codes(site))
+    terrain = body.get("terrain")
+    if terrain is None:
+        if not rasters:
+            raise DrillRequestError(
+                f"site {site!r} holds no terrain: import a DEM into it first (twin import DEM.tif)"
+            )
+        terrain = rasters[0]
+    if not isinstance(terrain, str) or terrain not in rasters:
+        raise DrillRequestError(f"terrain must be the code of one of the site's DEMs: {rasters}")
+    storm = body.get("storm")
+    if storm is not None and not isinstance(storm, dict):
+        raise DrillRequestError("storm must be {formula, return_period_a, duration_min, ...}")
+    inflows = body.get("inflows", [])
+    if not isinstance(inflows, list) or len(inflows) > 100:
+        raise DrillRequestError("inflows must be a list of at most 100 {x, y, q_m3s, radius_m}")
+    numbers = {
+        k: body[k] for k in ("duration_s", "cell_m", "manning", "record_step_s") if k in body
+    }
+    for name, value in numbers.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise DrillRequestError(f"{name} must be a number > 0")
+    if "duration_s" not in numbers:
+        raise DrillRequestError("duration_s is required: the simulated seconds")
+    try:
+        design = DesignStorm(**storm) if storm is not None else None
+        points = tuple(PointInflow(**i) for i in inflows)
+        if design is not None and not all(
+            isinstance(getattr(design, k), int | float) for k in ("return_period_a", "duration_min")
+        ):
+            raise ValueError("storm return_period_a and duration_min must be numbers")
+    except (TypeError, ValueError) as exc:
+        raise DrillRequestError(f"flood: {exc}") from None
+    grid = store.raster(site, terrain)
+    buildings = tuple(
+        (o.code, o.footprint) for o in store.by_kind(site, "Building") if o.footprint is not None
+    )
+    roads = tuple(
+        (o.code, o.footprint) for o in store.by_kind(site, "Road") if o.footprint is not None
+    )
+    try:
+        return SiteFloodSpec(
+            terrain=grid,
+            buildings=buildings,
+            roads=roads,
+            duration_s=float(numbers["duration_s"]),
+            storm=design,
+            inflows=points,
+            cell_m=numbers.get("cell_m"),
+            manning=float(numbers.get("manning", 0.03)),
+            record_step_s=float(numbers.get("record_step_s", 60.0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise DrillRequestError(f"flood: {exc}") from None
+
+
+def flood_alerts(site: str, result: dict[str, Any]) -> list[Any]:
+    """Drill alerts of a site flood result: one per closed road and affected building."""
+    from twin.alerts import DrillAlert
+
+    out = []
+    for closure in result["closures"]:
+        depth = float(closure["max_depth_m"])
+        out.append(
+            DrillAlert(
+                site,
+                closure["code"],
+                "road-closure",
+                "alarm" if depth > 0.3 else "warning",
+                f"road {closure['code']} closed by water from t={closure['t_start_s']:g} s "
+                f"(max depth {depth:.2f} m)",
+                depth,
+                2 if depth > 0.3 else 1,
+            )
+        )
+    for building in result["affected_buildings"]:
+        depth = float(building["max_depth_m"])
+        out.append(
+            DrillAlert(
+                site,
+                building["code"],
+                "building-flooded",
+                "alarm" if depth > 0.3 else "warning",
+                f"water against building {building['code']} from t={building['first_t_s']:g} s "
+                f"(max depth {depth:.2f} m)",
+                depth,
+                2 if depth > 0.3 else 1,
+            )
+        )
+    return out
+
+
+def raise_drill_alerts(state: TwinState, drill: str, alerts: list[Any]) -> dict[str, Any] | None:
+    """Put a drill's alerts into the live twin (if it runs); what was raised, for the result."""
+    if state.live is None or not alerts:
+        return None
+    raised = state.live.alerts.raise_drill_alerts(drill, alerts, state.live.clock())
+    return {
+        "source": "drill",
+        "drill": drill,
+        "count": len(raised),
+        "codes": [a["code"] for a in raised],
+    }
+
+
+def site_flood_work(body: dict[str, Any], state: TwinState) -> Work:
+    """A site flood drill: ``{"site": SITE, "storm": {"formula", "return_period_a",
+    "duration_min", "peak_ratio"}, "duration_s", "cell_m", "inflows": [{"x", "y", "q_m3s",
+    "radius_m"}], "terrain", "manning", "record_step_s", "alerts": true}``.
+
+    The result names the max-depth and time-of-max GeoTIFFs and a depth PNG under
+    ``/drills/files/…``, lists affected buildings and closed roads by CIM code, puts the layer
+    ``flood-depth`` (max depth against each building) on the site and, unless ``alerts`` is
+    false, raises a drill alert per closure and affected building in the live twin.
+    """
+    import shutil
+    import tempfile
+    import uuid
+
+    from api.jobs import CURRENT_JOB
+    from scenarios.flood.site import run_site_flood
+
+    spec = site_flood_spec(body, state.store)
+    site = str(body["site"])
+    alerts = body.get("alerts", True)
+    if not isinstance(alerts, bool):
+        raise DrillRequestError("alerts must be true or false")
+    files = drill_files(state)
+
+    def work(progress: Progress) -> dict[str, Any]:
+        files.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=files) as tmp:
+            result = run_site_flood(spec, tmp, progress)
+            names = {}
+            for key, path in (
+                ("max_depth_tif", result.rasters[0]),
+                ("time_of_max_tif", result.rasters[1]),
+                ("depth_png", result.depth_png),
+            ):
+                assert path is not None
+                target = files / f"{uuid.uuid4().hex}{Path(path).suffix}"
+                shutil.move(path, target)
+                names[key] = f"/drills/files/{target.name}"
+        out = result.to_dict()
+        values = {c: round(v, 4) for c, v in result.building_max_depth_m.items()}
+        state.layers.put(
+            Layer(site, FLOOD_LAYER, values, "maximum water depth against the building", "m")
+        )
+        out["layer"] = {"site": site, "name": FLOOD_LAYER, "buildings": len(values)}
+        out["files"] = names
+        out["crs"] = spec.terrain.crs
+        drill = CURRENT_JOB.get() or f"flood-{site}"
+        out["drill"] = drill
+        out["alerts"] = (
+            raise_drill_alerts(state, drill, flood_alerts(site, out)) if alerts else None
+        )
+        return out
+
+    return work
+
+
 #: Crowd spec fields a client may set (file paths are the server's to choose).
 _CROWD_FIELDS = {
     "agents",
@@ -297,13 +541,19 @@ def drill_files(state: TwinState) -> Path:
 def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
     """A crowd drill on ``crowd/NAME.wkt`` (or ``.geojson``): ``{"venue": NAME, "agents": N,
     "seed", "measures": [{"exit", "at_s", "rate_pps"}], "releases", "arrivals",
-    "reroute_every_s", ...}``; the result names a PNG density map at ``/drills/files/…``."""
+    "reroute_every_s", ...}``; the result names a PNG density map at ``/drills/files/…``.
+
+    With ``"site"`` and ``"code"`` (the CIM object the venue stands for: a square, a
+    building), each zone's highest density level crossed becomes a drill alert on that object
+    in the live twin (the zone named in the message)."""
     import uuid
 
+    from api.jobs import CURRENT_JOB
     from scenarios.crowd import CrowdSpec
     from scenarios.crowd import run as run_crowd
 
-    _unknown(body, {"venue"} | _CROWD_FIELDS)
+    _unknown(body, {"venue", "site", "code"} | _CROWD_FIELDS)
+    anchor = _crowd_anchor(body, state)
     data_dir = Path(state.settings.data_dir)
     venues = {**catalogue(data_dir, "crowd", ".geojson"), **catalogue(data_dir, "crowd", ".wkt")}
     name = body.get("venue")
@@ -312,7 +562,7 @@ def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
     files = drill_files(state)
     png = files / f"{uuid.uuid4().hex}.png"
     cache = Path(state.settings.cache_path) / "crowd" / f"{name}.npz"
-    given = {k: v for k, v in body.items() if k != "venue"}
+    given = {k: v for k, v in body.items() if k not in ("venue", "site", "code")}
     try:
         spec = CrowdSpec.from_dict(
             {**given, "venue": str(venues[name]), "density_png": str(png), "grid_cache": str(cache)}
@@ -328,10 +578,16 @@ def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
         result = run_crowd(spec, progress)
         out = result.to_dict()
         out.pop("density_png", None)
+        drill_alerts = None
+        if anchor is not None:
+            drill = CURRENT_JOB.get() or f"crowd-{name}"
+            found = crowd_alerts(anchor[0], anchor[1], name, out["alerts"])
+            drill_alerts = raise_drill_alerts(state, drill, found)
         return {
             "summary": result.summary(),
             **out,
             "density_png": f"/drills/files/{png.name}" if png.is_file() else None,
+            "drill_alerts": drill_alerts,
         }
 
     return work
@@ -379,6 +635,51 @@ def evacuation_work(body: dict[str, Any], state: TwinState) -> Work:
         return out
 
     return work
+
+
+def _crowd_anchor(body: dict[str, Any], state: TwinState) -> tuple[str, str] | None:
+    """The CIM object a crowd drill's venue stands for (``site`` and ``code``), if given."""
+    if "site" not in body and "code" not in body:
+        return None
+    site, code = body.get("site"), body.get("code")
+    if not isinstance(site, str) or not _NAME.match(site) or not isinstance(code, str):
+        raise DrillRequestError("site and code must name the CIM object the venue stands for")
+    state.store.get(site, code)
+    return site, code
+
+
+#: Severity of crowd drill alerts by the alert level crossed, persons/m² (the sensor ladder).
+_CROWD_SEVERITY = ((6.0, "purple"), (5.0, "red"), (4.0, "orange"), (2.0, "yellow"))
+
+
+def crowd_alerts(site: str, code: str, venue: str, crossings: list[dict[str, Any]]) -> list[Any]:
+    """Drill alerts of a crowd drill: one per zone, at the highest density level it crossed
+    (first time of that crossing), on the venue's CIM object with the zone in the message."""
+    from twin.alerts import DrillAlert
+
+    worst: dict[str, dict[str, Any]] = {}
+    for crossing in crossings:
+        seen = worst.get(crossing["zone"])
+        if seen is None or crossing["level"] > seen["level"]:
+            worst[crossing["zone"]] = crossing
+    out = []
+    for zone, crossing in sorted(worst.items()):
+        level = float(crossing["level"])
+        rank = sum(1 for threshold, _ in _CROWD_SEVERITY if level >= threshold)
+        severity = next((s for t, s in _CROWD_SEVERITY if level >= t), "yellow")
+        out.append(
+            DrillAlert(
+                site,
+                code,
+                "crowd-density",
+                severity,
+                f"venue {venue} zone {zone}: density {crossing['density']:g} p/m2 passed "
+                f"{level:g} p/m2 at t={crossing['t']:g} s",
+                float(crossing["density"]),
+                max(rank, 1),
+            )
+        )
+    return out
 
 
 #: drill name -> (adapter, the named inputs it lists)

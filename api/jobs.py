@@ -23,6 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -32,6 +33,9 @@ from cim.errors import NotFoundError, TwinError
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
+
+#: The id of the job whose work runs in this thread (``None`` outside jobs).
+CURRENT_JOB: ContextVar[str | None] = ContextVar("current_job", default=None)
 Work = Callable[[Progress], dict[str, Any]]
 
 
@@ -213,6 +217,7 @@ class JobManager:
             job.progress = min(1.0, max(job.progress, float(fraction)))
             job.message = message
 
+        token = CURRENT_JOB.set(job.id)
         try:
             result = work(progress)
         except JobCancelledError:
@@ -230,6 +235,8 @@ class JobManager:
             with self._lock:
                 self._finish(job, JobState.FAILED, "internal error")
             return
+        finally:
+            CURRENT_JOB.reset(token)
         with self._lock:
             job.result = result
             job.progress = 1.0

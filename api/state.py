@@ -7,7 +7,7 @@ the application stops; routes get it through the :data:`State` dependency.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
@@ -20,6 +20,9 @@ from api.site_views import SiteViews
 from api.tilecache import TileCache
 from cim.errors import StoreError
 from cim.store import Store
+
+if TYPE_CHECKING:
+    from twin.live import LiveTwin
 
 
 @dataclass
@@ -35,6 +38,8 @@ class TwinState:
     jobs : long work running outside the event loop
     layers : value layers per site and their live subscribers
     tiles : built tiles held in memory
+    live : the live twin beside the store, once the application has opened it (drills
+        raise their alerts there)
     """
 
     settings: Settings
@@ -44,6 +49,7 @@ class TwinState:
     jobs: JobManager
     layers: LayerHub = field(default_factory=LayerHub)
     tiles: TileCache = field(default_factory=TileCache)
+    live: LiveTwin | None = None
 
     def close(self) -> None:
         """Stop the jobs, then release the store."""

@@ -9,12 +9,20 @@ object it concerns, a level and severity, a state and a history of events:
 - ``acknowledged`` by an operator while open; ``closed`` by an operator at any time.
 
 One alert per (rule, datastream) is active (open or acknowledged) at a time.
+
+Drill alerts (:meth:`AlertBook.raise_drill_alerts`) are what a drill found — a road a flood
+drill closes, a building it reaches, a crowd zone over a density level — put into the live
+twin beside the real ones so operators can rehearse on them. They carry ``source`` ``drill``
+and the drill that raised them, no rule or datastream, codes ``DR`` + 8 digits, and are
+never counted with sensor alerts: :meth:`AlertBook.find` returns sensor alerts unless asked
+for ``source="drill"`` (or ``"all"``), so vital signs and unit dashboards are unchanged.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,8 +44,35 @@ _OPERATOR_ACTIONS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 _ALERT_COLUMNS = (
     "id, code, rule_id, datastream_id, site, object_code, kind, level, severity, state, "
-    "value, opened, updated, closed, first_reading, message"
+    "value, opened, updated, closed, first_reading, message, source, drill"
 )
+#: Where an alert comes from: a rule on sensor readings, or a drill.
+SOURCES = ("sensor", "drill")
+
+
+@dataclass(frozen=True)
+class DrillAlert:
+    """One finding of a drill to raise as an alert.
+
+    Attributes
+    ----------
+    site : the site drilled
+    object_code : the CIM code it concerns (a road, a building, a venue's site code)
+    kind : what happened (``road-closure``, ``building-flooded``, ``crowd-density``...)
+    severity : ``warning``, ``alarm``...
+    message : for the operator, naming the drill's time of the event
+    value : the measure that crossed its threshold (a depth, a density), or ``None``
+    level : 1 for the mildest
+    """
+
+    site: str
+    object_code: str
+    kind: str
+    severity: str
+    message: str
+    value: float | None = None
+    level: int = 1
+
 
 #: Called when an alert reaches a rule's case level: ``(alert, policy)``.
 CaseOpener = Callable[[dict[str, Any], CasePolicy], None]
@@ -276,6 +311,66 @@ class AlertBook:
         ):
             self.case_opener(alert, policy)
 
+    # -- drills -------------------------------------------------------------------------------
+    def raise_drill_alerts(
+        self, drill: str, alerts: Sequence[DrillAlert], now_us: int
+    ) -> list[dict[str, Any]]:
+        """Open one drill alert per finding, marked ``source="drill"`` with ``drill`` (a job
+        id or drill name); returns them. They open no case and take no part in rules.
+
+        Raises
+        ------
+        ValueError
+            If ``drill`` is empty or a level is below 1.
+        """
+        if not drill:
+            raise ValueError("a drill alert needs the drill that raised it")
+        ids: list[int] = []
+        with self._lock, self.db.transaction() as cur:
+            for alert in alerts:
+                if alert.level < 1:
+                    raise ValueError(f"drill alert level(={alert.level}) must be >= 1")
+                message = f"drill {drill}: {alert.message}"
+                ident = self.db.insert(
+                    cur,
+                    "INSERT INTO live_alerts (code, rule_id, datastream_id, site, object_code, "
+                    "kind, level, severity, state, value, opened, updated, first_reading, message, "
+                    "source, drill) VALUES (?, 0, 0, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, "
+                    "'drill', ?)",
+                    (
+                        f"pending-drill-{drill}-{len(ids)}-{now_us}",
+                        alert.site,
+                        alert.object_code,
+                        alert.kind,
+                        alert.level,
+                        alert.severity,
+                        alert.value,
+                        now_us,
+                        now_us,
+                        now_us,
+                        message,
+                        drill,
+                    ),
+                )
+                cur.execute(
+                    self.db.sql("UPDATE live_alerts SET code = ? WHERE id = ?"),
+                    (f"DR{ident:08d}", ident),
+                )
+                cur.execute(
+                    self.db.sql(
+                        "INSERT INTO live_alert_events (alert_id, t, state, level, severity, "
+                        "value, note) VALUES (?, ?, 'open', ?, ?, ?, ?)"
+                    ),
+                    (ident, now_us, alert.level, alert.severity, alert.value, message),
+                )
+                ids.append(ident)
+        out = [self.get_by_id(i) for i in ids]
+        for alert_json in out:
+            self.bus.publish(
+                {"type": "alert", "code": alert_json["objectCode"], "alert": alert_json}
+            )
+        return out
+
     # -- reading and operator actions ---------------------------------------------------------
     def get_by_id(self, ident: int) -> dict[str, Any]:
         """One alert as JSON, with its history."""
@@ -307,12 +402,24 @@ class AlertBook:
         state: str | None = None,
         scopes: Sequence[str] | None = None,
         limit: int = 1000,
+        source: str = "sensor",
     ) -> list[dict[str, Any]]:
         """Alerts of objects under ``prefix``, newest first; ``state="active"`` for open and
-        acknowledged ones."""
+        acknowledged ones; ``source`` ``sensor`` (the default), ``drill`` or ``all``.
+
+        Raises
+        ------
+        ValueError
+            If ``source`` is none of those.
+        """
+        if source not in (*SOURCES, "all"):
+            raise ValueError(f"source(={source!r}) must be sensor, drill or all")
         scope, params = scope_clause(scopes, "object_code")
         where = f"object_code LIKE ? ESCAPE '\\' AND {scope}"
         args: list[Any] = [_like(prefix), *params]
+        if source != "all":
+            where += " AND source = ?"
+            args.append(source)
         if state == "active":
             where += " AND state IN ('open', 'acknowledged')"
         elif state is not None:
@@ -394,6 +501,8 @@ class AlertBook:
             "closed": format_time(data["closed"]),
             "firstReading": format_time(data["first_reading"]),
             "message": data["message"],
+            "source": data["source"],
+            "drill": data["drill"],
         }
         if history:
             events = self.db.query(

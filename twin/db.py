@@ -74,7 +74,8 @@ _DDL = [
         site TEXT, object_code TEXT, kind TEXT NOT NULL, level BIGINT NOT NULL,
         severity TEXT NOT NULL, state TEXT NOT NULL, value DOUBLE PRECISION,
         opened BIGINT NOT NULL, updated BIGINT NOT NULL, closed BIGINT,
-        first_reading BIGINT NOT NULL, message TEXT NOT NULL)""",
+        first_reading BIGINT NOT NULL, message TEXT NOT NULL,
+        source TEXT NOT NULL DEFAULT 'sensor', drill TEXT)""",
     "CREATE INDEX IF NOT EXISTS live_alerts_object ON live_alerts (object_code)",
     """CREATE TABLE IF NOT EXISTS live_alert_events (
         alert_id BIGINT NOT NULL, t BIGINT NOT NULL, state TEXT NOT NULL, level BIGINT NOT NULL,
@@ -141,8 +142,23 @@ class LiveDb:
             with self.transaction() as cur:
                 for statement in _DDL + (_POSTGRES_DDL if self.postgres else []):
                     cur.execute(self.ddl(statement))
+                self._add_columns(cur)
         except Exception as exc:
             raise StoreError(f"{self.store.url}: cannot prepare the live tables ({exc})") from exc
+
+    def _add_columns(self, cur: Any) -> None:
+        """Columns added since a table was first made: alerts' ``source`` (``sensor`` or
+        ``drill``) and ``drill`` (the drill that raised it)."""
+        added = {"source": "TEXT NOT NULL DEFAULT 'sensor'", "drill": "TEXT"}
+        if self.postgres:
+            for name, kind in added.items():
+                cur.execute(f"ALTER TABLE live_alerts ADD COLUMN IF NOT EXISTS {name} {kind}")
+            return
+        cur.execute("PRAGMA table_info(live_alerts)")
+        present = {str(row[1]) for row in cur.fetchall()}
+        for name, kind in added.items():
+            if name not in present:
+                cur.execute(f"ALTER TABLE live_alerts ADD COLUMN {name} {kind}")
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

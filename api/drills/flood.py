@@ -10,6 +10,11 @@ Surface::
     twin run flood --dem FILE.tif [--buildings FILE.geojson] [--manning N]
                    [--manning-zone POLYGON_FILE:N ...] --inflow X,Y,Q[,RADIUS] --duration S
                    [--probe X,Y ...] [--max-depth-tif OUT.tif] --json
+
+Site (terrain, buildings and roads from the CIM store, rain from a design storm)::
+
+    twin --store STORE run flood --site SITE --storm FORMULA:P:MINUTES[:R] --duration S
+                   [--cell-m M] [--inflow X,Y,Q[,RADIUS] ...] [--out-dir DIR] --json
 """
 
 from __future__ import annotations
@@ -21,7 +26,10 @@ from typing import Any
 
 from api.progress import progress_bar
 
-HELP = "flood drill: route a SWMM network (--inp) or flood a DEM surface (--dem)"
+HELP = (
+    "flood drill: route a SWMM network (--inp), flood a DEM surface (--dem) "
+    "or a site of the store (--site)"
+)
 
 
 def _numbers(text: str, low: int, high: int, name: str) -> tuple[float, ...]:
@@ -101,6 +109,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``twin run flood``."""
     parser.add_argument("--inp", type=Path, help="SWMM 5 input file (network run)")
     parser.add_argument("--dem", type=Path, help="DEM GeoTIFF (surface run)")
+    parser.add_argument(
+        "--site", help="site of the store: its DEM, buildings and roads (site run, with --storm)"
+    )
+    parser.add_argument(
+        "--cell-m", type=float, help="site run: coarsen the DEM to this cell size, m (e.g. 2, 4)"
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        help="site run: write max_depth.tif, max_depth_tmax.tif and depth.png here",
+    )
     parser.add_argument("--duration", type=float, help="simulated seconds (default: the file's)")
     parser.add_argument(
         "--pump-fail",
@@ -169,11 +188,54 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cim.errors.TwinError
         For unreadable files and unknown objects.
     """
-    if (args.inp is None) == (args.dem is None):
-        raise ValueError("give exactly one of --inp (network) or --dem (surface)")
+    given = [a for a in ("inp", "dem", "site") if getattr(args, a) is not None]
+    if len(given) != 1:
+        raise ValueError("give exactly one of --inp (network), --dem (surface) or --site (site)")
     if args.inp is not None:
         return _run_network(args)
+    if args.site is not None:
+        return _run_site(args)
     return _run_surface(args)
+
+
+def _run_site(args: argparse.Namespace) -> dict[str, Any]:
+    import shutil
+    import tempfile
+
+    from api.drill_jobs import site_flood_spec
+    from cim.store import open_store
+    from scenarios.flood.site import run_site_flood
+
+    if args.duration is None:
+        raise ValueError("--site runs need --duration S")
+    body: dict[str, Any] = {"site": args.site, "duration_s": args.duration}
+    if args.storm:
+        body["storm"] = args.storm
+    if args.cell_m is not None:
+        body["cell_m"] = args.cell_m
+    if args.manning != 0.03:
+        body["manning"] = args.manning
+    body["inflows"] = [
+        dict(zip(("x", "y", "q_m3s", "radius_m"), values, strict=False)) for values in args.inflow
+    ]
+    store = open_store(args.store)
+    try:
+        spec = site_flood_spec(body, store)
+    finally:
+        store.close()
+    with tempfile.TemporaryDirectory() as tmp, progress_bar(args.json) as progress:
+        result = run_site_flood(spec, tmp, progress)
+        out = result.to_dict()
+        if args.out_dir is not None:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+            written = []
+            for path in (*result.rasters, result.depth_png):
+                assert path is not None
+                written.append(str(shutil.copy(path, args.out_dir / Path(path).name)))
+            out["files"] = written
+    out["site"] = args.site
+    out["crs"] = spec.terrain.crs
+    return out
 
 
 def _run_network(args: argparse.Namespace) -> dict[str, Any]:

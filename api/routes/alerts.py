@@ -112,9 +112,14 @@ def list_alerts(
         str | None, Query(description="open, acknowledged, cleared, closed or active")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    source: Annotated[
+        Literal["sensor", "drill", "all"],
+        Query(description="sensor alerts (default), drill alerts (marked with their drill) or all"),
+    ] = "sensor",
 ) -> list[dict[str, Any]]:
-    """Alerts of objects under ``prefix``, newest first."""
-    return live.alerts.find(prefix, state, scopes_of(principal), limit)
+    """Alerts of objects under ``prefix``, newest first: those of sensor rules unless
+    ``source`` asks for the alerts drills raised (``drill``) or both (``all``)."""
+    return live.alerts.find(prefix, state, scopes_of(principal), limit, source)
 
 
 @router.get("/alerts/{code}")

@@ -64,15 +64,21 @@ def start_drill(
     return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
 
+_MEDIA_TYPES = {".png": "image/png", ".tif": "image/tiff"}
+
+
 @router.get(
-    "/files/{name}", response_class=Response, responses={200: {"content": {"image/png": {}}}}
+    "/files/{name}",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}, "image/tiff": {}}}},
 )
 def drill_file(
     state: State,
     principal: Reader,
-    name: str = PathParam(pattern=r"^[0-9a-f]{32}\.png$"),
+    name: str = PathParam(pattern=r"^[0-9a-f]{32}\.(png|tif)$"),
 ) -> Response:
-    """A file a drill left (a crowd density map), by the random name its job result gives.
+    """A file a drill left (a crowd density map, a flood depth map or GeoTIFF), by the
+    random name its job result gives.
 
     Raises
     ------
@@ -82,4 +88,4 @@ def drill_file(
     path = drill_files(state) / name
     if not path.is_file():
         raise NotFoundError(f"no drill file {name!r}")
-    return Response(path.read_bytes(), media_type="image/png")
+    return Response(path.read_bytes(), media_type=_MEDIA_TYPES[path.suffix])
