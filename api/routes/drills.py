@@ -1,7 +1,8 @@
 """``/drills``: run a flood, crowd or traffic drill as a job.
 
 ``GET /drills`` lists the drills and the named inputs the server holds for each;
-``POST /drills/{name}`` (planner, admin) checks the body at once and answers ``202`` with the
+``POST /drills/{name}`` (planner, admin; a unit pilot the evacuation of its own building)
+checks the body at once and answers ``202`` with the
 job; ``GET /jobs/{id}`` gives progress and, when done, the drill's result.
 """
 
@@ -14,8 +15,10 @@ from fastapi import APIRouter, Body
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 
-from api.auth import Reader, Writer
+from api.auth import WRITE_ROLES, Reader
 from api.drill_jobs import ADAPTERS, catalogue, drill_files
+from api.errors import PermissionDeniedError
+from api.keys import Principal, Role
 from api.state import State
 from cim.errors import NotFoundError
 
@@ -40,22 +43,42 @@ def list_drills(state: State, principal: Reader) -> list[dict[str, Any]]:
     ]
 
 
+#: Drills a unit pilot may run on a building of its own unit (the body's ``building``).
+PILOT_DRILLS = ("evacuation",)
+
+
+def _may_start(principal: Principal, name: str, body: dict[str, Any]) -> None:
+    """Planners and admins start any drill; a pilot only the evacuation of its own unit."""
+    if principal.role in WRITE_ROLES:
+        return
+    if principal.role is not Role.PILOT or name not in PILOT_DRILLS:
+        raise PermissionDeniedError(f"a {principal.role.value} key may not start a {name} drill")
+    building = body.get("building")
+    if not isinstance(building, str) or not principal.sees(building):
+        raise NotFoundError(f"no building {building!r} in this key's unit")
+
+
 @router.post("/{name}", status_code=202, response_model=None)
 def start_drill(
     name: str,
     state: State,
-    principal: Writer,
+    principal: Reader,
     body: dict[str, Any] = Body(...),  # noqa: B008
 ) -> JSONResponse:
-    """Start a drill; ``202`` with the job (``Location: /jobs/{id}``).
+    """Start a drill; ``202`` with the job (``Location: /jobs/{id}``). Planners and admins
+    start any drill; a pilot key the evacuation of a building in its unit.
 
     Raises
     ------
+    PermissionDeniedError
+        If the key's role may not start this drill (403).
     NotFoundError
-        If there is no such drill or named input.
+        If there is no such drill or named input, or a pilot names a building outside its
+        unit.
     DrillRequestError
         If the body is malformed (400).
     """
+    _may_start(principal, name, body)
     if name not in ADAPTERS:
         raise NotFoundError(f"no drill {name!r}; known: {', '.join(sorted(ADAPTERS))}")
     adapter, _ = ADAPTERS[name]

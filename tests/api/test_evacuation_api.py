@@ -114,12 +114,31 @@ def test_bad_requests_are_refused_before_a_job_starts(
     assert message in answer.text
 
 
-def test_a_pilot_of_the_building_may_not_start_a_drill(
+def test_a_pilot_runs_the_evacuation_of_its_own_building_only(
     served: tuple[TestClient, dict[str, dict[str, str]], str, dict[str, str]],
 ) -> None:
     client, headers, building, _ = served
-    body = {"site": SITE, "building": building}
-    assert client.post("/drills/evacuation", json=body, headers=headers["pilot"]).status_code == 403
+    pilot = headers["pilot"]
+    body = {"site": SITE, "building": building, "load_pm2": 0.2}
+    started = client.post("/drills/evacuation", json=body, headers=pilot)
+    assert started.status_code == 202, started.text
+    job = started.json()["id"]
+    for _ in range(600):
+        state = client.get(f"/jobs/{job}", headers=pilot).json()
+        if state["state"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.05)
+    assert state["state"] == "succeeded", state
+    assert state["result"]["summary"]["everyone_out"] is True
+    # the job is the pilot's own, not a planner's
+    assert client.get(f"/jobs/{job}", headers=headers["planner"]).status_code == 404
+    # another building, another drill, or a display key: refused
+    other = {"site": SITE, "building": "990100001001999010001"}
+    assert client.post("/drills/evacuation", json=other, headers=pilot).status_code == 404
+    crowd = {"venue": "waterfront", "agents": 10}
+    assert client.post("/drills/crowd", json=crowd, headers=pilot).status_code == 403
+    display = headers["display"]
+    assert client.post("/drills/evacuation", json=body, headers=display).status_code == 403
 
 
 def test_live_people_counts_of_the_rooms_are_the_occupants(
