@@ -21,7 +21,7 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
   layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0, unitCode: null,
-  dashboard: null, snapshotBytes: 0, markers: [],
+  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null,
 };
 window.twinViewer = viewer;
 
@@ -442,6 +442,7 @@ async function refreshUnit(site, first) {
   storey.replaceChildren(new Option('whole unit', ''), ...board.storeys.map((s) => new Option(s.name || s.code, s.code)));
   storey.hidden = board.storeys.length === 0;
   storey.onchange = () => loadUnit(site, null, storey.value || null).catch(fail);
+  $('evacuate').onclick = () => evacuate(site).catch(fail);
   $('snapshot').hidden = false;
   $('snapshot').onclick = async () => {
     const code = storey.value || viewer.unitCode;
@@ -449,6 +450,48 @@ async function refreshUnit(site, first) {
     viewer.snapshotBytes = png.size;
     window.open(URL.createObjectURL(png), '_blank');
   };
+}
+
+// the unit's evacuation drill: live people counts where the rooms have counters, else
+// 0.2 persons/m²; the result lists per-storey times and the bottleneck doors and stairs,
+// and the rooms are coloured by their peak density (the layer the drill leaves)
+async function evacuate(site) {
+  const button = $('evacuate');
+  button.disabled = true;
+  try {
+    const board = viewer.dashboard;
+    const body = { site, building: viewer.unitCode };
+    if (board && board.sensorsOnline > 0 && board.occupancy) body.live = true;
+    else body.load_pm2 = 0.2;
+    const started = await api('/drills/evacuation', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+    });
+    let job = await started.json();
+    while (job.state !== 'succeeded' && job.state !== 'failed' && job.state !== 'cancelled') {
+      button.textContent = `evacuation drill ${Math.round(100 * (job.progress || 0))} %`;
+      await new Promise((r) => setTimeout(r, 300));
+      job = await (await api(`/jobs/${job.id}`)).json();
+    }
+    if (job.state !== 'succeeded') throw new Error(`evacuation drill ${job.state}: ${(job.error && job.error.message) || ''}`);
+    const result = job.result;
+    viewer.evacuation = result;
+    const s = result.summary;
+    $('evacuation').hidden = false;
+    $('evacuation-total').textContent = `${s.out} / ${s.people} out · T100 ${s.t100_s} s · T90 ${s.t90_s} s`;
+    $('evacuation-storeys').replaceChildren(...result.storeys.map((st) => Object.assign(
+      document.createElement('li'), { textContent: `${st.name}: ${st.people} people, out ${st.out_s} s${st.trapped ? `, ${st.trapped} trapped` : ''}` })));
+    $('evacuation-bottlenecks').replaceChildren(...s.bottlenecks.slice(0, 3).map((b) => Object.assign(
+      document.createElement('li'), { textContent: `${b.kind} …${b.code.slice(-6)} · queue ${b.peak_queue}` })));
+    // the drill leaves its layer on the site; it arrives over the layer stream
+    for (let i = 0; i < 50 && !layers.has('evacuation-density'); i++) await new Promise((r) => setTimeout(r, 100));
+    if (layers.has('evacuation-density')) {
+      $('layer').value = 'evacuation-density';
+      $('layer').dispatchEvent(new Event('change'));
+    }
+  } finally {
+    button.disabled = false;
+    button.textContent = 'evacuation drill';
+  }
 }
 
 async function loadSite(site) {

@@ -377,6 +377,16 @@ def test_the_unit_page_of_a_building_pilot(
     assert marker["code"] == space.code and marker["severity"] == "red"
     OUTPUT.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(OUTPUT / "viewer-unit-sensors.png"))
+    # the pilot runs its building's evacuation: everyone out, storeys listed, rooms coloured
+    browser.find_element(By.ID, "evacuate").click()
+    _wait(browser, "window.twinViewer.evacuation !== null", 60)
+    summary = browser.execute_script("return window.twinViewer.evacuation.summary")
+    assert summary["everyone_out"] and summary["people"] == 7  # the room's live count
+    assert "T100" in browser.find_element(By.ID, "evacuation-total").text
+    assert browser.find_elements(By.CSS_SELECTOR, "#evacuation-storeys li")
+    _wait(browser, "(window.twinViewer.layer || {}).name === 'evacuation-density'")
+    _wait(browser, "window.twinViewer.coloured > 0")
+    browser.save_screenshot(str(OUTPUT / "viewer-unit-evacuation.png"))
     storeys = browser.execute_script(
         "return [...document.getElementById('storey').options].map(o => o.value)"
     )
