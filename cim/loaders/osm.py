@@ -4,7 +4,8 @@ Every way tagged ``highway=*`` of a road or street class becomes one ``Road`` ob
 a walkway class (:data:`WALKWAY_CLASSES`) one ``Walkway`` (both unit class 04): its centre
 line buffered to the carriageway width with flat ends and extruded as a thin slab
 (``SURFACE_M``), so that roads are pickable features of the tiles and can be coloured by a
-value (a drill's congestion grade, a flood's depth). The width is the ``width`` tag, else lanes x lane width, else a default by class (below).
+value (a drill's congestion grade, a flood's depth). The width is the ``width`` tag, else
+lanes x lane width, else a default by class (below).
 Tags are kept as attributes; ``osm_nodes`` keeps the way's node ids, so a network can be
 rebuilt from the CIM, ``osm_lonlat`` their WGS84 positions and ``length_m`` the way's
 length; ``source_id`` is ``w<way id>`` (the traffic model's link codes
