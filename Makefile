@@ -136,3 +136,10 @@ bench-crowd: $(VENV)/.installed-dev ## crowd drill vs JuPedSim on the shared ven
 
 bench-ifc: $(VENV)/.installed-dev ## IFC import against bare IfcOpenShell tessellation (not part of the tests)
 	$(PY) bench/import_ifc.py
+
+sample-networks: $(VENV)/.installed ## import the Bellinge drainage network (SWMM) and West Oakland walkways into $(STORE)
+	$(TWIN) --store $(STORE) import --site bellinge --skip-imported --crs EPSG:32632 \
+	  assets/swmm/bellinge_small.inp
+	$(TWIN) --store $(STORE) import --site oakland --skip-imported assets/crowd/west_oakland.osm
+
+.PHONY: sample-networks

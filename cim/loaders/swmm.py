@@ -256,8 +256,12 @@ def load_swmm(path: str | Path, crs: str | None) -> ParsedSource:
                     "in_offset_m": round(offsets[0], 4),
                     "out_offset_m": round(offsets[1], 4),
                 }
-                shape, geoms, barrels = sections.get(name, ("CIRCULAR", [1.0, 0.0, 0.0, 0.0], 1))
+                shape, geoms, barrels, named = sections.get(
+                    name, ("CIRCULAR", [1.0, 0.0, 0.0, 0.0], 1, None)
+                )
                 attributes |= {"shape": shape, "barrels": barrels}
+                if named is not None:
+                    attributes["section_name"] = named
                 attributes |= {f"geom{i + 1}": g for i, g in enumerate(geoms)}
                 height = max(geoms[0] * length_m, 0.05)
                 wide = shape.startswith(("RECT", "TRAPEZOIDAL", "TRIANGULAR", "HORIZ", "ARCH"))
@@ -383,19 +387,24 @@ def _vertices(inp: _File) -> dict[str, list[tuple[float, float]]]:
     return _coordinates_lists(inp, "VERTICES")
 
 
-def _cross_sections(inp: _File) -> dict[str, tuple[str, list[float], int]]:
-    out: dict[str, tuple[str, list[float], int]] = {}
+def _cross_sections(inp: _File) -> dict[str, tuple[str, list[float], int, str | None]]:
+    """Per link: shape, geom1..4 as written, barrels, and the curve, transect or street
+    section the shape names (``None`` for geometric shapes)."""
+    out: dict[str, tuple[str, list[float], int, str | None]] = {}
     for lineno, t in inp.rows("XSECTIONS"):
         if len(t) < 3:
             raise inp.fail(lineno, "cross-section needs link, shape and geom1", t[0])
         shape = t[1].upper()
-        if shape in ("CUSTOM", "IRREGULAR", "STREET"):
-            # geom2 names a curve or transect: keep the depth only
-            geoms = [inp.number(lineno, t, 2, "geom1") if shape != "IRREGULAR" else 1.0]
-            geoms += [0.0, 0.0, 0.0]
-            barrels = 1
+        named: str | None = None
+        if shape in ("IRREGULAR", "STREET"):
+            # geom1 names a transect or street section: drawn 1 m high
+            geoms, barrels, named = [1.0, 0.0, 0.0, 0.0], 1, t[2]
+        elif shape == "CUSTOM":
+            # geom2 names the shape curve: keep the full height only
+            geoms, barrels = [inp.number(lineno, t, 2, "geom1"), 0.0, 0.0, 0.0], 1
+            named = t[3] if len(t) > 3 else None
         else:
             geoms = [inp.optional(lineno, t, i, f"geom{i - 1}") for i in range(2, 6)]
             barrels = int(inp.optional(lineno, t, 6, "barrels")) or 1
-        out[t[0]] = (shape, geoms, barrels)
+        out[t[0]] = (shape, geoms, barrels, named)
     return out

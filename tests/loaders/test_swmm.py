@@ -183,3 +183,15 @@ def test_a_malformed_row_is_refused_with_its_line(
     bad.write_text(text.replace(old, new, 1))
     with pytest.raises(SourceError, match=message):
         load_swmm(bad, "EPSG:32632")
+
+
+def test_named_sections_keep_their_name(tmp_path: Path, assets: Path) -> None:
+    text = (assets / "swmm" / "bellinge_small.inp").read_text()
+    old = "G72F821_G72F820_l1 CIRCULAR     0.2 "
+    assert old in text
+    street = tmp_path / "street.inp"
+    street.write_text(text.replace(old, "G72F821_G72F820_l1 STREET FullStreet "))
+    parsed = load_swmm(street, "EPSG:32632")
+    (conduit,) = [o for o in parsed.objects if o.source_id == "G72F821_G72F820_l1"]
+    assert conduit.attributes["shape"] == "STREET"
+    assert conduit.attributes["section_name"] == "FullStreet"
