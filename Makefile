@@ -43,6 +43,9 @@ sample: $(VENV)/.installed ## import the sample sites into $(STORE) (once; re-ru
 	  assets/traffic/helsinki_center.osm.pbf
 	$(TWIN) --store $(STORE) import --site denhaag --skip-imported --at=78600,457900,30 \
 	  assets/ifc/Duplex_A_20110907.ifc
+	$(TWIN) --store $(STORE) import --site bellinge --skip-imported --crs EPSG:32632 \
+	  assets/swmm/bellinge_small.inp
+	$(TWIN) --store $(STORE) import --site oakland --skip-imported assets/crowd/west_oakland.osm
 
 key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 	@$(TWIN) --store $(STORE) keys create --role admin --name make-run \

@@ -8,6 +8,7 @@ suffix                          loader
 ``.geojson``                     :func:`cim.loaders.geojson.load_geojson`
 ``.osm``, ``.osm.pbf``           :func:`cim.loaders.osm.load_osm`
 ``.tif``, ``.tiff``              :func:`cim.loaders.dem.load_dem`
+``.inp``                         :func:`cim.loaders.swmm.load_swmm` (needs ``crs``)
 ``.ifc``                         :func:`cim.loaders.ifc.load_ifc` (``ifc`` extra)
 ==============================  ==========================================
 """
@@ -36,6 +37,7 @@ _FORMATS = {
     ".tif": "dem",
     ".tiff": "dem",
     ".ifc": "ifc",
+    ".inp": "swmm",
 }
 
 
@@ -45,7 +47,8 @@ class LoadOptions:
 
     Attributes
     ----------
-    crs : the file's CRS when it declares none (or to override it), e.g. ``"EPSG:28992"``
+    crs : the file's CRS when it declares none (or to override it), e.g. ``"EPSG:28992"``;
+        required for SWMM ``.inp`` files
     lod : the CityJSON LoD to take; the highest by default
     offset, scale, up_axis : for meshes stored relative to an origin or in other units:
         ``real = vertex * scale + offset``; ``up_axis`` ``"y"`` for y-up glTF
@@ -119,6 +122,10 @@ def load_source(path: str | Path, options: LoadOptions | None = None) -> ParsedS
         from cim.loaders.osm import load_osm
 
         return load_osm(path)
+    if family == "swmm":
+        from cim.loaders.swmm import load_swmm
+
+        return load_swmm(path, crs=opts.crs)
     if family == "ifc":
         from cim.loaders.ifc import load_ifc
 

@@ -1,13 +1,20 @@
-"""OpenStreetMap streets (``.osm`` XML, ``.osm.pbf``) as road objects of the CIM.
+"""OpenStreetMap streets and walkways (``.osm`` XML, ``.osm.pbf``) as objects of the CIM.
 
-Every way tagged ``highway=*`` of a road, street or walkway class becomes one ``Road``
-object (unit class 04): its centre line buffered to the carriageway width with flat ends
-and extruded as a thin slab (``SURFACE_M``), so that roads are pickable features of the
-tiles and can be coloured by a value (a drill's congestion grade, a flood's depth). The
-width is the ``width`` tag, else lanes x lane width, else a default by class (below).
+Every way tagged ``highway=*`` of a road or street class becomes one ``Road`` object, and of
+a walkway class (:data:`WALKWAY_CLASSES`) one ``Walkway`` (both unit class 04): its centre
+line buffered to the carriageway width with flat ends and extruded as a thin slab
+(``SURFACE_M``), so that roads are pickable features of the tiles and can be coloured by a
+value (a drill's congestion grade, a flood's depth). The width is the ``width`` tag, else
+lanes x lane width, else a default by class (below).
 Tags are kept as attributes; ``osm_nodes`` keeps the way's node ids, so a network can be
-rebuilt from the CIM, and ``source_id`` is ``w<way id>`` (the traffic model's link codes
-``osm:w<way id>/<segment><direction>`` name the same way).
+rebuilt from the CIM, ``osm_lonlat`` their WGS84 positions and ``length_m`` the way's
+length; ``source_id`` is ``w<way id>`` (the traffic model's link codes
+``osm:w<way id>/<segment><direction>`` name the same way). Pedestrian areas (squares,
+plazas: a walkway class with ``area=yes`` on a closed way, or a multipolygon relation) become
+``PedestrianArea`` objects (unit class 06, CityGML's TransportSquare) with ``area_m2``,
+``width_m`` (the ``width`` tag, else the short side of their minimum rotated rectangle), their
+ring nodes in ``osm_nodes`` (outer ring first) and source id ``w<way>`` or ``r<relation>``.
+:mod:`cim.networks.walkways` rebuilds the walk graph from these objects.
 
 Coordinates are projected from WGS84 to the data's UTM zone by the loader itself, since
 widths are metres; the importer then takes them into the site's CRS. Files are read with
@@ -57,7 +64,11 @@ CLASS_WIDTHS: dict[str, tuple[int, float]] = {
     "path": (0, 1.5),
     "cycleway": (0, 2.0),
     "steps": (0, 2.0),
+    "corridor": (0, 2.0),
 }
+
+#: highway=* classes of ways people walk on rather than drive: ``Walkway`` objects
+WALKWAY_CLASSES = frozenset({"footway", "pedestrian", "path", "steps", "corridor"})
 
 
 def _positive(text: str | None) -> float | None:
@@ -77,7 +88,7 @@ def road_width_m(tags: dict[str, str]) -> float:
     if width is not None:
         return width
     lanes = _positive(tags.get("lanes"))
-    if lanes is not None and tags.get("highway") not in ("footway", "path", "steps"):
+    if lanes is not None and tags.get("highway") not in WALKWAY_CLASSES:
         return lanes * LANE_M
     return CLASS_WIDTHS.get(tags.get("highway", ""), (1, 4.0))[1]
 
@@ -127,13 +138,56 @@ def read_ways(path: Path, highways: set[str], skip_access: bool = False) -> list
     return ways
 
 
+#: A pedestrian area: source id, tags, polygons as rings of (node id, lon, lat), outer first.
+Area = tuple[str, dict[str, str], list[list[list[tuple[int, float, float]]]]]
+
+
+def read_areas(path: Path, highways: frozenset[str]) -> list[Area]:
+    """The areas of an OSM file tagged ``highway`` = one of ``highways``: closed ways with
+    ``area=yes`` and multipolygon relations, as pyosmium's area assembler builds them.
+
+    Raises
+    ------
+    SourceError
+        If the file is not readable as OSM.
+    """
+    import osmium
+
+    areas: list[Area] = []
+    try:
+        processor = (
+            osmium.FileProcessor(str(path))
+            .with_areas()
+            .with_filter(osmium.filter.KeyFilter("highway"))
+        )
+        for obj in processor:
+            if not isinstance(obj, osmium.osm.Area):
+                continue
+            tags = dict(obj.tags)
+            if tags.get("highway") not in highways:
+                continue
+            if obj.from_way() and tags.get("area") != "yes":
+                continue  # a closed way without area=yes is a loop, read as a line
+            polygons = []
+            for outer in obj.outer_rings():
+                rings = [outer, *obj.inner_rings(outer)]
+                polygons.append([[(n.ref, n.lon, n.lat) for n in ring] for ring in rings])
+            if polygons:
+                sid = f"{'w' if obj.from_way() else 'r'}{obj.orig_id()}"
+                areas.append((sid, tags, polygons))
+    except RuntimeError as exc:
+        raise SourceError(path, f"not a readable OSM file ({exc})") from None
+    return areas
+
+
 def load_osm(path: str | Path) -> ParsedSource:
     """Parse the streets of an OSM file.
 
     Returns
     -------
     ParsedSource
-        One ``Road`` per street way, in file order, in the UTM zone of the data.
+        One ``Road`` or ``Walkway`` per street way in file order, then one
+        ``PedestrianArea`` per pedestrian area, in the UTM zone of the data.
 
     Raises
     ------
@@ -142,24 +196,28 @@ def load_osm(path: str | Path) -> ParsedSource:
     """
     path = Path(path)
     ways = read_ways(path, set(CLASS_WIDTHS))
-    if not ways:
+    areas = read_areas(path, WALKWAY_CLASSES)
+    if not ways and not areas:
         raise SourceError(path, f"no streets (highway={', '.join(sorted(CLASS_WIDTHS))})")
 
     wgs84 = pyproj.CRS.from_epsg(4326)
-    all_lon = np.concatenate([np.asarray(w[3]) for w in ways])
-    all_lat = np.concatenate([np.asarray(w[4]) for w in ways])
+    all_lon = np.concatenate([np.asarray(w[3]) for w in ways] + [_ring_column(areas, 1)])
+    all_lat = np.concatenate([np.asarray(w[4]) for w in ways] + [_ring_column(areas, 2)])
     utm = site_crs_for(wgs84, (float(all_lon.mean()), float(all_lat.mean())))
     sizes = np.array([len(w[2]) for w in ways])
     lonlat = np.column_stack([all_lon, all_lat, np.zeros(len(all_lon))])
-    xy = transform_points(lonlat, wgs84, utm)[:, :2]
+    xy_all = transform_points(lonlat, wgs84, utm)[:, :2]
+    xy = xy_all[: int(sizes.sum())]
     lines = shapely.linestrings(xy, indices=np.repeat(np.arange(len(ways)), sizes))
+    lengths = shapely.length(lines)
     widths = np.array([road_width_m(w[1]) for w in ways])
     ribbons = shapely.buffer(lines, widths / 2, cap_style="flat", join_style="round")
     ribbons = shapely.make_valid(ribbons)
 
     objects: list[SourceObject] = []
     rings = _Rings()
-    for (way_id, tags, refs, _, _), ribbon, width in zip(ways, ribbons, widths, strict=True):
+    rows = zip(ways, ribbons, widths, lengths, strict=True)
+    for (way_id, tags, refs, lons, lats), ribbon, width, length in rows:
         polygons = _polygons(ribbon)
         if not polygons:
             continue
@@ -168,14 +226,64 @@ def load_osm(path: str | Path) -> ParsedSource:
             **tags,
             "osm_id": way_id,
             "osm_nodes": refs,
+            "osm_lonlat": _lonlat(lons, lats),
+            "width_m": round(float(width), 2),
+            "length_m": round(float(length), 3),
+            "lod": "1",
+        }
+        kind = "Walkway" if tags["highway"] in WALKWAY_CLASSES else "Road"
+        if kind == "Walkway":
+            attributes["area_m2"] = round(float(width * length), 2)
+        name = tags.get("name") or tags.get("ref") or f"{tags['highway']} {sid}"
+        objects.append(SourceObject(sid, kind, name, None, attributes))
+        _add_polygons(path, sid, polygons, rings)
+    start = int(sizes.sum())
+    for sid, tags, area_rings in areas:
+        shapes = []
+        for polygon in area_rings:
+            coords = []
+            for ring in polygon:
+                coords.append(xy_all[start : start + len(ring)])
+                start += len(ring)
+            shapes.append(shapely.Polygon(coords[0], coords[1:]))
+        polygons = _polygons(shapely.make_valid(shapely.MultiPolygon(shapes)))
+        if not polygons:
+            continue
+        nodes = [n for polygon in area_rings for ring in polygon for n in ring]
+        outline = shapely.MultiPolygon([shapely.Polygon(p[0], p[1:]) for p in polygons])
+        width = _positive(tags.get("width")) or _short_side(outline)
+        attributes = {
+            **tags,
+            "osm_id": int(sid[1:]),
+            "osm_nodes": [n[0] for n in nodes],
+            "osm_lonlat": _lonlat([n[1] for n in nodes], [n[2] for n in nodes]),
+            "osm_rings": [len(ring) for polygon in area_rings for ring in polygon],
+            "area_m2": round(float(outline.area), 2),
             "width_m": round(float(width), 2),
             "lod": "1",
         }
-        name = tags.get("name") or tags.get("ref") or f"{tags['highway']} {sid}"
-        objects.append(SourceObject(sid, "Road", name, None, attributes))
+        name = tags.get("name") or f"{tags['highway']} area {sid}"
+        objects.append(SourceObject(sid, "PedestrianArea", name, None, attributes))
         _add_polygons(path, sid, polygons, rings)
     geometry, footprints = _extrude(rings, np.full(len(objects), SURFACE_M), 0.0)
     return ParsedSource(path, "osm", utm.to_string(), objects, geometry, list(footprints))
+
+
+def _short_side(shape: Any) -> float:
+    """The short side of a shape's minimum rotated rectangle: a square's walkable width."""
+    corners = np.asarray(shapely.minimum_rotated_rectangle(shape).exterior.coords)[:3]
+    return float(np.linalg.norm(np.diff(corners, axis=0), axis=1).min())
+
+
+def _ring_column(areas: list[Area], column: int) -> Any:
+    """Longitudes (1) or latitudes (2) of every ring point of ``areas``, in order."""
+    values = [n[column] for _, _, polygons in areas for p in polygons for r in p for n in r]
+    return np.asarray(values, dtype=np.float64)
+
+
+def _lonlat(lons: list[float], lats: list[float]) -> list[list[float]]:
+    """WGS84 positions rounded to 1e-7 degrees (about a centimetre), as OSM stores them."""
+    return [[round(a, 7), round(b, 7)] for a, b in zip(lons, lats, strict=True)]
 
 
 def _polygons(shape: Any) -> list[list[list[tuple[float, float]]]]:

@@ -5,12 +5,14 @@ sidewalks) become edges between their end and junction nodes, in local metres (a
 azimuthal equidistant projection centred on the data, so lengths are true). Each edge carries
 its OSM way id, kind, length, width (the ``width`` tag, else a default per kind), area and
 capacity (``width × specific flow``), ready for coarse crowd routing or to draw per-feature
-values in the viewer.
+values in the viewer. :func:`walkways_from_cim` builds the same graph from the walkway and
+road objects of the CIM (an OSM import), so that its edges name the objects by code.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from pathlib import Path
 
 import networkx as nx
@@ -18,6 +20,8 @@ import numpy as np
 from pyproj import Transformer
 
 from cim.errors import SourceError
+from cim.model import CimObject
+from cim.networks.walkways import walk_graph
 
 # default walkable width by highway kind, metres: an assumption where OSM has no width tag
 # (streets count their two sidewalks)
@@ -141,3 +145,47 @@ def _width(path: Path, way_id: str, text: str | None, default: float) -> float:
     if not width > 0:
         raise SourceError(path, f"width {text!r} must be > 0", f"way {way_id}")
     return width
+
+
+def _walkable_width_m(obj: CimObject) -> float:
+    """The width rule of :func:`load_walkways`, on a CIM object's OSM tags."""
+    tags = obj.attributes
+    kind = tags.get("highway")
+    default = DEFAULT_WIDTH_M.get(kind or "", 0.0)
+    if tags.get("foot") in ("yes", "designated") and kind is not None:
+        default = max(default, 1.5)
+    if default <= 0:
+        return 0.0
+    text = tags.get("width")
+    return _width(Path(obj.source), obj.source_id or obj.code, text, default)
+
+
+def walkways_from_cim(
+    objects: Iterable[CimObject], specific_flow_pmps: float = 1.9, crs: str | None = None
+) -> nx.Graph:
+    """The walkway graph of :func:`load_walkways` from CIM objects instead of a file.
+
+    Parameters
+    ----------
+    objects : the ``Walkway``, ``Road`` and ``PedestrianArea`` objects of a site (others
+        are ignored)
+    specific_flow_pmps : persons per metre of width per second
+    crs : CRS of the node coordinates (the site's); a local frame by default
+
+    Returns
+    -------
+    networkx.Graph ; as :func:`load_walkways` (node ids as strings, ``way`` the OSM way ids
+    joined by ``;``), each edge also naming its objects in ``codes``; pedestrian areas are
+    hub nodes ``area:<code>``.
+
+    Raises
+    ------
+    SourceError
+        A width tag that is not a length.
+    """
+    graph = walk_graph(objects, crs=crs, width_m=_walkable_width_m)
+    graph = nx.relabel_nodes(graph, {n: str(n) for n in graph if isinstance(n, int)})
+    for *_, data in graph.edges(data=True):
+        data["way"] = ";".join(w.removeprefix("w") for w in data["ways"])
+        data["capacity_pps"] = data["width_m"] * specific_flow_pmps
+    return graph

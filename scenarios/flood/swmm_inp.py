@@ -14,7 +14,6 @@ the object.
 
 from __future__ import annotations
 
-import shlex
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cim.errors import SourceError
+from cim.loaders.swmm_sections import Line, read_sections
 from scenarios.flood.network import (
     Curve,
     Inflow,
@@ -75,8 +75,6 @@ _DISPLAY_SECTIONS = frozenset(
         "FILES",
     }
 )
-
-Line = tuple[int, list[str]]
 
 
 class _Reader:
@@ -137,33 +135,6 @@ class _Reader:
         raise self.fail(lineno, f"date must be MM/DD/YYYY, got {text!r}")
 
 
-def _sections(path: Path) -> dict[str, list[Line]]:
-    sections: dict[str, list[Line]] = defaultdict(list)
-    current: str | None = None
-    try:
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-    except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror}") from None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split(";", 1)[0].strip()
-        if not line:
-            continue
-        if line.startswith("["):
-            current = line.strip("[] \t").upper()
-            sections.setdefault(current, [])
-            continue
-        if current is None:
-            raise SourceError(path, f"line {lineno}: data before the first [SECTION]")
-        try:
-            tokens = shlex.split(line, posix=True)
-        except ValueError:
-            tokens = line.split()
-        sections[current].append((lineno, tokens))
-    if not sections:
-        raise SourceError(path, "no [SECTION] found: not a SWMM input file")
-    return sections
-
-
 def load_swmm_inp(path: str | Path) -> Network:
     """Read a SWMM 5 input file.
 
@@ -183,7 +154,7 @@ def load_swmm_inp(path: str | Path) -> Network:
         not supported; the message names the file and line.
     """
     path = Path(path)
-    sections = _sections(path)
+    sections = read_sections(path)
     reader = _Reader(path)
     options = _read_options(reader, sections.get("OPTIONS", []))
     net = Network(path=str(path), options=options)

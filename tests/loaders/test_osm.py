@@ -11,7 +11,14 @@ import shapely
 
 from cim.errors import SourceError
 from cim.importer import import_source
-from cim.loaders.osm import CLASS_WIDTHS, LANE_M, SURFACE_M, load_osm, road_width_m
+from cim.loaders.osm import (
+    CLASS_WIDTHS,
+    LANE_M,
+    SURFACE_M,
+    WALKWAY_CLASSES,
+    load_osm,
+    road_width_m,
+)
 from cim.store import Store
 
 
@@ -34,7 +41,9 @@ def test_every_street_way_becomes_a_road_of_its_width(assets: Path) -> None:
     parsed = load_osm(path)
     assert parsed.crs == "EPSG:32610"  # UTM 10N: Oakland
     assert {o.source_id for o in parsed.objects} == set(expected)
-    assert {o.kind for o in parsed.objects} == {"Road"}
+    for obj in parsed.objects:
+        walk = expected[obj.source_id]["highway"] in WALKWAY_CLASSES
+        assert obj.kind == ("Walkway" if walk else "Road")
     assert parsed.footprints is not None
     bounds = parsed.geometry.bounds()
     for obj, footprint, box in zip(parsed.objects, parsed.footprints, bounds, strict=True):

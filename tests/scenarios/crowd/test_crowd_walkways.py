@@ -10,7 +10,9 @@ import pytest
 from pyproj import Geod
 
 from cim.errors import SourceError
-from scenarios.crowd.walkways import DEFAULT_WIDTH_M, load_walkways
+from cim.importer import import_source
+from cim.store import Store
+from scenarios.crowd.walkways import DEFAULT_WIDTH_M, load_walkways, walkways_from_cim
 
 
 def test_west_oakland_walkways(crowd_assets: Path) -> None:
@@ -50,3 +52,22 @@ def test_bad_osm_is_named(tmp_path: Path) -> None:
     bad.write_text("<html/>")
     with pytest.raises(SourceError, match="expected <osm>"):
         load_walkways(bad)
+
+
+def test_the_walkway_graph_from_the_cim_is_the_graph_from_the_file(
+    store: Store, crowd_assets: Path
+) -> None:
+    path = crowd_assets / "west_oakland.osm"
+    import_source(store, path, site="oakland")
+    objects = store.all_objects("oakland")
+    from_file = load_walkways(path)
+    from_cim = walkways_from_cim(objects)
+    assert set(from_cim.nodes) == set(from_file.nodes)
+    assert {frozenset(e) for e in from_cim.edges} == {frozenset(e) for e in from_file.edges}
+    codes = {o.source_id: o.code for o in objects}
+    for u, v, data in from_file.edges(data=True):
+        ours = from_cim.edges[u, v]
+        for key in ("length_m", "width_m", "area_m2", "capacity_pps"):
+            assert ours[key] == pytest.approx(data[key], rel=1e-9), key
+        assert ours["way"] == data["way"] and ours["kind"] == data["kind"]
+        assert ours["codes"] == [codes[f"w{w}"] for w in data["way"].split(";")]
