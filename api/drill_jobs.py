@@ -263,32 +263,57 @@ def _road_grades(
 def flood_work(body: dict[str, Any], state: TwinState) -> Work:
     """A flood drill, in one of two modes:
 
-    - ``{"network": NAME, ...}``: a drainage drill on ``swmm/NAME.inp`` (below);
+    - ``{"network": NAME, ...}``: a drainage drill on ``swmm/NAME.inp`` (below), with
+      ``"site"`` the drill of that network as imported into the site's CIM (results by code,
+      live rain from its gauges);
     - ``{"site": SITE, ...}``: rain on the site's CIM terrain, around its buildings and over
       its roads (:func:`site_flood_work`).
     """
-    if "site" in body:
-        if "network" in body:
-            raise DrillRequestError("a flood drill takes either network or site, not both")
+    if "site" in body and "network" not in body:
         return site_flood_work(body, state)
     return network_flood_work(body, state)
+
+
+#: The layer a drainage drill on a CIM site leaves: maximum depth at each node, by code.
+NETWORK_LAYER = "flood-network-depth"
 
 
 def network_flood_work(body: dict[str, Any], state: TwinState) -> Work:
     """A drainage drill on ``swmm/NAME.inp``: ``{"network": NAME, "duration_s", "storm":
     {"formula", "return_period_a", "duration_min", "peak_ratio"}, "pump_failures":
-    [{"name", "t_s"}], "settings": [{"name", "t_s", "value"}]}``."""
+    [{"name", "t_s"}], "settings": [{"name", "t_s", "value"}]}``.
+
+    With ``"site": SITE`` (the site the file was imported into with ``twin import``) the
+    result also keys nodes by their CIM codes, the layer ``flood-network-depth`` (maximum
+    depth per node) goes on the site, flooding nodes raise drill alerts, and ``"rain":
+    {"live": {"lookback_s", "forecast_s"}}`` runs on the readings of the live rain gauges
+    linked to the network's gauge objects (see :mod:`twin.rainfall`)."""
     from scenarios.flood import FloodSpec
     from scenarios.flood import run as run_flood
     from scenarios.flood.rain import intensity_formulas
 
-    allowed = {"network", "duration_s", "storm", "pump_failures", "settings", "report_step_s"}
+    allowed = {
+        "network",
+        "duration_s",
+        "storm",
+        "pump_failures",
+        "settings",
+        "report_step_s",
+        "site",
+        "rain",
+    }
     _unknown(body, allowed)
     inp = _named(Path(state.settings.data_dir), "swmm", ".inp", body, "network")
+    given = {k: v for k, v in body.items() if k not in ("network", "site", "rain")}
+    codes: dict[str, str] = {}
+    rain_sources: dict[str, Any] | None = None
+    site = body.get("site")
+    if site is not None:
+        codes, given, rain_sources = _network_on_site(body, state, inp, given)
+    elif "rain" in body:
+        raise DrillRequestError("rain from live gauges needs the site the network is in")
     try:
-        spec = FloodSpec.from_dict(
-            {**{k: v for k, v in body.items() if k != "network"}, "inp": str(inp)}
-        )
+        spec = FloodSpec.from_dict({**given, "inp": str(inp)})
     except (KeyError, TypeError, ValueError) as exc:
         raise DrillRequestError(f"flood: {exc}") from None
     formulas = intensity_formulas()
@@ -310,9 +335,114 @@ def network_flood_work(body: dict[str, Any], state: TwinState) -> Work:
             )
             if k in out
         }
-        return {"summary": summary, **out}
+        if site is None:
+            return {"summary": summary, **out}
+        return {
+            "summary": summary,
+            **out,
+            **_network_by_code(state, site, out, codes, rain_sources),
+        }
 
     return work
+
+
+def _network_on_site(
+    body: dict[str, Any], state: TwinState, inp: Path, given: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, Any], dict[str, Any] | None]:
+    """SWMM name -> code of the network as imported into ``body["site"]``, the spec body
+    with live gauge rain when asked, and where that rain came from."""
+    from cim.networks.drainage import codes_by_swmm_name
+    from twin.rainfall import live_gauge_rain
+
+    site = body["site"]
+    if not isinstance(site, str) or not _NAME.match(site):
+        raise DrillRequestError("site must name a site of the CIM")
+    state.store.site(site)
+    objects = [o for o in state.store.all_objects(site) if o.source == inp.name]
+    if not objects:
+        raise DrillRequestError(
+            f"site {site!r} holds no import of {inp.name}: import it with twin import --crs"
+        )
+    codes = codes_by_swmm_name(objects)
+    rain = body.get("rain")
+    if rain is None:
+        return codes, given, None
+    live_rain = rain.get("live") if isinstance(rain, dict) and set(rain) == {"live"} else None
+    if not isinstance(live_rain, dict) or set(live_rain) - {"lookback_s", "forecast_s"}:
+        raise DrillRequestError('rain must be {"live": {"lookback_s", "forecast_s"}}')
+    if "storm" in given:
+        raise DrillRequestError("give a design storm or live rain, not both")
+    if state.live is None:
+        raise DrillRequestError("live rain needs the live twin, which is not running")
+    gauges = {
+        str(o.attributes["swmm_name"]): o.code
+        for o in objects
+        if o.kind == "RainGage" and isinstance(o.attributes.get("swmm_name"), str)
+    }
+    if not gauges:
+        raise DrillRequestError(f"the network {inp.name} in site {site!r} has no rain gauges")
+    try:
+        lookback = float(live_rain.get("lookback_s", 3600.0))
+        forecast = float(live_rain.get("forecast_s", 3600.0))
+        rows, sources = live_gauge_rain(state.live, gauges, state.live.clock(), lookback, forecast)
+    except (TypeError, ValueError) as exc:
+        raise DrillRequestError(f"rain: {exc}") from None
+    except TwinError as exc:
+        raise DrillRequestError(str(exc)) from None
+    given = {
+        **given,
+        "gauge_rain_mm_h": {k: [list(r) for r in v] for k, v in rows.items()},
+        "duration_s": given.get("duration_s", lookback + forecast),
+    }
+    return codes, given, {"live": True, "lookback_s": lookback, "gauges": sources}
+
+
+def _network_by_code(
+    state: TwinState,
+    site: str,
+    out: dict[str, Any],
+    codes: dict[str, str],
+    rain_sources: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The drill's nodes by CIM code, its layer on the site and its drill alerts."""
+    from api.jobs import CURRENT_JOB
+    from twin.alerts import DrillAlert
+
+    depth = out.get("node_max_depth_m", {})
+    volume = out.get("node_flood_volume_m3", {})
+    nodes = {
+        codes[name]: {
+            "swmm": name,
+            "max_depth_m": depth.get(name),
+            "flood_volume_m3": volume.get(name, 0.0),
+        }
+        for name in depth
+        if name in codes
+    }
+    values = {
+        code: float(v["max_depth_m"]) for code, v in nodes.items() if v["max_depth_m"] is not None
+    }
+    state.layers.put(Layer(site, NETWORK_LAYER, values, "peak depth at the node", "m"))
+    found = [
+        DrillAlert(
+            site,
+            code,
+            "node-flooding",
+            "alarm" if info["flood_volume_m3"] >= 10.0 else "warning",
+            f"node {info['swmm']} overflows: {info['flood_volume_m3']:.1f} m3 onto the street",
+            float(info["flood_volume_m3"]),
+            2 if info["flood_volume_m3"] >= 10.0 else 1,
+        )
+        for code, info in sorted(nodes.items())
+        if info["flood_volume_m3"] > 0
+    ]
+    alerts = raise_drill_alerts(state, CURRENT_JOB.get() or f"flood-{site}", found)
+    return {
+        "nodes_by_code": nodes,
+        "layer": {"site": site, "name": NETWORK_LAYER, "objects": len(values)},
+        "rain": rain_sources or {"live": False},
+        "drill_alerts": alerts,
+    }
 
 
 #: The layer a site flood drill leaves for the viewer: maximum depth against each building.

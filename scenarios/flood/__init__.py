@@ -27,10 +27,12 @@ def run(spec: FloodSpec, progress: Callable[[float, str], None] | None = None) -
         If the spec names unknown objects or the routing becomes unstable.
     """
     from scenarios.flood.model import DrainageModel
-    from scenarios.flood.rain import apply_storm
+    from scenarios.flood.rain import apply_gauge_rain, apply_storm
     from scenarios.flood.swmm_inp import load_swmm_inp
 
     net = load_swmm_inp(spec.inp)
     if spec.storm is not None:
         apply_storm(net, spec.storm)
+    if spec.gauge_rain_mm_h is not None:
+        apply_gauge_rain(net, spec.gauge_rain_mm_h)
     return DrainageModel(net, spec, progress).run()

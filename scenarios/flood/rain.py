@@ -128,3 +128,31 @@ def apply_storm(net: Network, storm: DesignStorm) -> None:
     series = TimeSeries(f"chicago-{storm.formula}", t_s, mm_per_h * 1e-3 / 3600.0)
     for name in net.gages:
         net.gages[name] = RainGage(name, "INTENSITY", storm.step_min * 60.0, 1.0, series)
+
+
+def apply_gauge_rain(net: Network, rain_mm_h: dict[str, tuple[tuple[float, float], ...]]) -> None:
+    """Replace the rain of the named gauges of ``net`` by ``(t_s, mm/h)`` rows, each
+    intensity held until the next row; the last row lasts one step of the finest spacing
+    (end a series with a zero row to stop the rain at a given time).
+
+    Raises
+    ------
+    ValueError
+        If a gauge is not in the network or its rows are not increasing in time.
+    """
+    for name, rows in rain_mm_h.items():
+        if name not in net.gages:
+            known = ", ".join(sorted(net.gages)) or "none"
+            raise ValueError(f"gauge {name!r} is not in the network (its gauges: {known})")
+        t_s = np.array([t for t, _ in rows], dtype=np.float64)
+        if t_s.size == 0 or np.any(np.diff(t_s) <= 0):
+            raise ValueError(f"gauge {name!r}: rain rows must increase in time")
+        steps = np.diff(t_s)
+        interval = float(steps.min()) if steps.size else 3600.0
+        # a regular series at the finest step, each row's intensity held until the next
+        grid = np.arange(t_s[0], t_s[-1] + interval / 2, interval)
+        held = np.array([v for _, v in rows], dtype=np.float64)[
+            np.searchsorted(t_s, grid, side="right") - 1
+        ]
+        series = TimeSeries(f"gauge-{name}", grid, held * 1e-3 / 3600.0)
+        net.gages[name] = RainGage(name, "INTENSITY", interval, 1.0, series)

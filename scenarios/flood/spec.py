@@ -6,6 +6,7 @@ wrapper and the CLI build and print them without knowing the model.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -56,6 +57,8 @@ class FloodSpec:
     settings : scheduled operator actions on pumps, gates (orifices, weirs) and conduits
     storm : a design storm in place of the file's rain (None: the file's gauges)
     report_step_s : sampling of the recorded series; None: the file's REPORT_STEP
+    gauge_rain_mm_h : rain per gauge in place of the file's: ``{gauge: ((t_s, mm/h), ...)}``,
+        each intensity held until the next time (the live gauges of the twin, for instance)
     """
 
     inp: str
@@ -64,10 +67,19 @@ class FloodSpec:
     settings: tuple[LinkSetting, ...] = ()
     storm: DesignStorm | None = None
     report_step_s: float | None = None
+    gauge_rain_mm_h: dict[str, tuple[tuple[float, float], ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.duration_s is not None and not self.duration_s > 0:
             raise ValueError(f"duration_s(={self.duration_s}) must be > 0")
+        if self.storm is not None and self.gauge_rain_mm_h is not None:
+            raise ValueError("give a design storm or gauge rain, not both")
+        for gauge, rows in (self.gauge_rain_mm_h or {}).items():
+            times = [t for t, _ in rows]
+            if not rows or times != sorted(set(times)) or times[0] < 0:
+                raise ValueError(f"gauge {gauge!r}: rain times must start >= 0 and increase")
+            if not all(math.isfinite(v) and v >= 0 for _, v in rows):
+                raise ValueError(f"gauge {gauge!r}: rain intensities must be finite and >= 0")
         for failure in self.pump_failures:
             if not failure.t_s >= 0:
                 raise ValueError(f"pump failure time(={failure.t_s}) must be >= 0")
@@ -103,6 +115,12 @@ class FloodSpec:
             report_step_s=None
             if data.get("report_step_s") is None
             else float(data["report_step_s"]),
+            gauge_rain_mm_h=None
+            if data.get("gauge_rain_mm_h") is None
+            else {
+                str(g): tuple((float(t), float(v)) for t, v in rows)
+                for g, rows in data["gauge_rain_mm_h"].items()
+            },
         )
 
     def to_dict(self) -> dict[str, Any]:
