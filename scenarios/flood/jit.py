@@ -1,0 +1,21 @@
+"""numba's ``njit`` with the project's settings and a type mypy can see through.
+
+Kernels are compiled on first call and cached next to this package (``__pycache__``); when
+that directory is read-only numba falls back to its user-wide cache, and ``NUMBA_CACHE_DIR``
+moves the cache anywhere (ADR 0015). Single-threaded on purpose: the machine runs several
+jobs and the SWMM peer is timed with ``THREADS 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import numba
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def njit(fn: F) -> F:
+    """Compile ``fn`` in nopython mode, cached on disk, without the GIL."""
+    return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
