@@ -19,3 +19,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 def njit(fn: F) -> F:
     """Compile ``fn`` in nopython mode, cached on disk, without the GIL."""
     return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
+
+
+def njit_inline(fn: F) -> F:
+    """As :func:`njit`, inlined at numba IR level into compiled callers.
+
+    For helpers that take the many-array :class:`~scenarios.flood.network_kernel.JitNetwork`:
+    a real call would count references on every one of its arrays each time.
+    """
+    return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn))

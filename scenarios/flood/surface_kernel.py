@@ -42,7 +42,7 @@ def _flux(
     if h_flow <= H_MIN_M:
         return 0.0
     slope = (eta_b - eta_a) / dx
-    h73 = h_flow * h_flow * np.cbrt(h_flow)
+    h73 = h_flow * h_flow * float(np.cbrt(h_flow))
     return (q - GRAVITY * h_flow * dt * slope) / (
         1.0 + GRAVITY * n_face * n_face * dt * abs(q) / h73
     )

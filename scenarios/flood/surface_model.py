@@ -274,6 +274,7 @@ class SurfaceModel:
             if not (0 <= row < x.shape[0] and 0 <= col < x.shape[1]) or not raster.inside[row, col]:
                 raise ValueError(f"probe ({px}, {py}) is outside the DEM")
             self.probe_cells.append((row, col))
+        self.probe_peak: list[float] = [0.0] * len(self.probe_cells)
         self.max_depth = np.zeros(raster.z.shape)
         self.time_of_max = np.full(raster.z.shape, np.nan)
         self.inflow_m3 = 0.0
