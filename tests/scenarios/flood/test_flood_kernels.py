@@ -19,7 +19,7 @@ from scenarios.flood.swmm_inp import load_swmm_inp
     "name", ["bellinge_small.inp", "model_state_plane.inp", "Pump_Control_Model.inp"]
 )
 def test_compiled_step_matches_numpy_step(swmm_dir: Path, name: str) -> None:
-    """300 steps of 5 s with 20 L/s into every node but the outfalls: same depths, flows and flooding."""
+    """300 steps of 5 s, 20 L/s into every node but outfalls: same depths, flows, flooding."""
     net = load_swmm_inp(swmm_dir / name)
     arr = freeze(net)
     jit = pack(arr)
