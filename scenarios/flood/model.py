@@ -44,6 +44,7 @@ from scenarios.flood.network_kernel import (
     T_INFLOW,
     T_STATUS,
     T_STEPS,
+    T_TRIALS,
     UNSTABLE,
     advance,
     pack,
@@ -124,6 +125,8 @@ class DrainageModel:
         self.link_peak = np.zeros(m)
         self.inflow_m3 = 0.0
         self.steps = 0
+        self.trials = 0
+        """Picard trials over all steps (at most 8 a step)"""
         n_reports = int(np.floor(self.duration / self.report_step)) + 1
         self.report_times = np.arange(n_reports) * self.report_step
         self.depth_series = np.zeros((n_reports, n))
@@ -375,6 +378,7 @@ class DrainageModel:
                 self.outfall_peak, self.link_peak, self.max_depth, self.surcharge_s, tally,
             )  # fmt: skip
             self.steps += int(tally[T_STEPS])
+            self.trials += int(tally[T_TRIALS])
             self.inflow_m3 += float(tally[T_INFLOW])
             status = int(tally[T_STATUS])
             if status == UNSTABLE:

@@ -35,8 +35,9 @@ IntArray = npt.NDArray[np.int64]
 # advance() status
 REACHED, QUIET, NEW_HOUR, UNSTABLE = 0, 1, 2, 3
 # indices into the ``tally`` array
-T_INFLOW, T_STEPS, T_STATUS, T_HOUR = 0, 1, 2, 3
-N_TALLY = 4
+T_INFLOW, T_STEPS, T_STATUS, T_HOUR, T_TRIALS = 0, 1, 2, 3, 4
+N_TALLY = 5
+N_WS_N, N_WS_M = 10, 12
 
 
 class JitNetwork(NamedTuple):
@@ -195,6 +196,14 @@ def _lookup(table: FloatArray, j: int, y: float, y_full: float) -> float:
 
 
 @njit
+def _at(y: float, y_full: float) -> tuple[int, float]:
+    """Table row position of depth ``y``: lower index and fraction (as ``_lookup``)."""
+    pos = min(max(y / y_full, 0.0), 1.0) * (N_TABLE - 1)
+    i0 = min(int(pos), N_TABLE - 2)
+    return i0, pos - i0
+
+
+@njit
 def _invert(table: FloatArray, j: int, value: float, y_full: float) -> float:
     above = int(np.searchsorted(table[j], value, side="left"))
     i1 = min(max(above, 1), N_TABLE - 1)
@@ -337,15 +346,24 @@ def _conduits(
             h1 = z1 + y1
         y_mid = max(0.5 * (y1 + y2), FUDGE)
         cap = CROWN_CUTOFF * yf if closed_x else yf
-        a1 = _lookup(net.area, j, y1, yf)
-        r1 = _lookup(net.radius, j, y1, yf)
-        a2 = _lookup(net.area, j, y2, yf)
-        am = _lookup(net.area, j, y_mid, yf)
-        rm = _lookup(net.radius, j, y_mid, yf)
+        area, radius, width = net.area, net.radius, net.width
+        i1, f1 = _at(y1, yf)
+        i2, f2 = _at(y2, yf)
+        im, fm = _at(y_mid, yf)
+        a1 = area[j, i1] * (1.0 - f1) + area[j, i1 + 1] * f1
+        r1 = radius[j, i1] * (1.0 - f1) + radius[j, i1 + 1] * f1
+        a2 = area[j, i2] * (1.0 - f2) + area[j, i2 + 1] * f2
+        am = area[j, im] * (1.0 - fm) + area[j, im + 1] * fm
+        rm = radius[j, im] * (1.0 - fm) + radius[j, im + 1] * fm
         # top widths of closed conduits near the crown are taken at the crown cutoff
-        w1 = _lookup(net.width, j, min(y1, cap), yf)
-        w2 = _lookup(net.width, j, min(y2, cap), yf)
-        wm = _lookup(net.width, j, min(y_mid, cap), yf)
+        if closed_x and max(max(y1, y2), y_mid) > cap:
+            w1 = _lookup(width, j, min(y1, cap), yf)
+            w2 = _lookup(width, j, min(y2, cap), yf)
+            wm = _lookup(width, j, min(y_mid, cap), yf)
+        else:
+            w1 = width[j, i1] * (1.0 - f1) + width[j, i1 + 1] * f1
+            w2 = width[j, i2] * (1.0 - f2) + width[j, i2 + 1] * f2
+            wm = width[j, im] * (1.0 - fm) + width[j, im + 1] * fm
         surf1 = (w1 + wm) * length / 4.0
         surf2 = (wm + w2) * length / 4.0
         if dn_crit:
@@ -377,7 +395,8 @@ def _conduits(
         if full and closed_x:
             sigma = 0.0
         n_r = net.roughness[j]
-        dq1 = dt * GRAVITY * n_r * n_r / max(r_w, FUDGE) ** (4.0 / 3.0) * abs(v)
+        rw = max(r_w, FUDGE)
+        dq1 = dt * GRAVITY * n_r * n_r / (rw * np.cbrt(rw)) * abs(v)
         dq2 = dt * GRAVITY * a_w * (h2 - h1) / length
         dq3 = 2.0 * v * (am - a_old[j]) * sigma
         dq4 = dt * v * v * (a2 - a1) / length * sigma
@@ -402,7 +421,8 @@ def _conduits(
             check = True
         beta = net.beta[j]
         if q > 0 and y1 < yf and not dn_crit and not up_crit and check and beta > 0:
-            q = min(q, beta * a1 * r1 ** (2.0 / 3.0))
+            c1 = np.cbrt(r1)
+            q = min(q, beta * a1 * c1 * c1)
 
         if relax:
             q = (1.0 - OMEGA) * ql + OMEGA * q
@@ -551,10 +571,60 @@ def route_step(
 
     Returns the Picard trials taken, or -1 if depths stopped being finite.
     """
+    ws_n, ws_m, ws_p, ws_r = workspace(depth.size, q.size, pump_q.size, reg_q.size)
+    return _route_step(
+        net, depth, q, a_mid, pump_q, pump_on, reg_q, net_inflow, overflow, ponded, old_surf,
+        dydt, froude, lateral, dt, min_area, pump_enabled, reg_setting, conduit_closed,
+        outfall_flow, ws_n, ws_m, ws_p, ws_r,
+    )  # fmt: skip
+
+
+@njit_inline
+def workspace(
+    n: int, m: int, p: int, r: int
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Scratch rows for :func:`_route_step`."""
+    return np.zeros((N_WS_N, n)), np.zeros((N_WS_M, m)), np.zeros((1, p)), np.zeros((2, r))
+
+
+@njit_inline
+def _route_step(
+    net: JitNetwork,
+    depth: FloatArray,
+    q: FloatArray,
+    a_mid: FloatArray,
+    pump_q: FloatArray,
+    pump_on: BoolArray,
+    reg_q: FloatArray,
+    net_inflow: FloatArray,
+    overflow: FloatArray,
+    ponded: FloatArray,
+    old_surf: FloatArray,
+    dydt: FloatArray,
+    froude: FloatArray,
+    lateral: FloatArray,
+    dt: float,
+    min_area: float,
+    pump_enabled: BoolArray,
+    reg_setting: FloatArray,
+    conduit_closed: BoolArray,
+    outfall_flow: FloatArray,
+    ws_n: FloatArray,
+    ws_m: FloatArray,
+    ws_p: FloatArray,
+    ws_r: FloatArray,
+) -> int:
+    """:func:`route_step` with scratch rows ``ws_n`` (N_WS_N, n), ``ws_m`` (N_WS_M, m), ``ws_p``
+    (1, p) and ``ws_r`` (2, r) instead of allocating them every step."""
     n, m = depth.size, q.size
     n_pumps, n_regs = pump_q.size, reg_q.size
-    y_old = depth.copy()
-    q_old = q.copy()
+    y_old, volume, inflow, surf, net_q = ws_n[0], ws_n[1], ws_n[2], ws_n[3], ws_n[4]
+    sum_dqdh, y_last, gives, factor, have = ws_n[5], ws_n[6], ws_n[7], ws_n[8], ws_n[9]
+    q_old, y_crit, y_norm, y_min, q_last, cq = ws_m[0], ws_m[1], ws_m[2], ws_m[3], ws_m[4], ws_m[5]
+    dqdh, surf1, surf2, a_new, fr_new, flow = ws_m[6], ws_m[7], ws_m[8], ws_m[9], ws_m[10], ws_m[11]
+    pumps, regs, reg_dqdh = ws_p[0], ws_r[0], ws_r[1]
+    y_old[:] = depth
+    q_old[:] = q
     for k in range(n_pumps):
         d = depth[net.p_from[k]]
         on = pump_on[k]
@@ -563,13 +633,9 @@ def route_step(
         if net.p_shutoff[k] > 0 and d < net.p_shutoff[k]:
             on = False
         pump_on[k] = on and pump_enabled[k]
-    volume = np.zeros(n)
     if n_pumps:
         _node_volumes(net, y_old, min_area, volume)
     # critical and normal depth of the old flows; outfall depths
-    y_crit = np.empty(m)
-    y_norm = np.empty(m)
-    y_min = np.empty(m)
     for j in range(m):
         yf = net.y_full[j]
         aq = abs(q_old[j])
@@ -589,24 +655,10 @@ def route_step(
             d = max(net.outfall_stage[i], 0.0)
         depth[i] = d
 
-    q_last = q_old.copy()
-    cq = np.empty(m)
-    dqdh = np.empty(m)
-    surf1 = np.empty(m)
-    surf2 = np.empty(m)
-    a_new = np.empty(m)
-    fr_new = np.empty(m)
-    flow = np.empty(m)
-    inflow = np.empty(n)
-    surf = np.empty(n)
-    net_q = np.empty(n)
-    sum_dqdh = np.empty(n)
-    y_last = np.empty(n)
-    pumps = np.zeros(n_pumps)
-    regs = np.zeros(n_regs)
-    reg_dqdh = np.zeros(n_regs)
-    gives = np.zeros(n)
-    factor = np.ones(n)
+    q_last[:] = q_old
+    pumps[:] = 0.0
+    regs[:] = 0.0
+    reg_dqdh[:] = 0.0
     trials = 0
     for trial in range(MAX_TRIALS):
         trials = trial + 1
@@ -639,7 +691,8 @@ def route_step(
                 gives[net.r_to[k]] += max(-regs[k], 0.0)
             for k in range(n_pumps):
                 gives[net.p_from[k]] += pumps[k]
-            have = y_old * surf / dt + inflow
+            for i in range(n):
+                have[i] = y_old[i] * surf[i] / dt + inflow[i]
             for j in range(m):
                 have[net.c_from[j]] -= max(flow[j], 0.0)
             for i in range(n):
@@ -769,6 +822,7 @@ def advance(
     n = depth.size
     lateral = np.empty(n)
     outfall_flow = np.empty(n)
+    ws_n, ws_m, ws_p, ws_r = workspace(n, q.size, pump_q.size, reg_q.size)
     tally[T_STATUS] = REACHED
     first = True
     while first or (t < t_stop - 1e-9 and t < duration - 1e-9):
@@ -810,15 +864,16 @@ def advance(
                     np.interp(t_end, net.inflow_t[a0:a1], net.inflow_v[a0:a1])
                 )
             lateral[net.inflow_node[k]] += ext
-        trials = route_step(
+        trials = _route_step(
             net, depth, q, a_mid, pump_q, pump_on, reg_q, net_inflow, overflow, ponded,
             old_surf, dydt, froude, lateral, dt, min_area, pump_enabled, reg_setting,
-            conduit_closed, outfall_flow,
+            conduit_closed, outfall_flow, ws_n, ws_m, ws_p, ws_r,
         )  # fmt: skip
         if trials < 0:
             tally[T_STATUS] = UNSTABLE
             return t
         tally[T_STEPS] += 1.0
+        tally[T_TRIALS] += trials
         tally[T_INFLOW] += lateral.sum() * dt
         for i in range(n):
             flood_m3[i] += overflow[i] * dt
