@@ -395,8 +395,7 @@ def _conduits(
         if full and closed_x:
             sigma = 0.0
         n_r = net.roughness[j]
-        rw = max(r_w, FUDGE)
-        dq1 = dt * GRAVITY * n_r * n_r / (rw * np.cbrt(rw)) * abs(v)
+        dq1 = dt * GRAVITY * n_r * n_r / max(r_w, FUDGE) ** (4.0 / 3.0) * abs(v)
         dq2 = dt * GRAVITY * a_w * (h2 - h1) / length
         dq3 = 2.0 * v * (am - a_old[j]) * sigma
         dq4 = dt * v * v * (a2 - a1) / length * sigma
@@ -421,8 +420,7 @@ def _conduits(
             check = True
         beta = net.beta[j]
         if q > 0 and y1 < yf and not dn_crit and not up_crit and check and beta > 0:
-            c1 = np.cbrt(r1)
-            q = min(q, beta * a1 * c1 * c1)
+            q = min(q, beta * a1 * r1 ** (2.0 / 3.0))
 
         if relax:
             q = (1.0 - OMEGA) * ql + OMEGA * q
