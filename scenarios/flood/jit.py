@@ -39,3 +39,18 @@ def _ready() -> int:
 # loading one cached trivial kernel here makes that part of importing the flood kernels, as
 # pyswmm loads SWMM's library on import, instead of the first run's wall time.
 _ready()
+
+
+def specialise(dispatcher: Callable[..., Any], args: tuple[Any, ...]) -> Callable[..., Any]:
+    """The compiled overload of ``dispatcher`` for the types of ``args``, without dispatch.
+
+    numba types every argument on every call to pick an overload; for a kernel called once per
+    SimPy event with ~40 arguments (one a tuple of ~60 arrays) that costs more than a routing
+    step. A call site whose argument types never change takes the overload once and calls its
+    entry point directly (compiling, or loading it from the cache, first if needed).
+    """
+    disp = cast(Any, dispatcher)
+    key = tuple(disp.typeof_pyval(a) for a in args)
+    if key not in disp.overloads:
+        disp.compile(key)
+    return cast(Callable[..., Any], disp.overloads[key].entry_point)

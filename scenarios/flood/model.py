@@ -29,6 +29,7 @@ import simpy
 from cim.errors import TwinError
 from scenarios.flood.arrays import OUTFALL, NetworkArrays, freeze
 from scenarios.flood.controls import Premise, parse_rules
+from scenarios.flood.jit import specialise
 from scenarios.flood.kernel import (
     RoutingState,
     link_volume,
@@ -359,24 +360,30 @@ class DrainageModel:
         s = len(self.arr.sub_names)
         tally = np.zeros(N_TALLY)
         no_quiet_until = -1.0
+        no_runoff = np.zeros(s)
+        call: Callable[..., Any] | None = None
         while env.now < self.duration - 1e-9:
             t = float(env.now)
             t_stop = min(float(env.peek()), self.duration)
             may_quiet = t > no_quiet_until and self._may_quiet(t)
             ro = self.runoff
             tally[:] = 0.0
-            t_next = advance(
+            args = (
                 jit, st.depth, st.q, st.a_mid, st.pump_q, st.pump_on, st.reg_q,
                 st.net_inflow, st.overflow, st.ponded, st.old_surf, st.dydt, st.froude,
-                t, t_stop, self.duration, opts.routing_step_s, opts.variable_step,
-                MIN_ROUTE_STEP_S, opts.min_surfarea_m2, self.pump_enabled, self.reg_setting,
-                self.conduit_closed,
-                ro.old if ro.old is not None else np.zeros(s),
-                ro.new if ro.new is not None else np.zeros(s),
-                ro.t_old, ro.t_new, self.extra_lateral, self._inflow_base, self._pattern_hour,
-                may_quiet, QUIET_FLOW_M3S, self.flood_m3, self.spilled, self.outfall_m3,
-                self.outfall_peak, self.link_peak, self.max_depth, self.surcharge_s, tally,
+                t, t_stop, self.duration, float(opts.routing_step_s), float(opts.variable_step),
+                MIN_ROUTE_STEP_S, float(opts.min_surfarea_m2), self.pump_enabled,
+                self.reg_setting, self.conduit_closed,
+                ro.old if ro.old is not None else no_runoff,
+                ro.new if ro.new is not None else no_runoff,
+                float(ro.t_old), float(ro.t_new), self.extra_lateral, self._inflow_base,
+                int(self._pattern_hour), bool(may_quiet), QUIET_FLOW_M3S, self.flood_m3,
+                self.spilled, self.outfall_m3, self.outfall_peak, self.link_peak,
+                self.max_depth, self.surcharge_s, tally,
             )  # fmt: skip
+            if call is None:
+                call = specialise(advance, args)
+            t_next = float(call(*args))
             self.steps += int(tally[T_STEPS])
             self.trials += int(tally[T_TRIALS])
             self.inflow_m3 += float(tally[T_INFLOW])

@@ -14,6 +14,7 @@ the object.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -129,12 +130,21 @@ class _Reader:
             raise self.fail(lineno, f"{what} must be H:MM or decimal hours, got {text!r}") from None
 
     def date(self, lineno: int, text: str) -> datetime:
-        for form in ("%m/%d/%Y", "%m-%d-%Y", "%Y-%m-%d"):
-            try:
-                return datetime.strptime(text, form)
-            except ValueError:
-                continue
-        raise self.fail(lineno, f"date must be MM/DD/YYYY, got {text!r}")
+        when = _date(text)
+        if when is None:
+            raise self.fail(lineno, f"date must be MM/DD/YYYY, got {text!r}")
+        return when
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(text: str) -> datetime | None:
+    """``text`` as a date in one of SWMM's forms, or None (cached: time series repeat dates)."""
+    for form in ("%m/%d/%Y", "%m-%d-%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, form)
+        except ValueError:
+            continue
+    return None
 
 
 def _sections(path: Path) -> dict[str, list[Line]]:
@@ -154,10 +164,13 @@ def _sections(path: Path) -> dict[str, list[Line]]:
             continue
         if current is None:
             raise SourceError(path, f"line {lineno}: data before the first [SECTION]")
-        try:
-            tokens = shlex.split(line, posix=True)
-        except ValueError:
-            tokens = line.split()
+        if '"' in line or "'" in line or "\\" in line:
+            try:
+                tokens = shlex.split(line, posix=True)
+            except ValueError:
+                tokens = line.split()
+        else:
+            tokens = line.split()  # what shlex gives for a line without quotes, ~50x faster
         sections[current].append((lineno, tokens))
     if not sections:
         raise SourceError(path, "no [SECTION] found: not a SWMM input file")
