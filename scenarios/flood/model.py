@@ -51,7 +51,7 @@ from scenarios.flood.network_kernel import (
     pack,
 )
 from scenarios.flood.runoff import (
-    gage_rates,
+    GageTable,
     horton_infiltration,
     next_rain_change,
     subarea_runoff,
@@ -101,6 +101,7 @@ class DrainageModel:
         self.arr: NetworkArrays = freeze(net)
         arr = self.arr
         self.jit = pack(arr)
+        self.gages = GageTable(arr.gage_series, arr.gage_interval)
         self.duration = spec.duration_s if spec.duration_s is not None else net.options.duration_s
         self.report_step = spec.report_step_s or net.options.report_step_s
         self.state = RoutingState.initial(arr)
@@ -161,9 +162,7 @@ class DrainageModel:
         while env.now < self.duration:
             t = float(env.now)
             dt = min(step, self.duration - t)
-            rain = (
-                gage_rates(arr.gage_series, arr.gage_interval, t)[arr.s_gage] if s else np.zeros(0)
-            )
+            rain = self.gages.rates(t)[arr.s_gage] if s else np.zeros(0)
             inflow = np.repeat(rain[:, None], 3, axis=1)
             supply = rain + ro.depth[:, 2] / dt
             infil = horton_infiltration(arr.s_horton, ro.infiltrated, supply, dt)
@@ -320,7 +319,7 @@ class DrainageModel:
             return t
         if (ro.depth > arr.s_dstore + 1e-9).any():
             return t
-        if gage_rates(arr.gage_series, arr.gage_interval, t).max(initial=0.0) > 0:
+        if self.gages.rates(t).max(initial=0.0) > 0:
             return t
         step = self.net.options.wet_step_s
         end = min(next_rain_change(arr.gage_series, arr.gage_interval, t), self.duration)
@@ -338,7 +337,7 @@ class DrainageModel:
             return False
         if (ro.depth > arr.s_dstore + 1e-9).any():
             return False
-        return not gage_rates(arr.gage_series, arr.gage_interval, t).max(initial=0.0) > 0
+        return not self.gages.rates(t).max(initial=0.0) > 0
 
     def _set_hour(self, hour: int) -> None:
         """External inflows' baselines with their patterns for the hour starting at ``hour``."""

@@ -43,6 +43,43 @@ def gage_rates(series: list[TimeSeries], interval_s: FloatArray, t_s: float) -> 
     return out
 
 
+class GageTable:
+    """All gauges' records flattened once, for :meth:`rates` at every runoff step."""
+
+    def __init__(self, series: list[TimeSeries], interval_s: FloatArray) -> None:
+        self.start = np.zeros(len(series) + 1, dtype=np.int64)
+        self.start[1:] = np.cumsum([len(ts.t_s) for ts in series])
+        self.t_s = np.concatenate(
+            [np.asarray(ts.t_s, dtype=np.float64) for ts in series] or [np.zeros(0)]
+        )
+        self.values = np.concatenate(
+            [np.asarray(ts.values, dtype=np.float64) for ts in series] or [np.zeros(0)]
+        )
+        self.interval_s = np.asarray(interval_s, dtype=np.float64)
+
+    def rates(self, t_s: float) -> FloatArray:
+        """:func:`gage_rates` at ``t_s`` (m/s), compiled."""
+        out = np.zeros(len(self.start) - 1)
+        _gage_rates(self.start, self.t_s, self.values, self.interval_s, float(t_s), out)
+        return out
+
+
+@njit
+def _gage_rates(
+    start: npt.NDArray[np.int64],
+    t_s: FloatArray,
+    values: FloatArray,
+    interval_s: FloatArray,
+    t: float,
+    out: FloatArray,
+) -> None:
+    for g in range(out.size):
+        times = t_s[start[g] : start[g + 1]]
+        k = int(np.searchsorted(times, t + TIME_TOL_S, side="right")) - 1
+        if k >= 0 and t + TIME_TOL_S < times[k] + interval_s[g]:
+            out[g] = values[start[g] + k]
+
+
 def next_rain_change(series: list[TimeSeries], interval_s: FloatArray, t_s: float) -> float:
     """First time after ``t_s`` when a gauge record starts or stops (s); inf if none."""
     best = np.inf
@@ -105,7 +142,10 @@ def _horton(
         for _ in range(NEWTON_ITERATIONS):
             rate = fmin + (f0 - fmin) * np.exp(-decay * tp)
             g = _cumulative_jit(tp, f0, fmin, decay) - infiltrated[i]
-            tp = max(tp - g / max(rate, 1e-30), 0.0)
+            tp_new = max(tp - g / max(rate, 1e-30), 0.0)
+            if tp_new == tp:
+                break  # a fixed point: further iterations would return the same tp
+            tp = tp_new
         capacity = _cumulative_jit(tp + dt, f0, fmin, decay) - _cumulative_jit(tp, f0, fmin, decay)
         if fmax > 0:
             capacity = min(capacity, max(fmax - infiltrated[i], 0.0))
@@ -178,6 +218,9 @@ def _reservoirs(
             k = dt * alpha[i, j]
             for _ in range(NEWTON_ITERATIONS):
                 g = e + k * e**MANNING_EXP - excess
-                e = max(e - g / (1.0 + MANNING_EXP * k * np.cbrt(e * e)), 0.0)
+                e_new = max(e - g / (1.0 + MANNING_EXP * k * np.cbrt(e * e)), 0.0)
+                if e_new == e:
+                    break  # a fixed point (dry subareas at once): the same e as 12 iterations
+                e = e_new
             runoff[i, j] = (excess - e) / dt
             new_depth[i, j] = held + e
