@@ -80,6 +80,10 @@ def _networks(workdir: Path) -> dict[str, Path]:
     for name in ("alpha", "zeta", "gamma", "beta_threads1"):
         if (SHARED / "pystorms" / f"{name}.inp").is_file():
             sources[f"pystorms_{name}"] = SHARED / "pystorms" / f"{name}.inp"
+    for name in ("SWMMExtCntrlModel", "model_lids", "test_inlet_drains"):
+        # the other EPA examples (pump control, state plane are in assets/swmm already)
+        if (SHARED / "examples" / f"{name}.inp").is_file():
+            sources[f"epa_{name}"] = SHARED / "examples" / f"{name}.inp"
     if (SHARED / "shayler_crossing_SHC_NEW_event_noflood.inp").is_file():
         sources["shayler_crossing"] = SHARED / "shayler_crossing_SHC_NEW_event_noflood.inp"
     shutil.copy(ASSETS / "storm.dat", workdir / "storm.dat")

@@ -42,10 +42,13 @@ def read_sections(path: Path) -> dict[str, list[Line]]:
             continue
         if current is None:
             raise SourceError(path, f"line {lineno}: data before the first [SECTION]")
-        try:
-            tokens = shlex.split(line, posix=True)
-        except ValueError:
-            tokens = line.split()
+        if '"' in line or "'" in line or "\\" in line:
+            try:
+                tokens = shlex.split(line, posix=True)
+            except ValueError:
+                tokens = line.split()
+        else:
+            tokens = line.split()  # what shlex gives for a line without quotes, ~50x faster
         sections[current].append((lineno, tokens))
     if not sections:
         raise SourceError(path, "no [SECTION] found: not a SWMM input file")

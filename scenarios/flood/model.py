@@ -29,18 +29,29 @@ import simpy
 from cim.errors import TwinError
 from scenarios.flood.arrays import OUTFALL, NetworkArrays, freeze
 from scenarios.flood.controls import Premise, parse_rules
+from scenarios.flood.jit import specialise
 from scenarios.flood.kernel import (
-    FUDGE,
     RoutingState,
-    courant_step,
     link_volume,
     node_volume,
     prime,
-    route_step,
 )
 from scenarios.flood.network import Inflow, Network
+from scenarios.flood.network_kernel import (
+    N_TALLY,
+    NEW_HOUR,
+    QUIET,
+    T_HOUR,
+    T_INFLOW,
+    T_STATUS,
+    T_STEPS,
+    T_TRIALS,
+    UNSTABLE,
+    advance,
+    pack,
+)
 from scenarios.flood.runoff import (
-    gage_rates,
+    GageTable,
     horton_infiltration,
     next_rain_change,
     subarea_runoff,
@@ -89,6 +100,8 @@ class DrainageModel:
         self.progress = progress
         self.arr: NetworkArrays = freeze(net)
         arr = self.arr
+        self.jit = pack(arr)
+        self.gages = GageTable(arr.gage_series, arr.gage_interval)
         self.duration = spec.duration_s if spec.duration_s is not None else net.options.duration_s
         self.report_step = spec.report_step_s or net.options.report_step_s
         self.state = RoutingState.initial(arr)
@@ -114,6 +127,8 @@ class DrainageModel:
         self.link_peak = np.zeros(m)
         self.inflow_m3 = 0.0
         self.steps = 0
+        self.trials = 0
+        """Picard trials over all steps (at most 8 a step)"""
         n_reports = int(np.floor(self.duration / self.report_step)) + 1
         self.report_times = np.arange(n_reports) * self.report_step
         self.depth_series = np.zeros((n_reports, n))
@@ -147,9 +162,7 @@ class DrainageModel:
         while env.now < self.duration:
             t = float(env.now)
             dt = min(step, self.duration - t)
-            rain = (
-                gage_rates(arr.gage_series, arr.gage_interval, t)[arr.s_gage] if s else np.zeros(0)
-            )
+            rain = self.gages.rates(t)[arr.s_gage] if s else np.zeros(0)
             inflow = np.repeat(rain[:, None], 3, axis=1)
             supply = rain + ro.depth[:, 2] / dt
             infil = horton_infiltration(arr.s_horton, ro.infiltrated, supply, dt)
@@ -306,63 +319,90 @@ class DrainageModel:
             return t
         if (ro.depth > arr.s_dstore + 1e-9).any():
             return t
-        if gage_rates(arr.gage_series, arr.gage_interval, t).max(initial=0.0) > 0:
+        if self.gages.rates(t).max(initial=0.0) > 0:
             return t
         step = self.net.options.wet_step_s
         end = min(next_rain_change(arr.gage_series, arr.gage_interval, t), self.duration)
         # land on a runoff time so the runoff process sees the rain first
         return max(t, min(end, np.floor(end / step) * step) if end > t + step else t)
 
+    def _may_quiet(self, t: float) -> bool:
+        """Whether the network may be quiet at ``t`` once no conduit or pump moves water."""
+        arr, ro = self.arr, self.runoff
+        if len(arr.inflow_node) or self.extra_lateral.any():
+            return False
+        if ro.new is not None and (
+            ro.new.max(initial=0.0) > 0 or (ro.old is not None and ro.old.max(initial=0.0) > 0)
+        ):
+            return False
+        if (ro.depth > arr.s_dstore + 1e-9).any():
+            return False
+        return not self.gages.rates(t).max(initial=0.0) > 0
+
+    def _set_hour(self, hour: int) -> None:
+        """External inflows' baselines with their patterns for the hour starting at ``hour``."""
+        when = self.start + timedelta(hours=hour)
+        factors = [self._pattern_factor(i, when) for i in self.net.inflows]
+        self._inflow_base = self.arr.inflow_base * np.asarray(factors)
+        self._pattern_hour = hour
+
     def routing(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
-        arr, st, opts = self.arr, self.state, self.net.options
-        n = arr.n_nodes
-        outfall = arr.node_kind == OUTFALL
-        min_area = opts.min_surfarea_m2
+        """The integrator: compiled chunks of variable steps up to the next event of any actor.
+
+        SimPy holds the coarse events (runoff steps, rules, reports, failures, coupling);
+        :func:`scenarios.flood.network_kernel.advance` takes every routing step in between with
+        the lateral inflow and the run's statistics inside, and hands back for a dry spell
+        (skipped here as before) or a new pattern hour.
+        """
+        st, opts = self.state, self.net.options
+        jit = self.jit
+        s = len(self.arr.sub_names)
+        tally = np.zeros(N_TALLY)
+        no_quiet_until = -1.0
+        no_runoff = np.zeros(s)
+        call: Callable[..., Any] | None = None
         while env.now < self.duration - 1e-9:
             t = float(env.now)
-            max_step = opts.routing_step_s
-            if opts.variable_step > 0:
-                dt = max(courant_step(arr, st, max_step, opts.variable_step), MIN_ROUTE_STEP_S)
-                dt = min(dt, max_step)
-            else:
-                dt = max_step
-            dt = min(dt, self.duration - t)
-            quiet = self.quiet_until(t)
-            if quiet > t:
-                # nothing flows and nothing arrives before ``quiet``: skip the dry spell
-                yield env.timeout(quiet - t)
-                continue
-            lateral = self.lateral(t + dt)
-            try:
-                result = route_step(
-                    arr,
-                    st,
-                    lateral,
-                    dt,
-                    min_area,
-                    self.pump_enabled,
-                    self.reg_setting,
-                    self.conduit_closed,
-                )
-            except FloatingPointError as exc:
+            t_stop = min(float(env.peek()), self.duration)
+            may_quiet = t > no_quiet_until and self._may_quiet(t)
+            ro = self.runoff
+            tally[:] = 0.0
+            args = (
+                jit, st.depth, st.q, st.a_mid, st.pump_q, st.pump_on, st.reg_q,
+                st.net_inflow, st.overflow, st.ponded, st.old_surf, st.dydt, st.froude,
+                t, t_stop, self.duration, float(opts.routing_step_s), float(opts.variable_step),
+                MIN_ROUTE_STEP_S, float(opts.min_surfarea_m2), self.pump_enabled,
+                self.reg_setting, self.conduit_closed,
+                ro.old if ro.old is not None else no_runoff,
+                ro.new if ro.new is not None else no_runoff,
+                float(ro.t_old), float(ro.t_new), self.extra_lateral, self._inflow_base,
+                int(self._pattern_hour), bool(may_quiet), QUIET_FLOW_M3S, self.flood_m3,
+                self.spilled, self.outfall_m3, self.outfall_peak, self.link_peak,
+                self.max_depth, self.surcharge_s, tally,
+            )  # fmt: skip
+            if call is None:
+                call = specialise(advance, args)
+            t_next = float(call(*args))
+            self.steps += int(tally[T_STEPS])
+            self.trials += int(tally[T_TRIALS])
+            self.inflow_m3 += float(tally[T_INFLOW])
+            status = int(tally[T_STATUS])
+            if status == UNSTABLE:
                 raise TwinError(
-                    f"{self.net.path}: routing unstable at t={t:.0f} s: {exc}"
-                ) from None
-            self.steps += 1
-            self.inflow_m3 += float(lateral.sum() * dt)
-            self.flood_m3 += result.overflow * dt
-            self.spilled += result.overflow * dt
-            out = result.outfall_flow
-            self.outfall_m3 += np.maximum(out, 0.0) * dt
-            self.inflow_m3 += float(np.maximum(-out[outfall], 0.0).sum() * dt)
-            np.maximum(self.outfall_peak, out, out=self.outfall_peak)
-            np.maximum(self.link_peak, np.abs(st.q) * arr.barrels, out=self.link_peak)
-            np.maximum(self.max_depth, st.depth, out=self.max_depth)
-            self.surcharge_s += np.where(
-                (st.depth > arr.crown_depth + FUDGE) & (arr.crown_depth > 0) & ~outfall, dt, 0.0
-            )
-            yield env.timeout(dt)
-        del n
+                    f"{self.net.path}: routing unstable at t={t_next:.0f} s: "
+                    "routing step produced non-finite depths"
+                )
+            if status == NEW_HOUR:
+                self._set_hour(int(tally[T_HOUR]))
+            elif status == QUIET:
+                quiet = self.quiet_until(t_next)
+                if quiet > t_next:
+                    # nothing flows and nothing arrives before ``quiet``: skip the dry spell
+                    yield env.timeout(quiet - t)
+                    continue
+                no_quiet_until = t_next
+            if t_next > t:
+                yield env.timeout(t_next - t)
 
     def run(self) -> FloodResult:
         """Run to the end and summarise.

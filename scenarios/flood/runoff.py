@@ -1,10 +1,11 @@
 """Subcatchment runoff kernels: rain lookup, Horton infiltration, nonlinear reservoirs.
 
-Pure numpy over all subcatchments at once. Each subcatchment has three subareas (impervious
-without depression storage, impervious, pervious), each a nonlinear reservoir as in SWMM:
-``dd/dt = i − α·(d − ds)^(5/3)`` with ``α = W/A·√S/n`` (SI Manning), solved implicitly so
-a step conserves water exactly: ``d_new = d + i·dt − q·dt``. Subareas with ``n = 0`` pass
-everything above depression storage at once, as SWMM does.
+Rain lookup in numpy; infiltration and the reservoirs as compiled (numba) loops over the
+subcatchments, the same formulas as the array form they replaced. Each subcatchment has three
+subareas (impervious without depression storage, impervious, pervious), each a nonlinear
+reservoir as in SWMM: ``dd/dt = i − α·(d − ds)^(5/3)`` with ``α = W/A·√S/n`` (SI Manning),
+solved implicitly so a step conserves water exactly: ``d_new = d + i·dt − q·dt``. Subareas
+with ``n = 0`` pass everything above depression storage at once, as SWMM does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from scenarios.flood.jit import njit
 from scenarios.flood.network import TimeSeries
 
 FloatArray = npt.NDArray[np.float64]
@@ -39,6 +41,43 @@ def gage_rates(series: list[TimeSeries], interval_s: FloatArray, t_s: float) -> 
         if k >= 0 and t_s + TIME_TOL_S < ts.t_s[k] + interval_s[g]:
             out[g] = ts.values[k]
     return out
+
+
+class GageTable:
+    """All gauges' records flattened once, for :meth:`rates` at every runoff step."""
+
+    def __init__(self, series: list[TimeSeries], interval_s: FloatArray) -> None:
+        self.start = np.zeros(len(series) + 1, dtype=np.int64)
+        self.start[1:] = np.cumsum([len(ts.t_s) for ts in series])
+        self.t_s = np.concatenate(
+            [np.asarray(ts.t_s, dtype=np.float64) for ts in series] or [np.zeros(0)]
+        )
+        self.values = np.concatenate(
+            [np.asarray(ts.values, dtype=np.float64) for ts in series] or [np.zeros(0)]
+        )
+        self.interval_s = np.asarray(interval_s, dtype=np.float64)
+
+    def rates(self, t_s: float) -> FloatArray:
+        """:func:`gage_rates` at ``t_s`` (m/s), compiled."""
+        out = np.zeros(len(self.start) - 1)
+        _gage_rates(self.start, self.t_s, self.values, self.interval_s, float(t_s), out)
+        return out
+
+
+@njit
+def _gage_rates(
+    start: npt.NDArray[np.int64],
+    t_s: FloatArray,
+    values: FloatArray,
+    interval_s: FloatArray,
+    t: float,
+    out: FloatArray,
+) -> None:
+    for g in range(out.size):
+        times = t_s[start[g] : start[g + 1]]
+        k = int(np.searchsorted(times, t + TIME_TOL_S, side="right")) - 1
+        if k >= 0 and t + TIME_TOL_S < times[k] + interval_s[g]:
+            out[g] = values[start[g] + k]
 
 
 def next_rain_change(series: list[TimeSeries], interval_s: FloatArray, t_s: float) -> float:
@@ -76,26 +115,41 @@ def horton_infiltration(
     supply_mps : (s,) float, m/s — rain plus ponded water available this step
     dt_s : step (s)
     """
-    f0, fmin, decay, fmax = horton[:, 0], horton[:, 1], horton[:, 2], horton[:, 4]
-    active = f0 > 0
-    # invert F(tp) = infiltrated for tp by Newton (F is increasing and concave)
-    tp = np.where(fmin > 0, infiltrated_m / np.maximum(f0, 1e-30), 0.0)
-    for _ in range(NEWTON_ITERATIONS):
-        rate = fmin + (f0 - fmin) * np.exp(-decay * tp)
-        tp = np.maximum(
-            tp - (horton_cumulative(tp, f0, fmin, decay) - infiltrated_m) / np.maximum(rate, 1e-30),
-            0.0,
-        )
-    capacity = horton_cumulative(tp + dt_s, f0, fmin, decay) - horton_cumulative(
-        tp, f0, fmin, decay
-    )
-    capacity = np.where(
-        fmax > 0, np.minimum(capacity, np.maximum(fmax - infiltrated_m, 0.0)), capacity
-    )
-    out: FloatArray = np.where(
-        active, np.minimum(capacity / dt_s, np.maximum(supply_mps, 0.0)), 0.0
-    )
+    out = np.zeros(len(horton))
+    _horton(np.ascontiguousarray(horton, dtype=np.float64), infiltrated_m, supply_mps, dt_s, out)
     return out
+
+
+@njit
+def _cumulative_jit(tp: float, f0: float, fmin: float, decay: float) -> float:
+    """:func:`horton_cumulative` for one subcatchment."""
+    safe = max(decay, 1e-30)
+    return float(fmin * tp + (f0 - fmin) / safe * (1.0 - np.exp(-safe * tp)))
+
+
+@njit
+def _horton(
+    horton: FloatArray, infiltrated: FloatArray, supply: FloatArray, dt: float, out: FloatArray
+) -> None:
+    """Per subcatchment: the numpy formulation of :func:`horton_infiltration`, compiled."""
+    for i in range(out.size):
+        f0, fmin, decay, fmax = horton[i, 0], horton[i, 1], horton[i, 2], horton[i, 4]
+        if not f0 > 0:
+            out[i] = 0.0
+            continue
+        # invert F(tp) = infiltrated for tp by Newton (F is increasing and concave)
+        tp = infiltrated[i] / max(f0, 1e-30) if fmin > 0 else 0.0
+        for _ in range(NEWTON_ITERATIONS):
+            rate = fmin + (f0 - fmin) * np.exp(-decay * tp)
+            g = _cumulative_jit(tp, f0, fmin, decay) - infiltrated[i]
+            tp_new = max(tp - g / max(rate, 1e-30), 0.0)
+            if tp_new == tp:
+                break  # a fixed point: further iterations would return the same tp
+            tp = tp_new
+        capacity = _cumulative_jit(tp + dt, f0, fmin, decay) - _cumulative_jit(tp, f0, fmin, decay)
+        if fmax > 0:
+            capacity = min(capacity, max(fmax - infiltrated[i], 0.0))
+        out[i] = min(capacity / dt, max(supply[i], 0.0))
 
 
 def subarea_runoff(
@@ -122,15 +176,51 @@ def subarea_runoff(
     depth : (s, 3) float, m — depth at the end of the step
     runoff : (s, 3) float, m/s — outflow rate per unit area over the step
     """
-    level = np.maximum(depth_m + inflow_mps * dt_s, 0.0)
-    excess = np.maximum(level - dstore_m, 0.0)
-    # solve e + dt·α·e^(5/3) = excess for the depth e above storage (Newton from e = excess)
-    e = excess.copy()
-    k = dt_s * alpha
-    for _ in range(NEWTON_ITERATIONS):
-        g = e + k * e**MANNING_EXP - excess
-        e = np.maximum(e - g / (1.0 + MANNING_EXP * k * np.cbrt(e * e)), 0.0)
-    routed_out = (excess - e) / dt_s
-    runoff = np.where(routed, routed_out, excess / dt_s)
-    new_depth = np.where(routed, np.minimum(level, dstore_m) + e, np.minimum(level, dstore_m))
+    new_depth = np.zeros(depth_m.shape)
+    runoff = np.zeros(depth_m.shape)
+    _reservoirs(
+        np.ascontiguousarray(depth_m, dtype=np.float64),
+        np.ascontiguousarray(inflow_mps, dtype=np.float64),
+        np.ascontiguousarray(alpha, dtype=np.float64),
+        np.ascontiguousarray(dstore_m, dtype=np.float64),
+        np.ascontiguousarray(routed, dtype=np.bool_),
+        dt_s,
+        new_depth,
+        runoff,
+    )
     return new_depth, runoff
+
+
+@njit
+def _reservoirs(
+    depth: FloatArray,
+    inflow: FloatArray,
+    alpha: FloatArray,
+    dstore: FloatArray,
+    routed: BoolArray,
+    dt: float,
+    new_depth: FloatArray,
+    runoff: FloatArray,
+) -> None:
+    """Per subarea: the numpy formulation of :func:`subarea_runoff`, compiled."""
+    rows, cols = depth.shape
+    for i in range(rows):
+        for j in range(cols):
+            level = max(depth[i, j] + inflow[i, j] * dt, 0.0)
+            excess = max(level - dstore[i, j], 0.0)
+            held = min(level, dstore[i, j])
+            if not routed[i, j]:
+                runoff[i, j] = excess / dt
+                new_depth[i, j] = held
+                continue
+            # solve e + dt·α·e^(5/3) = excess for the depth e above storage (Newton from excess)
+            e = excess
+            k = dt * alpha[i, j]
+            for _ in range(NEWTON_ITERATIONS):
+                g = e + k * e**MANNING_EXP - excess
+                e_new = max(e - g / (1.0 + MANNING_EXP * k * np.cbrt(e * e)), 0.0)
+                if e_new == e:
+                    break  # a fixed point (dry subareas at once): the same e as 12 iterations
+                e = e_new
+            runoff[i, j] = (excess - e) / dt
+            new_depth[i, j] = held + e

@@ -1,6 +1,6 @@
 """Surface flooding on a DEM as a SimPy model: inflow actors, one integrator, a recorder.
 
-The integrator steps :func:`scenarios.flood.surface.surface_step` on the window of the grid
+The integrator advances :func:`scenarios.flood.surface_kernel.advance` on the window of the grid
 that holds water (plus a margin), with the stable step of Bates et al. (2010). The recorder
 tracks maximum depth and its time for every cell, probe depths, and turns threshold
 crossings into events in bulk: roads deeper than 0.15 m become closures, buildings with
@@ -22,7 +22,16 @@ import shapely
 import simpy
 
 from cim.errors import SourceError
-from scenarios.flood.surface import SurfaceGrid, SurfaceState, stable_step, surface_step
+from scenarios.flood.surface import SurfaceGrid, SurfaceState
+from scenarios.flood.surface_kernel import (
+    CELL_STEPS,
+    INFLOW,
+    N_TALLY,
+    OUTFLOW,
+    STATUS,
+    STEPS,
+    advance,
+)
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -265,6 +274,7 @@ class SurfaceModel:
             if not (0 <= row < x.shape[0] and 0 <= col < x.shape[1]) or not raster.inside[row, col]:
                 raise ValueError(f"probe ({px}, {py}) is outside the DEM")
             self.probe_cells.append((row, col))
+        self.probe_peak: list[float] = [0.0] * len(self.probe_cells)
         self.max_depth = np.zeros(raster.z.shape)
         self.time_of_max = np.full(raster.z.shape, np.nan)
         self.inflow_m3 = 0.0
@@ -281,49 +291,52 @@ class SurfaceModel:
         yield env.timeout(0)
 
     def integrator(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
+        """Advance the surface in compiled chunks, each up to the next event of another actor.
+
+        SimPy keeps the coarse events (record steps, coupling exchanges, the end of the run);
+        :func:`scenarios.flood.surface_kernel.advance` takes every adaptive step in between.
+        """
         grid, state = self.grid, self.state
         duration = self.spec.duration_s
+        probe_r = np.array([r for r, _ in self.probe_cells], dtype=np.int64)
+        probe_c = np.array([c for _, c in self.probe_cells], dtype=np.int64)
+        peak = np.array(self.probe_peak, dtype=np.float64)
+        tally = np.zeros(N_TALLY)
         while env.now < duration - 1e-9:
             t = float(env.now)
-            dt = min(stable_step(grid, state, MAX_STEP_S), duration - t)
-            window = _wet_window(state.h, self.source)
-            if window is None:
-                # dry: wait for a source (a coupled network may spill later)
-                yield env.timeout(min(MAX_STEP_S, duration - t))
-                continue
-            r0, r1, c0, c1 = window
-            sub_grid = SurfaceGrid(
-                grid.z[r0:r1, c0:c1],
-                grid.active[r0:r1, c0:c1],
-                grid.manning[r0:r1, c0:c1],
+            t_stop = min(float(env.peek()), duration)
+            tally[:] = 0.0
+            t_next = advance(
+                grid.z,
+                grid.active,
+                grid.manning,
+                grid.open_x,
+                grid.open_y,
                 grid.dx,
-                grid.open_x[r0:r1, c0 : c1 + 1],
-                grid.open_y[r0 : r1 + 1, c0:c1],
+                state.h,
+                state.qx,
+                state.qy,
+                self.source,
+                t,
+                t_stop,
+                duration,
+                MAX_STEP_S,
+                WINDOW_MARGIN,
+                self.max_depth,
+                self.time_of_max,
+                probe_r,
+                probe_c,
+                peak,
+                tally,
             )
-            sub = SurfaceState(
-                state.h[r0:r1, c0:c1].copy(),
-                state.qx[r0:r1, c0 : c1 + 1].copy(),
-                state.qy[r0 : r1 + 1, c0:c1].copy(),
-            )
-            try:
-                surface_step(sub_grid, sub, dt, self.source[r0:r1, c0:c1])
-            except FloatingPointError as exc:
-                raise ValueError(f"surface unstable at t={t:.1f} s: {exc}") from None
-            state.h[r0:r1, c0:c1] = sub.h
-            state.qx[r0:r1, c0 : c1 + 1] = sub.qx
-            state.qy[r0 : r1 + 1, c0:c1] = sub.qy
-            state.outflow_m3 += sub.outflow_m3
-            self.inflow_m3 += float(self.source.sum() * dt)
-            deeper = sub.h > self.max_depth[r0:r1, c0:c1]
-            self.max_depth[r0:r1, c0:c1] = np.where(deeper, sub.h, self.max_depth[r0:r1, c0:c1])
-            self.time_of_max[r0:r1, c0:c1] = np.where(
-                deeper & (sub.h > 0.01), t + dt, self.time_of_max[r0:r1, c0:c1]
-            )
-            for k, (row, col) in enumerate(self.probe_cells):
-                self.probe_peak[k] = max(self.probe_peak[k], float(state.h[row, col]))
-            self.steps += 1
-            self.cell_steps += sub.h.size
-            yield env.timeout(dt)
+            if tally[STATUS] != 0.0:
+                raise ValueError(f"surface unstable at t={t_next:.1f} s: depth became non-finite")
+            state.outflow_m3 += float(tally[OUTFLOW])
+            self.inflow_m3 += float(tally[INFLOW])
+            self.steps += int(tally[STEPS])
+            self.cell_steps += int(tally[CELL_STEPS])
+            self.probe_peak = [float(p) for p in peak]
+            yield env.timeout(max(t_next - t, 0.0))
 
     def recorder(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
         """Threshold crossings in bulk every record step: road closures, affected buildings."""

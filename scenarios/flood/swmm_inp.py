@@ -14,6 +14,7 @@ the object.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -127,12 +128,21 @@ class _Reader:
             raise self.fail(lineno, f"{what} must be H:MM or decimal hours, got {text!r}") from None
 
     def date(self, lineno: int, text: str) -> datetime:
-        for form in ("%m/%d/%Y", "%m-%d-%Y", "%Y-%m-%d"):
-            try:
-                return datetime.strptime(text, form)
-            except ValueError:
-                continue
-        raise self.fail(lineno, f"date must be MM/DD/YYYY, got {text!r}")
+        when = _date(text)
+        if when is None:
+            raise self.fail(lineno, f"date must be MM/DD/YYYY, got {text!r}")
+        return when
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(text: str) -> datetime | None:
+    """``text`` as a date in one of SWMM's forms, or None (cached: time series repeat dates)."""
+    for form in ("%m/%d/%Y", "%m-%d-%Y", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, form)
+        except ValueError:
+            continue
+    return None
 
 
 def load_swmm_inp(path: str | Path) -> Network:
