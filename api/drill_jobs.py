@@ -346,13 +346,47 @@ def network_flood_work(body: dict[str, Any], state: TwinState) -> Work:
     return work
 
 
+def _live_gauge_rows(
+    body: dict[str, Any], state: TwinState, gauges: dict[str, str]
+) -> tuple[dict[str, tuple[tuple[float, float], ...]], dict[str, Any]]:
+    """Rows per gauge from ``"rain": {"live": {"lookback_s", "forecast_s"}}`` and where they
+    came from (:func:`twin.rainfall.live_gauge_rain`).
+
+    Raises
+    ------
+    DrillRequestError
+        If ``rain`` is malformed, comes with a storm, the live twin is off, there are no
+        gauges, or a gauge cannot be read.
+    """
+    from twin.rainfall import live_gauge_rain
+
+    rain = body.get("rain")
+    live_rain = rain.get("live") if isinstance(rain, dict) and set(rain) == {"live"} else None
+    if not isinstance(live_rain, dict) or set(live_rain) - {"lookback_s", "forecast_s"}:
+        raise DrillRequestError('rain must be {"live": {"lookback_s", "forecast_s"}}')
+    if body.get("storm") is not None:
+        raise DrillRequestError("give a design storm or live rain, not both")
+    if state.live is None:
+        raise DrillRequestError("live rain needs the live twin, which is not running")
+    if not gauges:
+        raise DrillRequestError(f"no live rain gauge for site {body.get('site')!r}")
+    try:
+        lookback = float(live_rain.get("lookback_s", 3600.0))
+        forecast = float(live_rain.get("forecast_s", 3600.0))
+        rows, sources = live_gauge_rain(state.live, gauges, state.live.clock(), lookback, forecast)
+    except (TypeError, ValueError) as exc:
+        raise DrillRequestError(f"rain: {exc}") from None
+    except TwinError as exc:
+        raise DrillRequestError(str(exc)) from None
+    return rows, {"live": True, "lookback_s": lookback, "forecast_s": forecast, "gauges": sources}
+
+
 def _network_on_site(
     body: dict[str, Any], state: TwinState, inp: Path, given: dict[str, Any]
 ) -> tuple[dict[str, str], dict[str, Any], dict[str, Any] | None]:
     """SWMM name -> code of the network as imported into ``body["site"]``, the spec body
     with live gauge rain when asked, and where that rain came from."""
     from cim.networks.drainage import codes_by_swmm_name
-    from twin.rainfall import live_gauge_rain
 
     site = body["site"]
     if not isinstance(site, str) or not _NAME.match(site):
@@ -364,37 +398,21 @@ def _network_on_site(
             f"site {site!r} holds no import of {inp.name}: import it with twin import --crs"
         )
     codes = codes_by_swmm_name(objects)
-    rain = body.get("rain")
-    if rain is None:
+    if body.get("rain") is None:
         return codes, given, None
-    live_rain = rain.get("live") if isinstance(rain, dict) and set(rain) == {"live"} else None
-    if not isinstance(live_rain, dict) or set(live_rain) - {"lookback_s", "forecast_s"}:
-        raise DrillRequestError('rain must be {"live": {"lookback_s", "forecast_s"}}')
-    if "storm" in given:
-        raise DrillRequestError("give a design storm or live rain, not both")
-    if state.live is None:
-        raise DrillRequestError("live rain needs the live twin, which is not running")
     gauges = {
         str(o.attributes["swmm_name"]): o.code
         for o in objects
         if o.kind == "RainGage" and isinstance(o.attributes.get("swmm_name"), str)
     }
-    if not gauges:
-        raise DrillRequestError(f"the network {inp.name} in site {site!r} has no rain gauges")
-    try:
-        lookback = float(live_rain.get("lookback_s", 3600.0))
-        forecast = float(live_rain.get("forecast_s", 3600.0))
-        rows, sources = live_gauge_rain(state.live, gauges, state.live.clock(), lookback, forecast)
-    except (TypeError, ValueError) as exc:
-        raise DrillRequestError(f"rain: {exc}") from None
-    except TwinError as exc:
-        raise DrillRequestError(str(exc)) from None
+    rows, sources = _live_gauge_rows(body, state, gauges)
+    window = float(sources["lookback_s"]) + float(sources["forecast_s"])
     given = {
         **given,
         "gauge_rain_mm_h": {k: [list(r) for r in v] for k, v in rows.items()},
-        "duration_s": given.get("duration_s", lookback + forecast),
+        "duration_s": given.get("duration_s", window),
     }
-    return codes, given, {"live": True, "lookback_s": lookback, "gauges": sources}
+    return codes, given, sources
 
 
 def _network_by_code(
@@ -450,6 +468,7 @@ FLOOD_LAYER = "flood-depth"
 
 _SITE_FLOOD_FIELDS = {
     "site",
+    "rain",
     "terrain",
     "storm",
     "duration_s",
@@ -461,7 +480,29 @@ _SITE_FLOOD_FIELDS = {
 }
 
 
-def site_flood_spec(body: dict[str, Any], store: Any) -> Any:
+def site_live_rain(body: dict[str, Any], state: TwinState) -> dict[str, Any] | None:
+    """``"rain": {"live": {"lookback_s", "forecast_s"}}`` of a site flood body: the mean of
+    the live rain gauges linked to the site's objects (measured, then persisted), as
+    ``{"rain_mm_h": rows, "rain": where it came from}``; ``None`` without ``rain``."""
+    from twin.rainfall import RAIN_PROPERTIES, areal_rain
+
+    if body.get("rain") is None:
+        return None
+    site = str(body.get("site"))
+    codes = set(state.store.codes(site))
+    sensors = state.live.sensors("") if state.live is not None else []
+    gauges = {
+        f"{s['code']}#{s['datastream']}": s["code"]
+        for s in sensors
+        if s["code"] in codes and any(p in s["observedProperty"].lower() for p in RAIN_PROPERTIES)
+    }
+    rows, sources = _live_gauge_rows(body, state, gauges)
+    return {"rain_mm_h": areal_rain(rows), "rain": sources}
+
+
+def site_flood_spec(
+    body: dict[str, Any], store: Any, rain_mm_h: tuple[tuple[float, float], ...] | None = None
+) -> Any:
     """The :class:`~scenarios.flood.site.SiteFloodSpec` of a site flood body, read from the
     site's CIM: its terrain (the one DEM, or ``terrain`` naming its code), its buildings and
     its roads by code.
@@ -533,6 +574,7 @@ def site_flood_spec(body: dict[str, Any], store: Any) -> Any:
             cell_m=numbers.get("cell_m"),
             manning=float(numbers.get("manning", 0.03)),
             record_step_s=float(numbers.get("record_step_s", 60.0)),
+            rain_mm_h=rain_mm_h,
         )
     except (TypeError, ValueError) as exc:
         raise DrillRequestError(f"flood: {exc}") from None
@@ -604,7 +646,8 @@ def site_flood_work(body: dict[str, Any], state: TwinState) -> Work:
     from api.jobs import CURRENT_JOB
     from scenarios.flood.site import run_site_flood
 
-    spec = site_flood_spec(body, state.store)
+    live_rain = site_live_rain(body, state)
+    spec = site_flood_spec(body, state.store, live_rain["rain_mm_h"] if live_rain else None)
     site = str(body["site"])
     alerts = body.get("alerts", True)
     if not isinstance(alerts, bool):
@@ -633,6 +676,7 @@ def site_flood_work(body: dict[str, Any], state: TwinState) -> Work:
         out["layer"] = {"site": site, "name": FLOOD_LAYER, "buildings": len(values)}
         out["files"] = names
         out["crs"] = spec.terrain.crs
+        out["rain"] = live_rain["rain"] if live_rain else {"live": False}
         drill = CURRENT_JOB.get() or f"flood-{site}"
         out["drill"] = drill
         out["alerts"] = (

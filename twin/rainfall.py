@@ -88,3 +88,31 @@ def live_gauge_rain(
             "latest_mm_h": latest,
         }
     return rows, sources
+
+
+def areal_rain(
+    rows_by_gauge: dict[str, tuple[tuple[float, float], ...]], step_s: float = 60.0
+) -> tuple[tuple[float, float], ...]:
+    """The mean of several gauges' rain rows on a common ``step_s`` grid (each gauge's rows
+    held until its next), ending with the latest end of any gauge: uniform rain over an
+    area from the gauges in it, the simplest areal estimate (no weights).
+
+    Raises
+    ------
+    ValueError
+        If there are no gauges or ``step_s`` is not positive.
+    """
+    if not rows_by_gauge or not step_s > 0:
+        raise ValueError("areal rain needs at least one gauge and step_s > 0")
+    end = max(rows[-1][0] for rows in rows_by_gauge.values())
+    grid = [i * step_s for i in range(int(end // step_s) + 1)]
+    if grid[-1] < end:
+        grid.append(end)
+    means = []
+    for t in grid[:-1]:
+        values = []
+        for rows in rows_by_gauge.values():
+            held = [v for when, v in rows if when <= t]
+            values.append(held[-1] if held and t < rows[-1][0] else 0.0)
+        means.append((t, sum(values) / len(values)))
+    return (*means, (grid[-1], 0.0))

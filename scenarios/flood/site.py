@@ -65,6 +65,8 @@ class SiteFloodSpec:
     roads : ``(code, polygon or line)`` of the site's roads
     duration_s : simulated seconds
     storm : the design storm on every cell, or ``None`` (inflows only)
+    rain_mm_h : instead of a storm, ``(t_s, mm/h)`` rows on every cell, each held until the
+        next, the last ending the rain (live gauge rain, :mod:`twin.rainfall`)
     inflows : point inflows in the site's CRS
     cell_m : cell size to run on, or ``None``: rounded to a whole multiple of the terrain's
         (within 1 %); the run's actual cell size is in the result
@@ -81,6 +83,7 @@ class SiteFloodSpec:
     cell_m: float | None = None
     manning: float = 0.03
     record_step_s: float = 60.0
+    rain_mm_h: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.duration_s <= MAX_DURATION_S:
@@ -89,8 +92,16 @@ class SiteFloodSpec:
             raise ValueError(f"record_step_s(={self.record_step_s}) must be in [1, duration_s]")
         if not 0 < self.manning <= 1:
             raise ValueError(f"manning(={self.manning}) must be in (0, 1]")
-        if self.storm is None and not self.inflows:
-            raise ValueError("a site flood drill needs a storm or at least one inflow")
+        if self.storm is not None and self.rain_mm_h is not None:
+            raise ValueError("give a design storm or rain rows, not both")
+        if self.rain_mm_h is not None:
+            times = [t for t, _ in self.rain_mm_h]
+            if len(times) < 2 or times != sorted(set(times)) or times[0] < 0:
+                raise ValueError("rain rows must be two or more, from t >= 0, increasing")
+            if not all(np.isfinite(v) and 0 <= v <= 1000 for _, v in self.rain_mm_h):
+                raise ValueError("rain intensities must be in [0, 1000] mm/h")
+        if self.storm is None and self.rain_mm_h is None and not self.inflows:
+            raise ValueError("a site flood drill needs a storm, rain or at least one inflow")
         if self.storm is not None:
             self.hyetograph()  # raises on an unknown formula or parameters out of range
         rows, cols = coarse_shape(self.terrain, self.cell_m)
@@ -120,6 +131,9 @@ class SiteFloodSpec:
         ValueError
             If the formula is unknown or a parameter is out of range.
         """
+        if self.rain_mm_h is not None:
+            rows = np.array(self.rain_mm_h[:-1], dtype=np.float64).reshape(-1, 2)
+            return rows[:, 0], rows[:, 1]
         if self.storm is None:
             return np.zeros(0), np.zeros(0)
         formulas = intensity_formulas()
@@ -334,6 +348,8 @@ def run_site_flood(
     out = Path(out_dir)
     hyetograph = spec.hyetograph()
     storm_end = spec.storm.duration_min * 60.0 if spec.storm is not None else 0.0
+    if spec.rain_mm_h is not None:
+        storm_end = spec.rain_mm_h[-1][0]
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         work = Path(tmp)
         _write_dem(terrain, work / "dem.tif")
