@@ -424,7 +424,6 @@ def _network_by_code(
 ) -> dict[str, Any]:
     """The drill's nodes by CIM code, its layer on the site and its drill alerts."""
     from api.jobs import CURRENT_JOB
-    from twin.alerts import DrillAlert
 
     depth = out.get("node_max_depth_m", {})
     volume = out.get("node_flood_volume_m3", {})
@@ -442,14 +441,13 @@ def _network_by_code(
     }
     state.layers.put(Layer(site, NETWORK_LAYER, values, "peak depth at the node", "m"))
     found = [
-        DrillAlert(
+        graded_alert(
             site,
             code,
             "node-flooding",
-            "alarm" if info["flood_volume_m3"] >= 10.0 else "warning",
-            f"node {info['swmm']} overflows: {info['flood_volume_m3']:.1f} m3 onto the street",
             float(info["flood_volume_m3"]),
-            2 if info["flood_volume_m3"] >= 10.0 else 1,
+            10.0,
+            f"node {info['swmm']} overflows: {info['flood_volume_m3']:.1f} m3 onto the street",
         )
         for code, info in sorted(nodes.items())
         if info["flood_volume_m3"] > 0
@@ -580,39 +578,36 @@ def site_flood_spec(
         raise DrillRequestError(f"flood: {exc}") from None
 
 
-def flood_alerts(site: str, result: dict[str, Any]) -> list[Any]:
-    """Drill alerts of a site flood result: one per closed road and affected building."""
+def graded_alert(
+    site: str, code: str, kind: str, value: float, alarm_above: float, message: str
+) -> Any:
+    """A drill alert that is a warning (level 1), or an alarm (level 2) above ``alarm_above``."""
     from twin.alerts import DrillAlert
 
+    alarm = value > alarm_above
+    return DrillAlert(
+        site, code, kind, "alarm" if alarm else "warning", message, value, 2 if alarm else 1
+    )
+
+
+def flood_alerts(site: str, result: dict[str, Any]) -> list[Any]:
+    """Drill alerts of a site flood result: one per closed road and affected building, an
+    alarm above 0.3 m."""
     out = []
     for closure in result["closures"]:
         depth = float(closure["max_depth_m"])
-        out.append(
-            DrillAlert(
-                site,
-                closure["code"],
-                "road-closure",
-                "alarm" if depth > 0.3 else "warning",
-                f"road {closure['code']} closed by water from t={closure['t_start_s']:g} s "
-                f"(max depth {depth:.2f} m)",
-                depth,
-                2 if depth > 0.3 else 1,
-            )
+        message = (
+            f"road {closure['code']} closed by water from t={closure['t_start_s']:g} s "
+            f"(max depth {depth:.2f} m)"
         )
+        out.append(graded_alert(site, closure["code"], "road-closure", depth, 0.3, message))
     for building in result["affected_buildings"]:
         depth = float(building["max_depth_m"])
-        out.append(
-            DrillAlert(
-                site,
-                building["code"],
-                "building-flooded",
-                "alarm" if depth > 0.3 else "warning",
-                f"water against building {building['code']} from t={building['first_t_s']:g} s "
-                f"(max depth {depth:.2f} m)",
-                depth,
-                2 if depth > 0.3 else 1,
-            )
+        message = (
+            f"water against building {building['code']} from t={building['first_t_s']:g} s "
+            f"(max depth {depth:.2f} m)"
         )
+        out.append(graded_alert(site, building["code"], "building-flooded", depth, 0.3, message))
     return out
 
 
