@@ -7,16 +7,17 @@ outside its scope gets 404, exactly as if it did not exist.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, WebSocket
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import AuthenticationError, PermissionDeniedError
 from api.keys import READ_ROLES, KeyStore, Principal, Role, UnknownKeyError
 from api.settings import Settings
-from api.state import State
+from api.state import State, TwinState
 
 _api_key_header = APIKeyHeader(
     name="X-API-Key",
@@ -99,3 +100,30 @@ def require_writer(principal: CurrentPrincipal) -> Principal:
 
 
 Writer = Annotated[Principal, Depends(require_writer)]
+
+
+#: Seconds a WebSocket client has to send its key as its first message.
+AUTH_TIMEOUT_S = 5.0
+
+
+async def first_message_principal(websocket: WebSocket, state: TwinState) -> Principal | None:
+    """Authenticate an accepted WebSocket by its first message ``{"key": ...}`` (keys in
+    messages stay out of URLs and access logs); a reader's principal, or ``None`` after
+    closing the socket with 4401 (no or unknown key) or 4403 (a role that may not read)."""
+    try:
+        hello = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT_S)
+    except (TimeoutError, ValueError, KeyError):
+        hello = None
+    key = hello.get("key") if isinstance(hello, dict) else None
+    if not isinstance(key, str) or not key:
+        await websocket.close(4401, 'send {"key": ...} first')
+        return None
+    try:
+        principal = state.keys.authenticate(key)
+    except UnknownKeyError:
+        await websocket.close(4401, "unknown API key")
+        return None
+    if principal.role not in READ_ROLES:
+        await websocket.close(4403, f"a {principal.role.value} key may not read")
+        return None
+    return principal

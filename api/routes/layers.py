@@ -16,11 +16,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
-from api.auth import Reader, Writer
-from api.keys import READ_ROLES, Principal, UnknownKeyError
+from api.auth import Reader, Writer, first_message_principal
 from api.layers import Layer, check_values
 from api.routes.sites import scoped_view
-from api.state import State, TwinState, get_state
+from api.state import State, get_state
 from cim.errors import NotFoundError
 
 router = APIRouter(prefix="/sites/{site}/layers", tags=["layers"])
@@ -28,7 +27,6 @@ router = APIRouter(prefix="/sites/{site}/layers", tags=["layers"])
 LayerName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 #: Seconds a new WebSocket has to send its key.
-AUTH_TIMEOUT_S = 5.0
 
 
 class LayerIn(BaseModel):
@@ -97,33 +95,13 @@ def delete_layer(site: str, name: LayerName, state: State, principal: Writer) ->
     state.layers.delete(site, name)
 
 
-async def _authenticate(websocket: WebSocket, state: TwinState) -> Principal | None:
-    try:
-        hello = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT_S)
-    except (TimeoutError, ValueError, KeyError):
-        hello = None
-    key = hello.get("key") if isinstance(hello, dict) else None
-    if not isinstance(key, str) or not key:
-        await websocket.close(4401, 'send {"key": ...} first')
-        return None
-    try:
-        principal = state.keys.authenticate(key)
-    except UnknownKeyError:
-        await websocket.close(4401, "unknown API key")
-        return None
-    if principal.role not in READ_ROLES:
-        await websocket.close(4403, f"a {principal.role.value} key may not read")
-        return None
-    return principal
-
-
 @router.websocket("/live")
 async def live_layers(websocket: WebSocket, site: str) -> None:
     """The site's layers now, then every change: ``{"type": "layer", "layer": {...}}`` or
     ``{"type": "deleted", "site", "name"}``."""
     state = get_state(websocket)
     await websocket.accept()
-    principal = await _authenticate(websocket, state)
+    principal = await first_message_principal(websocket, state)
     if principal is None:
         return
     try:

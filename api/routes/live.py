@@ -1,7 +1,8 @@
 """``/live``: latest state per datastream and object, history and aggregates, city vital
 signs, the ingest's counters and dead letters, and the WebSocket stream.
 
-The stream (``/live/ws?key=...&prefix=...&kind=...``) sends JSON arrays of events
+The stream (``/live/ws?prefix=...&kind=...``, the key sent as the first message ``{"key":
+...}``) sends JSON arrays of events
 (``observation``, ``alert``, ``case``) for objects under the prefixes asked for; a pilot gets
 only its subtree whatever it asks. A slow client never slows ingest: its buffer keeps the
 latest observation per datastream (see :mod:`twin.bus`).
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
+from api.auth import first_message_principal
 from api.errors import AuthenticationError, QueryError
 from api.keys import READ_ROLES, Principal, UnknownKeyError
 from api.live_deps import Live, LiveReader, StaEditor, get_live, scopes_of
@@ -167,7 +169,7 @@ def compact_history(
 def _principal(websocket: WebSocket, key: str | None) -> Principal:
     token = key or websocket.headers.get("x-api-key")
     if not token:
-        raise AuthenticationError("an API key is required: ?key= or X-API-Key")
+        raise AuthenticationError('an API key is required: send {"key": ...} first')
     try:
         principal = get_state(websocket).keys.authenticate(token)
     except UnknownKeyError:
@@ -198,10 +200,20 @@ async def live_stream(
     """Push observations, alerts and case changes of objects under ``prefix`` (repeatable;
     none: everything the key may see), or of the objects of ``site`` whose boxes overlap
     ``bbox`` (``minx,miny,maxx,maxy``, metres in the site CRS), of the given ``kind`` s
-    (repeatable; none: all)."""
+    (repeatable; none: all). The key comes as the first message ``{"key": ...}`` (or, for
+    older clients, the ``X-API-Key`` header or ``?key=``, which lands in access logs)."""
+    accepted = False
     try:
-        principal = _principal(websocket, key)
         live = get_live(websocket)  # type: ignore[arg-type]
+        if key or websocket.headers.get("x-api-key"):
+            principal = _principal(websocket, key)
+        else:  # the key comes as the first message, out of URLs and access logs
+            await websocket.accept()
+            accepted = True
+            found = await first_message_principal(websocket, get_state(websocket))
+            if found is None:
+                return
+            principal = found
     except AuthenticationError as exc:
         await websocket.close(code=4401, reason=str(exc))
         return
@@ -226,7 +238,8 @@ async def live_stream(
             prefixes = [p for p in prefixes if p.startswith(scopes)] + [
                 s for s in scopes if any(s.startswith(p) for p in prefixes)
             ]
-    await websocket.accept()
+    if not accepted:
+        await websocket.accept()
     loop = asyncio.get_running_loop()
     ready = asyncio.Event()
 

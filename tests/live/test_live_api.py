@@ -109,7 +109,8 @@ def test_mqtt_reading_reaches_sta_state_stream_alert_and_case(api: Api) -> None:
     }
     assert api.client.post("/rules", json=rule, headers=api.h("planner")).status_code == 201
     key = api.keys["display"]
-    with api.client.websocket_connect(f"/live/ws?key={key}&prefix={api.building.code}") as ws:
+    with api.client.websocket_connect(f"/live/ws?prefix={api.building.code}") as ws:
+        ws.send_json({"key": key})  # the key as the first message, out of the URL
         assert ws.receive_json()["type"] == "subscribed"
         publisher = mqtt_publisher()
         sent = time.monotonic()
@@ -299,6 +300,17 @@ def test_stream_by_area(api: Api) -> None:
     ):
         pass
     assert refused.value.code == 4401
+    for hello in ({"key": "twk_nope"}, {"token": key}, ["key"]):
+        with api.client.websocket_connect("/live/ws") as ws:
+            ws.send_json(hello)
+            with pytest.raises(WebSocketDisconnect) as first:
+                ws.receive_json()
+            assert first.value.code == 4401, hello
+    with api.client.websocket_connect("/live/ws") as ws:
+        ws.send_json({"key": api.keys["device"]})
+        with pytest.raises(WebSocketDisconnect) as device:
+            ws.receive_json()
+        assert device.value.code == 4403
 
 
 def test_pilot_opens_cases_only_in_its_subtree(api: Api) -> None:
