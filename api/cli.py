@@ -166,7 +166,9 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", default="")
     create.add_argument("--output", type=Path, help="also write the key to this file (0600)")
     create.add_argument(
-        "--if-missing", action="store_true", help="with --output: do nothing when the file exists"
+        "--if-missing",
+        action="store_true",
+        help="with --output: do nothing when the file holds a key of this store and role",
     )
     return parser
 
@@ -553,13 +555,27 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_still_valid(settings: Any, args: argparse.Namespace) -> bool:
+    """Whether ``--output`` holds a key this store still knows, with the asked role: a
+    store made anew (its key file gone) gets a new key rather than a dead one."""
+    from api.keys import KeyStore, UnknownKeyError
+
+    try:
+        key = args.output.read_text(encoding="utf-8").strip()
+        principal = KeyStore(settings.keys_path).authenticate(key)
+    except (OSError, UnknownKeyError):
+        return False
+    return bool(principal.role.value == args.role)
+
+
 def _cmd_keys(args: argparse.Namespace) -> int:
     from api.auth import create_key
     from api.settings import Settings
 
-    if args.output is not None and args.if_missing and args.output.exists():
+    settings = Settings(store_url=args.store)
+    if args.output is not None and args.if_missing and _key_still_valid(settings, args):
         return 0
-    key = create_key(Settings(store_url=args.store), args.role, tuple(args.scope), args.name)
+    key = create_key(settings, args.role, tuple(args.scope), args.name)
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

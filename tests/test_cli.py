@@ -262,3 +262,17 @@ def test_live_demo_unit_puts_a_people_counter_in_every_room(
         assert [r.observed_property for r in live.alerts.rules.values()] == ["people count"]
     finally:
         live.close()
+
+
+def test_keys_if_missing_replaces_a_key_of_a_store_made_anew(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store, out = str(tmp_path / "t.db"), tmp_path / "admin.key"
+    args = ("--store", store, "keys", "create", "--role", "admin", "--output", str(out))
+    code, first, _ = _run(capsys, *args, "--if-missing")
+    assert code == 0 and out.read_text().strip() == first.strip()
+    assert _run(capsys, *args, "--if-missing")[1] == ""  # kept: the store knows it
+    (tmp_path / "t.db.keys.json").unlink()  # the store is made anew
+    code, second, _ = _run(capsys, *args, "--if-missing")
+    assert code == 0 and second.strip() and second != first
+    assert out.read_text().strip() == second.strip()
