@@ -254,7 +254,9 @@ def write_tileset(
     union = np.r_[boxes[:, :3].min(axis=0), boxes[:, 3:].max(axis=0)]
     top_error = max([t.geometric_error for t in subtrees] + [0.5]) * 2
     extent = float(np.linalg.norm(union[3:] - union[:3]))
-    root_error = round(max(top_error, 1.0), 3)
+    # the root draws nothing: stopping there loses the whole site, an error of its extent —
+    # else a small site whose features fit one leaf is never refined past an empty root
+    root_error = round(max(top_error, extent, 1.0), 3)
     root = {
         "transform": frame.tileset_transform(),
         "boundingVolume": {"box": box_volume(union)},

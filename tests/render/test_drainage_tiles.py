@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from gltf_validator import assert_valid
 from tileset_checks import load, property_strings, read_tile, walk
 
@@ -43,3 +44,9 @@ def test_a_drainage_network_exports_valid_pickable_tiles(assets_dir: Path, tmp_p
         kinds = property_strings(gltf, binary, "kind")
         seen.update(zip(codes, kinds, strict=True))
     assert {c: k for c, k in seen.items() if c in drawn} == drawn
+    # the root draws nothing: its error is the site's extent, so that a viewer refines into
+    # the one leaf instead of stopping at an empty root (a small site once showed nothing)
+    root = load(path)["root"]
+    half = np.array(root["boundingVolume"]["box"][3:]).reshape(3, 3)
+    assert "content" not in root
+    assert root["geometricError"] >= 0.99 * 2 * float(np.linalg.norm(half.sum(axis=0)))
