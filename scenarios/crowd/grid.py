@@ -179,7 +179,6 @@ def build_grid(
     rc = np.column_stack([flat // cols, flat % cols]).astype(np.int32)
     cents = centroid[flat]
     areas = area[flat]
-    n = flat.size
 
     neighbours, neighbour_m = _cell_graph(walkable, lookup, cents, (~full).reshape(rows, cols))
     exit_of_cell = _exit_cells(venue, (minx, miny), cell_m, lookup, areas)

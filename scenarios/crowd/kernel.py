@@ -122,6 +122,10 @@ class Flow:
     dt_s : step, seconds
     field_s : (e, n + 1) float or None, time to each exit under current congestion,
         seconds (see :func:`scenarios.crowd.grid.travel_time_fields`)
+    distance_m : (e, n + 1) float or None, walking distance to each exit when one-way
+        corridors are on (None: the grid's own, every edge both ways)
+    blocked : (n + 1, 16) bool or None, neighbour-table edges that may not be walked (against
+        a one-way corridor's direction); the last row pads
     """
 
     gamma: float
@@ -130,6 +134,8 @@ class Flow:
     exit_rate_pps: FloatArray
     dt_s: float
     field_s: FloatArray | None = None
+    distance_m: FloatArray | None = None
+    blocked: NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True)
@@ -238,22 +244,34 @@ def choose_targets(
         congestion-aware field instead of walking distance at free speed
     """
     candidates = grid.neighbours[cell]
-    field_s = flow.field_s
-    if field_s is None:
-        remaining = grid.padded_distance_m[exit_id[:, None], candidates] / free_speed_mps[:, None]
-        here = grid.distance_m[exit_id, cell] / free_speed_mps
+    width = candidates.shape[1]
+    if flow.field_s is not None:
+        field, speed = flow.field_s, None
     else:
-        remaining = field_s[exit_id[:, None], candidates]
-        here = field_s[exit_id, cell]
+        field = grid.padded_distance_m if flow.distance_m is None else flow.distance_m
+        speed = free_speed_mps
+    # flat gathers (row * stride + column): much cheaper than 2-d fancy indexing per step
+    stride = field.shape[1]
+    flat = field.ravel()
+    base = exit_id.astype(np.int64) * stride
+    remaining = flat[base[:, None] + candidates]
+    here = flat[base + cell]
+    if speed is not None:
+        remaining = remaining / speed[:, None]
+        here = here / speed
     # slowness (1 / Weidmann factor) looked up by cell and head count: no exp per candidate
     table = slowness_table(grid, flow.gamma, flow.rho_max)
     heads = np.minimum(counts[candidates], table.shape[1] - 1)
-    slowness = table[candidates, heads]
+    slowness = table.ravel()[candidates.astype(np.int64) * table.shape[1] + heads]
     cost = grid.neighbour_m[cell] * slowness / free_speed_mps[:, None] + remaining
-    cost[~(remaining < here[:, None])] = np.inf
+    closed = ~(remaining < here[:, None])
+    if flow.blocked is not None:
+        closed |= flow.blocked[cell]
+    cost[closed] = np.inf
     best = np.argmin(cost, axis=1)
-    chosen = candidates[np.arange(cell.size), best]
-    stuck = ~np.isfinite(cost[np.arange(cell.size), best])
+    rows = np.arange(cell.size) * width
+    chosen = candidates.ravel()[rows + best]
+    stuck = ~np.isfinite(cost.ravel()[rows + best])
     return np.where(stuck, cell, chosen).astype(np.int32)
 
 
