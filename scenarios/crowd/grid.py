@@ -162,15 +162,13 @@ def build_grid(
     full, partial = _classify(walkable, (minx, miny), cell_m, rows, cols)
     area = np.where(full, cell_m * cell_m, 0.0)
     centroid = np.column_stack([x0 + cell_m / 2, y0 + cell_m / 2])
-    boxes = np.empty(rows * cols, dtype=object)
-    boxes[partial] = shapely.box(
-        x0[partial], y0[partial], x0[partial] + cell_m, y0[partial] + cell_m
-    )
-    clipped = _clip_cells(
-        walkable, boxes[partial], np.flatnonzero(partial), (minx, miny), cell_m, cols
-    )
+    clipped = _clip_cells(walkable, np.flatnonzero(partial), (minx, miny), cell_m, cols)
     area[partial] = shapely.area(clipped)
-    centroid[partial] = shapely.get_coordinates(shapely.point_on_surface(clipped))
+    # an empty clip (the cell only touches the area) has no point, and it is not kept
+    solid = np.flatnonzero(partial)[~shapely.is_empty(clipped)]
+    centroid[solid] = shapely.get_coordinates(
+        shapely.point_on_surface(clipped[~shapely.is_empty(clipped)])
+    )
     keep = area >= MIN_OPEN_FRACTION * cell_m * cell_m
     flat = np.flatnonzero(keep)
     lookup = np.full(rows * cols, -1, dtype=np.int32)
@@ -346,30 +344,35 @@ _BLOCK = 16  # cells per side of the blocks the walkable area is cut into before
 
 def _clip_cells(
     walkable: shapely.Geometry,
-    boxes: NDArray[np.object_],
     flat: NDArray[np.int64],
     origin: tuple[float, float],
     cell_m: float,
     cols: int,
 ) -> NDArray[np.object_]:
-    """``box ∩ walkable`` for each partial cell, through the piece of the walkable area in
-    the cell's block of ``_BLOCK``² cells: each clip then sees a few vertices, not all."""
-    block = (flat // cols // _BLOCK) * (cols // _BLOCK + 1) + (flat % cols) // _BLOCK
+    """``cell ∩ walkable`` for each partial cell (flat raster index), through the piece of
+    the walkable area in the cell's block of ``_BLOCK``² cells: each clip then sees a few
+    vertices, not all. GEOS's rectangle clipping (``clip_by_rect``) is several times
+    quicker than a general intersection with a box polygon, for the same areas."""
+    per_row = cols // _BLOCK + 1
+    block = (flat // cols // _BLOCK) * per_row + (flat % cols) // _BLOCK
     keys, which = np.unique(block, return_inverse=True)
-    bi, bj = keys // (cols // _BLOCK + 1), keys % (cols // _BLOCK + 1)
     size = _BLOCK * cell_m
-    x0, y0 = origin[0] + bj * size, origin[1] + bi * size
-    pieces = np.array(
+    bx = origin[0] + (keys % per_row) * size
+    by = origin[1] + (keys // per_row) * size
+    clip = shapely.clip_by_rect
+    pieces = [
+        clip(walkable, a - cell_m, b - cell_m, a + size + cell_m, b + size + cell_m)
+        for a, b in zip(bx.tolist(), by.tolist(), strict=True)
+    ]
+    x0 = origin[0] + (flat % cols) * cell_m
+    y0 = origin[1] + (flat // cols) * cell_m
+    return np.array(
         [
-            shapely.clip_by_rect(
-                walkable, a - cell_m, b - cell_m, a + size + cell_m, b + size + cell_m
-            )
-            for a, b in zip(x0.tolist(), y0.tolist(), strict=True)
+            clip(pieces[k], x, y, x + cell_m, y + cell_m)
+            for k, x, y in zip(which.tolist(), x0.tolist(), y0.tolist(), strict=True)
         ],
         dtype=object,
     )
-    clipped: NDArray[np.object_] = shapely.intersection(boxes, pieces[which])
-    return clipped
 
 
 def _exit_cells(
