@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from scenarios.crowd.venue import Venue
@@ -288,13 +288,17 @@ def _fields(
     valid = table < n
     if allowed is not None:
         valid &= allowed
-    head = np.repeat(np.arange(n, dtype=np.int32), valid.sum(axis=1))
-    tail = table[valid]
     weight = metres[valid]
     if seconds_per_m is not None:
-        weight = weight * seconds_per_m[tail]
-    # walking *to* an exit: edges reversed (tail -> head), CSR by tail
-    reverse = coo_matrix((weight, (tail, head)), shape=(n, n)).tocsr()
+        weight = weight * seconds_per_m[table[valid]]
+    if allowed is None and seconds_per_m is None:
+        # every edge both ways at its length: the graph is its own reverse, CSR by row as is
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
+        reverse = csr_matrix((weight, table[valid], indptr), shape=(n, n))
+    else:
+        # walking *to* an exit: edges reversed (tail -> head)
+        head = np.repeat(np.arange(n, dtype=np.int32), valid.sum(axis=1))
+        reverse = coo_matrix((weight, (table[valid], head)), shape=(n, n)).tocsr()
     field = np.full((exits.size, n), np.inf)
     for index in np.flatnonzero(exits).tolist():
         sources = np.flatnonzero(exit_of_cell == index)

@@ -26,6 +26,8 @@ IntArray = NDArray[np.int32]
 # Fruin (1971) walkway level of service by density, persons/m²: A .. F
 FRUIN_BOUNDS_PM2 = np.array([0.31, 0.43, 0.72, 1.08, 2.17])
 FRUIN_LEVELS = ("A", "B", "C", "D", "E", "F")
+# head counts per cell the slowness lookup covers (more count as the last)
+SLOWNESS_HEADS = 12
 
 
 def weidmann_speed(
@@ -207,18 +209,26 @@ def density_ahead(
     return np.asarray(people / grid.ahead_area_m2[exit_id, target], dtype=np.float64)
 
 
-def slowness_table(grid: CellGrid, gamma: float, rho_max: float, heads: int = 12) -> FloatArray:
-    """(n + 1, heads) ``1 / weidmann factor`` of each cell holding 0..heads-1 people.
+def slowness_table(
+    grid: CellGrid, gamma: float, rho_max: float, heads: int = 12
+) -> tuple[NDArray[np.int64], FloatArray]:
+    """``1 / weidmann factor`` of each cell holding 0..heads-1 people, as a lookup.
 
-    Capped at 1000 (a full cell is all but impassable); computed once per grid and diagram.
+    Returns ``(row, table)``: cell ``c`` with ``h`` people has slowness
+    ``table[row[c] + h]``. Cells of equal area share a row (most cells are whole, so the
+    rows read each step stay in cache). Capped at 1000 (a full cell is all but
+    impassable); computed once per grid and diagram.
     """
-    tables: dict[tuple[float, float, int], FloatArray] = grid.__dict__.setdefault("_slowness", {})
-    table = tables.get((gamma, rho_max, heads))
-    if table is None:
-        density = np.arange(heads)[None, :] / grid.padded_cell_area_m2[:, None]
+    tables: dict[tuple[float, float, int], tuple[NDArray[np.int64], FloatArray]]
+    tables = grid.__dict__.setdefault("_slowness", {})
+    found = tables.get((gamma, rho_max, heads))
+    if found is None:
+        areas, row = np.unique(grid.padded_cell_area_m2, return_inverse=True)
+        density = np.arange(heads)[None, :] / areas[:, None]
         table = 1.0 / np.maximum(weidmann_speed(density, 1.0, gamma, rho_max), 1e-3)
-        tables[(gamma, rho_max, heads)] = table
-    return table
+        found = (row.astype(np.int64) * heads, table.ravel())
+        tables[(gamma, rho_max, heads)] = found
+    return found
 
 
 def choose_targets(
@@ -261,9 +271,9 @@ def choose_targets(
         remaining = remaining / speed[:, None]
         here = here / speed
     # slowness (1 / Weidmann factor) looked up by cell and head count: no exp per candidate
-    table = slowness_table(grid, flow.gamma, flow.rho_max)
-    heads = np.minimum(counts[candidates], table.shape[1] - 1)
-    slowness = table.ravel()[candidates.astype(np.int64) * table.shape[1] + heads]
+    row, table = slowness_table(grid, flow.gamma, flow.rho_max, SLOWNESS_HEADS)
+    heads = np.minimum(counts[candidates], SLOWNESS_HEADS - 1)
+    slowness = table[row[candidates] + heads]
     cost = grid.neighbour_m[cell] * slowness / free_speed_mps[:, None] + remaining
     closed = ~(remaining < here[:, None])
     if flow.blocked is not None:
@@ -330,7 +340,8 @@ def step(
     hop = np.zeros(cell.size, dtype=bool)
     exit_used = np.full(cell.size, -1, dtype=np.int32)
 
-    who = np.flatnonzero(arrived & (grid.exit_of_cell[target] == exit_id))
+    into_exit = grid.exit_of_cell[target] == exit_id
+    who = np.flatnonzero(arrived & into_exit)
     if who.size:
         allowance = np.floor(exit_credit + 1e-9).astype(np.int64)
         passed = who[admit(exit_id[who], allowance, rng.random(who.size))]
@@ -338,7 +349,7 @@ def step(
         left[passed] = True
         exit_used[passed] = exit_id[passed]
 
-    who = np.flatnonzero(arrived & (grid.exit_of_cell[target] != exit_id))
+    who = np.flatnonzero(arrived & ~into_exit)
     if who.size:
         src = cell[who]
         # outflow gate: the cell lets out specific flow × its open width per second
