@@ -22,8 +22,6 @@ from pathlib import Path
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from scenarios.crowd.venue import Venue
 
@@ -283,7 +281,13 @@ def _fields(
     allowed: NDArray[np.bool_] | None,
 ) -> NDArray[np.float64]:
     """(e, n) cost of the cheapest walk from each cell into each exit's cells: one
-    multi-source Dijkstra per exit on the reversed graph (C, ``scipy.sparse.csgraph``)."""
+    multi-source Dijkstra per exit on the reversed graph (C, ``scipy.sparse.csgraph``).
+
+    scipy is imported here, not with the module: a run on a cached grid without re-routing
+    never needs it (its import pulls in ``scipy.sparse.linalg``, about 0.1 s)."""
+    from scipy.sparse import coo_matrix, csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
     n = table.shape[0]
     valid = table < n
     if allowed is not None:
