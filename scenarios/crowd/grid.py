@@ -232,8 +232,21 @@ def _cell_graph(
         a = lookup[: rows - di, c0 : c0 + span]
         b = lookup[di:, c0 + dj : c0 + dj + span]
         pair = (a >= 0) & (b >= 0)
-        boxed = summed[h:, w:] - summed[:-h, w:] - summed[h:, :-w] + summed[:-h, :-w]
-        src, dst, partial = a[pair], b[pair], boxed[pair] > 0
+        if di + abs(dj) == 3:
+            # a knight's segment passes through four cells: its ends and the two between
+            # them (not the other two corners of its rectangle)
+            mi, mj = (0, int(np.sign(dj))) if di == 1 else (1, 0)
+            ni, nj = (1, int(np.sign(dj))) if di == 1 else (1, dj)
+            crossed = (
+                not_full[: rows - di, c0 : c0 + span]
+                | not_full[di:, c0 + dj : c0 + dj + span]
+                | not_full[mi : mi + rows - di, c0 + mj : c0 + mj + span]
+                | not_full[ni : ni + rows - di, c0 + nj : c0 + nj + span]
+            )
+        else:
+            boxed = summed[h:, w:] - summed[:-h, w:] - summed[h:, :-w] + summed[:-h, :-w]
+            crossed = boxed > 0
+        src, dst, partial = a[pair], b[pair], crossed[pair]
         if partial.any():
             lines = shapely.linestrings(
                 np.stack([cents[src[partial]], cents[dst[partial]]], axis=1)
