@@ -91,10 +91,12 @@ class CrowdState:
             blocked=self.blocked,
         )
 
-    def choose(self, exit_id: NDArray[np.int32], everyone: bool = False) -> None:
-        """Set new exits; whoever changes exit (or ``everyone``) starts a new leg from where
-        they stand, toward the best next cell now (legs are drawn geometry only: moves
-        follow the cell graph).
+    def choose(
+        self, exit_id: NDArray[np.int32], everyone: bool | NDArray[np.bool_] = False
+    ) -> None:
+        """Set new exits; whoever changes exit (or ``everyone``: all, or a mask) starts a new
+        leg from where they stand, toward the best next cell now (legs are drawn geometry
+        only: moves follow the cell graph).
 
         While one-way corridors are on, people on an allowed leg finish it and choose again
         on arriving (a new leg from mid-way could run against a corridor). Trapped people
@@ -216,11 +218,13 @@ class CrowdState:
         open exit are marked trapped.
         """
         allowed = None if self.blocked is None else ~self.blocked[:-1]
+        # whoever stood trapped re-aims too: a reopened exit may have freed them
+        was_trapped = self.trapped.copy()
         if not congestion:
             self.field_s = None
             self.update_trapped()
             if self.people:
-                self.choose(self.nearest_exit(self.cell), everyone)
+                self.choose(self.nearest_exit(self.cell), was_trapped | everyone)
             return
         fd = self.spec.fd
         counts = kernel.cell_counts(self.cell, self.grid.n_cells)

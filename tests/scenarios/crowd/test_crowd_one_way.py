@@ -290,3 +290,33 @@ def test_people_in_a_one_way_strip_leave_it_forward_then_go_round(
 
     grid = build_grid(load_venue(two_exit_hall), result.cell_m)
     assert assert_never_against(trace, strip, grid.centroid) > 100
+
+
+def test_people_trapped_until_an_exit_reopens_get_out(write_venue: Any, tmp_path: Path) -> None:
+    # a 30 x 2 m corridor with exits at both ends (0 west); 2 m of it walkable only westward; the west
+    # exit is closed from 0 to 20 s, so the people west of the one-way have no way out then
+    from scenarios.crowd import ExitMeasure
+
+    venue = write_venue(
+        tmp_path / "both.wkt",
+        "POLYGON ((0 0, 30 0, 30 2, 0 2, 0 0))",
+        "MULTIPOLYGON (((0 0, 1 0, 1 2, 0 2, 0 0)), ((29 0, 30 0, 30 2, 29 2, 29 0)))",
+    )
+    west = tuple((x + 0.5, 1.0) for x in range(2, 8))
+    corridor = OneWay(((10, 0), (12, 0), (12, 2), (10, 2)), bearing_deg=270)
+    spec = CrowdSpec(
+        venue=str(venue),
+        agents=0,
+        positions=west,
+        fd=STEADY,
+        one_ways=(corridor,),
+        measures=(ExitMeasure(exit=0, at_s=0.0), ExitMeasure(exit=0, at_s=20.0, rate_pps=None)),
+    )
+    result = run(spec)
+    assert result.trapped == 0 and result.evacuated == len(west)
+    # (their exit stays the west one throughout: freed, they must still re-aim)
+    assert result.exit_flows == {0: len(west), 1: 0}
+    # they stood still until the reopening, then walked at most 7.5 m (in file, slowed by
+    # the person ahead: measured 21.3 .. 28.4 s)
+    assert np.nanmin(result.exit_time_s) >= 20.0
+    assert result.evacuation_time_s is not None and result.evacuation_time_s < 20.0 + 15.0
