@@ -293,8 +293,9 @@ def test_people_in_a_one_way_strip_leave_it_forward_then_go_round(
 
 
 def test_people_trapped_until_an_exit_reopens_get_out(write_venue: Any, tmp_path: Path) -> None:
-    # a 30 x 2 m corridor with exits at both ends (0 west); 2 m of it walkable only westward; the west
-    # exit is closed from 0 to 20 s, so the people west of the one-way have no way out then
+    # a 30 x 2 m corridor with exits at both ends (0 west); 2 m of it walkable only westward;
+    # the west exit is closed from 0 to 20 s, so the people west of the one-way have no way
+    # out then
     from scenarios.crowd import ExitMeasure
 
     venue = write_venue(
