@@ -709,8 +709,10 @@ def drill_files(state: TwinState) -> Path:
 
 def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
     """A crowd drill on ``crowd/NAME.wkt`` (or ``.geojson``): ``{"venue": NAME, "agents": N,
-    "seed", "measures": [{"exit", "at_s", "rate_pps"}], "releases", "arrivals",
-    "reroute_every_s", ...}``; the result names a PNG density map at ``/drills/files/…``.
+    "seed", "measures": [{"exit", "at_s", "rate_pps"} | {"one_way": {"polygon": [[x, y],
+    ...], "bearing_deg", "at_s"}}], "releases", "arrivals", "reroute_every_s", ...}``; the
+    result names a PNG density map at ``/drills/files/…``. Measures are checked against the
+    venue (exit indices, one-way polygons on its walkable area) before the job starts.
 
     With ``"site"`` and ``"code"`` (the CIM object the venue stands for: a square, a
     building), each zone's highest density level crossed becomes a drill alert on that object
@@ -718,8 +720,10 @@ def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
     import uuid
 
     from api.jobs import CURRENT_JOB
-    from scenarios.crowd import CrowdSpec
+    from cim.errors import SourceError
+    from scenarios.crowd import CrowdSpec, load_venue
     from scenarios.crowd import run as run_crowd
+    from scenarios.crowd.model import check_spec
 
     _unknown(body, {"venue", "site", "code"} | _CROWD_FIELDS)
     anchor = _crowd_anchor(body, state)
@@ -740,6 +744,10 @@ def crowd_work(body: dict[str, Any], state: TwinState) -> Work:
         raise DrillRequestError(f"crowd: {exc}") from None
     if not 0 < spec.agents <= 200_000:
         raise DrillRequestError("agents must be 1..200000")
+    try:
+        check_spec(load_venue(spec.venue), spec)
+    except (SourceError, ValueError) as exc:
+        raise DrillRequestError(f"crowd: {exc}") from None
 
     def work(progress: Progress) -> dict[str, Any]:
         files.mkdir(parents=True, exist_ok=True)

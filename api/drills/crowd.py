@@ -4,6 +4,7 @@
 
     twin run crowd --venue assets/crowd/waterfront.wkt --agents 40000 --seed 1 --json
     twin run crowd --venue V.wkt --agents 5000 --close-exit 1@0 --meter-exit 2:3.5@60
+    twin run crowd --venue V.wkt --agents 5000 --one-way "POLYGON ((150 0, 160 0, ...)):270@30"
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from pathlib import Path
 from typing import Any
+
+import shapely
+import shapely.errors
 
 from api.progress import progress_bar
 from scenarios import crowd as crowd_drill
-from scenarios.crowd import Arrival, CrowdSpec, ExitMeasure, FundamentalDiagram, Release
+from scenarios.crowd import Arrival, CrowdSpec, ExitMeasure, FundamentalDiagram, OneWay, Release
 
 HELP = "crowd drill: N people leave a venue (WKT/GeoJSON) by walking distance"
 
@@ -61,6 +66,52 @@ def _arrival(text: str) -> Arrival:
     )
 
 
+def _one_way(text: str) -> OneWay:
+    """``POLYGON_WKT_OR_FILE:BEARING_DEG[@T]``: from T seconds people in the polygon (WKT,
+    or a file holding WKT or a GeoJSON Polygon / Feature, venue coordinates) may only walk
+    with a positive component along the bearing (degrees clockwise from +y, north)."""
+    head, at_sep, at = text.rpartition("@")
+    if not at_sep:
+        head, at = text, "0"
+    where, sep, bearing = head.rpartition(":")
+    if not sep or not where:
+        raise argparse.ArgumentTypeError(
+            f"expected POLYGON_WKT_OR_FILE:BEARING_DEG[@T], got {text!r}"
+        )
+    try:
+        degrees = float(bearing)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"one-way bearing must be a number of degrees, got {bearing!r}"
+        ) from None
+    try:
+        ring = _polygon_ring(where)
+        return OneWay(polygon=ring, bearing_deg=degrees, at_s=_seconds(at))
+    except (OSError, ValueError, shapely.errors.ShapelyError) as exc:
+        raise argparse.ArgumentTypeError(f"one-way polygon: {exc}") from None
+
+
+def _polygon_ring(where: str) -> tuple[tuple[float, float], ...]:
+    """The exterior ring of a WKT polygon, or of the WKT / GeoJSON polygon in a file."""
+    text = where
+    path = Path(where)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        data = json.loads(text)
+        geometry = data.get("geometry", data) if isinstance(data, dict) else None
+        if not isinstance(geometry, dict) or geometry.get("type") != "Polygon":
+            raise ValueError(f"{where}: GeoJSON must be a Polygon or a Feature with one")
+        return tuple((float(x), float(y)) for x, y, *_ in geometry["coordinates"][0])
+    try:
+        shape = shapely.from_wkt(text.strip())
+    except shapely.errors.ShapelyError as exc:
+        raise ValueError(f"{where[:60]!r} is neither a file nor WKT ({exc})") from None
+    if not isinstance(shape, shapely.Polygon):
+        raise ValueError(f"{where[:60]}: must be a POLYGON, got {shape.geom_type}")
+    return tuple((float(x), float(y)) for x, y in shape.exterior.coords)
+
+
 def _int(text: str, name: str) -> int:
     try:
         value = int(text)
@@ -94,6 +145,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--meter-exit", type=_meter, action="append", default=[], metavar="I:RATE[@T]"
+    )
+    parser.add_argument(
+        "--one-way",
+        type=_one_way,
+        action="append",
+        default=[],
+        metavar="POLYGON_WKT:BEARING_DEG[@T]",
+        help="one-way corridor from T: inside the polygon (WKT or a WKT/GeoJSON file) people "
+        "walk only along the bearing (degrees clockwise from north, +y)",
     )
     parser.add_argument(
         "--release",
@@ -140,6 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measures=tuple(args.close_exit + args.reopen_exit + args.meter_exit),
         releases=tuple(args.release),
         arrivals=tuple(args.arrivals),
+        one_ways=tuple(args.one_way),
         reroute_every_s=args.reroute,
         fd=fd,
         density_png=args.png,

@@ -14,6 +14,7 @@ from scenarios.crowd.spec import (
     CrowdSpec,
     ExitMeasure,
     FundamentalDiagram,
+    OneWay,
     Release,
 )
 from scenarios.crowd.venue import Venue, load_venue, venue_from_geojson, venue_from_wkt
@@ -24,6 +25,7 @@ __all__ = [
     "CrowdSpec",
     "ExitMeasure",
     "FundamentalDiagram",
+    "OneWay",
     "Release",
     "Venue",
     "load_venue",

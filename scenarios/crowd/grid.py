@@ -22,8 +22,6 @@ from pathlib import Path
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from scenarios.crowd.venue import Venue
 
@@ -49,9 +47,8 @@ class CellGrid:
     window_area_m2 : (n,) float, walkable area of each window (at least half a full one)
     exit_of_cell : (n,) int32, the exit a cell belongs to, -1 if none
     distance_m : (e, n) float, walking distance from each cell to each exit (inf: unreachable)
-    next_cell : (e, n) int32, the next cell on the shortest path to each exit (itself at the
-        exit or where the exit cannot be reached)
-    neighbours : (n, 16) int32, the cells joined to each cell; ``n`` pads missing ones
+    neighbours : (n, 16) int32, the cells joined to each cell, slot ``k`` at offset
+        ``_OFFSETS[k]``, slot ``k + 8`` at its opposite; ``n`` pads missing ones
     neighbour_m : (n, 16) float, centroid distances to them, metres (inf for padding)
     zone : (n,) int32, reporting zone of each cell
     zone_names : names of the zones
@@ -69,7 +66,6 @@ class CellGrid:
     window_area_m2: NDArray[np.float64]
     exit_of_cell: NDArray[np.int32]
     distance_m: NDArray[np.float64]
-    next_cell: NDArray[np.int32]
     neighbours: NDArray[np.int32]
     neighbour_m: NDArray[np.float64]
     zone: NDArray[np.int32]
@@ -85,13 +81,6 @@ class CellGrid:
         """(e, n + 1) ``distance_m`` with an inf column for the padding index."""
         pad = np.full((self.distance_m.shape[0], 1), np.inf)
         return np.concatenate([self.distance_m, pad], axis=1)
-
-    @cached_property
-    def edge_table(self) -> tuple[NDArray[np.int64], NDArray[np.int32], NDArray[np.float64]]:
-        """CSR structure of the cell graph: ``indptr``, ``indices``, edge lengths (m)."""
-        valid = self.neighbours < self.n_cells
-        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))]).astype(np.int64)
-        return indptr, self.neighbours[valid], self.neighbour_m[valid]
 
     @cached_property
     def ahead_mask(self) -> NDArray[np.bool_]:
@@ -171,15 +160,13 @@ def build_grid(
     full, partial = _classify(walkable, (minx, miny), cell_m, rows, cols)
     area = np.where(full, cell_m * cell_m, 0.0)
     centroid = np.column_stack([x0 + cell_m / 2, y0 + cell_m / 2])
-    boxes = np.empty(rows * cols, dtype=object)
-    boxes[partial] = shapely.box(
-        x0[partial], y0[partial], x0[partial] + cell_m, y0[partial] + cell_m
-    )
-    clipped = _clip_cells(
-        walkable, boxes[partial], np.flatnonzero(partial), (minx, miny), cell_m, cols
-    )
+    clipped = _clip_cells(walkable, np.flatnonzero(partial), (minx, miny), cell_m, cols)
     area[partial] = shapely.area(clipped)
-    centroid[partial] = shapely.get_coordinates(shapely.point_on_surface(clipped))
+    # an empty clip (the cell only touches the area) has no point, and it is not kept
+    solid = np.flatnonzero(partial)[~shapely.is_empty(clipped)]
+    centroid[solid] = shapely.get_coordinates(
+        shapely.point_on_surface(clipped[~shapely.is_empty(clipped)])
+    )
     keep = area >= MIN_OPEN_FRACTION * cell_m * cell_m
     flat = np.flatnonzero(keep)
     lookup = np.full(rows * cols, -1, dtype=np.int32)
@@ -188,12 +175,11 @@ def build_grid(
     rc = np.column_stack([flat // cols, flat % cols]).astype(np.int32)
     cents = centroid[flat]
     areas = area[flat]
-    n = flat.size
 
-    graph = _cell_graph(walkable, lookup, rc, cents, (~full).reshape(rows, cols))
+    neighbours, neighbour_m = _cell_graph(walkable, lookup, cents, (~full).reshape(rows, cols))
     exit_of_cell = _exit_cells(venue, (minx, miny), cell_m, lookup, areas)
-    distance, nxt = _distances(graph, exit_of_cell, len(venue.exits), n)
-    neighbours, neighbour_m = _neighbour_table(graph, n)
+    exits = np.ones(len(venue.exits), dtype=bool)
+    distance = _fields(neighbours, neighbour_m, exit_of_cell, exits, None, None)
     window, window_area = _windows(lookup, rc, areas, cell_m, window_m)
     zone, names = _zones(venue, rc, cents, cell_m, zone_m)
     return CellGrid(
@@ -208,7 +194,6 @@ def build_grid(
         window_area_m2=window_area,
         exit_of_cell=exit_of_cell,
         distance_m=distance,
-        next_cell=nxt,
         neighbours=neighbours,
         neighbour_m=neighbour_m,
         zone=zone,
@@ -220,29 +205,48 @@ def build_grid(
 def _cell_graph(
     walkable: shapely.Geometry,
     lookup: NDArray[np.int32],
-    rc: NDArray[np.int32],
     cents: NDArray[np.float64],
     not_full: NDArray[np.bool_],
-) -> coo_matrix:
-    """Undirected edges between cells a rook, bishop or knight move apart."""
+) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
+    """Edges between cells a rook, bishop or knight move apart, as the neighbour table.
+
+    Slot ``k`` of a cell holds its neighbour at offset ``_OFFSETS[k]``, slot ``k + 8`` the one
+    at the opposite offset (``n`` and inf pad missing ones), so the direction of every edge
+    is known from its slot. Pairs are found on raster slices (no per-cell gather); only
+    edges whose bounding rectangle holds a partial cell are tested against the walls.
+    """
     rows, cols = lookup.shape
+    n = cents.shape[0]
+    width = 2 * len(_OFFSETS)
+    table = np.full((n, width), n, dtype=np.int32)
+    metres = np.full((n, width), np.inf)
     # summed-area table of partial cells: an edge whose bounding rectangle holds none is safe
-    table = np.zeros((rows + 1, cols + 1), dtype=np.int64)
-    table[1:, 1:] = np.cumsum(np.cumsum(not_full, axis=0), axis=1)
-    heads, tails = [], []
-    for di, dj in _OFFSETS:
-        r2, c2 = rc[:, 0] + di, rc[:, 1] + dj
-        ok = (r2 >= 0) & (r2 < rows) & (c2 >= 0) & (c2 < cols)
-        src = np.flatnonzero(ok)
-        dst = lookup[r2[ok], c2[ok]]
-        src, dst = src[dst >= 0], dst[dst >= 0]
-        r_lo = np.minimum(rc[src, 0], rc[dst, 0])
-        r_hi = np.maximum(rc[src, 0], rc[dst, 0]) + 1
-        c_lo = np.minimum(rc[src, 1], rc[dst, 1])
-        c_hi = np.maximum(rc[src, 1], rc[dst, 1]) + 1
-        partial = (
-            table[r_hi, c_hi] - table[r_lo, c_hi] - table[r_hi, c_lo] + table[r_lo, c_lo]
-        ) > 0
+    summed = np.zeros((rows + 1, cols + 1), dtype=np.int64)
+    summed[1:, 1:] = np.cumsum(np.cumsum(not_full, axis=0), axis=1)
+    for slot, (di, dj) in enumerate(_OFFSETS.tolist()):
+        h, w = di + 1, abs(dj) + 1
+        if h > rows or w > cols:
+            continue
+        span = cols - abs(dj)
+        c0 = max(0, -dj)
+        a = lookup[: rows - di, c0 : c0 + span]
+        b = lookup[di:, c0 + dj : c0 + dj + span]
+        pair = (a >= 0) & (b >= 0)
+        if di + abs(dj) == 3:
+            # a knight's segment passes through four cells: its ends and the two between
+            # them (not the other two corners of its rectangle)
+            mi, mj = (0, int(np.sign(dj))) if di == 1 else (1, 0)
+            ni, nj = (1, int(np.sign(dj))) if di == 1 else (1, dj)
+            crossed = (
+                not_full[: rows - di, c0 : c0 + span]
+                | not_full[di:, c0 + dj : c0 + dj + span]
+                | not_full[mi : mi + rows - di, c0 + mj : c0 + mj + span]
+                | not_full[ni : ni + rows - di, c0 + nj : c0 + nj + span]
+            )
+        else:
+            boxed = summed[h:, w:] - summed[:-h, w:] - summed[h:, :-w] + summed[:-h, :-w]
+            crossed = boxed > 0
+        src, dst, partial = a[pair], b[pair], crossed[pair]
         if partial.any():
             lines = shapely.linestrings(
                 np.stack([cents[src[partial]], cents[dst[partial]]], axis=1)
@@ -250,53 +254,73 @@ def _cell_graph(
             inside = np.ones(src.size, dtype=bool)
             inside[partial] = shapely.covers(walkable, lines)
             src, dst = src[inside], dst[inside]
-        heads.append(src)
-        tails.append(dst)
-    head = np.concatenate(heads)
-    tail = np.concatenate(tails)
-    weight = np.hypot(*(cents[head] - cents[tail]).T)
-    n = rc.shape[0]
-    return coo_matrix((weight, (head, tail)), shape=(n, n))
+        length = np.hypot(*(cents[src] - cents[dst]).T)
+        table[src, slot], metres[src, slot] = dst, length
+        table[dst, slot + len(_OFFSETS)], metres[dst, slot + len(_OFFSETS)] = src, length
+    return table, metres
 
 
 def travel_time_fields(
-    grid: CellGrid, seconds_per_m: NDArray[np.float64], exits: NDArray[np.bool_]
+    grid: CellGrid,
+    seconds_per_m: NDArray[np.float64] | None,
+    exits: NDArray[np.bool_],
+    allowed: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.float64]:
-    """(e + 1 padded, n + 1) walking time to each exit at the given pace per cell, seconds.
+    """(e, n + 1) walking time to each exit at the given pace per cell, seconds.
 
-    An edge costs its length times the pace of the cell it enters; exits not in ``exits``
-    get an infinite field. The last column pads the neighbour table's missing index.
+    An edge costs its length times the pace of the cell it enters (``None``: 1 s/m, so the
+    field is the walking distance in metres); exits not in ``exits`` get an infinite field.
+    With ``allowed`` ((n, 16) bool over the neighbour table) only those directed edges may be
+    walked (one-way corridors). The last column pads the neighbour table's missing index.
 
     Parameters
     ----------
-    seconds_per_m : (n,) float, 1 / speed in each cell
+    seconds_per_m : (n,) float, 1 / speed in each cell, or None
     exits : (e,) bool, which exits to compute
+    allowed : (n, 16) bool, or None for every edge both ways
     """
-    indptr, indices, length = grid.edge_table
-    weights = length * seconds_per_m[indices]
-    graph = csr_matrix((weights, indices, indptr), shape=(grid.n_cells, grid.n_cells))
-    field = np.full((exits.size, grid.n_cells + 1), np.inf)
+    field = _fields(
+        grid.neighbours, grid.neighbour_m, grid.exit_of_cell, exits, seconds_per_m, allowed
+    )
+    return np.concatenate([field, np.full((exits.size, 1), np.inf)], axis=1)
+
+
+def _fields(
+    table: NDArray[np.int32],
+    metres: NDArray[np.float64],
+    exit_of_cell: NDArray[np.int32],
+    exits: NDArray[np.bool_],
+    seconds_per_m: NDArray[np.float64] | None,
+    allowed: NDArray[np.bool_] | None,
+) -> NDArray[np.float64]:
+    """(e, n) cost of the cheapest walk from each cell into each exit's cells: one
+    multi-source Dijkstra per exit on the reversed graph (C, ``scipy.sparse.csgraph``).
+
+    scipy is imported here, not with the module: a run on a cached grid without re-routing
+    never needs it (its import pulls in ``scipy.sparse.linalg``, about 0.1 s)."""
+    from scipy.sparse import coo_matrix, csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    n = table.shape[0]
+    valid = table < n
+    if allowed is not None:
+        valid &= allowed
+    weight = metres[valid]
+    if seconds_per_m is not None:
+        weight = weight * seconds_per_m[table[valid]]
+    if allowed is None and seconds_per_m is None:
+        # every edge both ways at its length: the graph is its own reverse, CSR by row as is
+        indptr = np.concatenate([[0], np.cumsum(valid.sum(axis=1))])
+        reverse = csr_matrix((weight, table[valid], indptr), shape=(n, n))
+    else:
+        # walking *to* an exit: edges reversed (tail -> head)
+        head = np.repeat(np.arange(n, dtype=np.int32), valid.sum(axis=1))
+        reverse = coo_matrix((weight, (table[valid], head)), shape=(n, n)).tocsr()
+    field = np.full((exits.size, n), np.inf)
     for index in np.flatnonzero(exits).tolist():
-        sources = np.flatnonzero(grid.exit_of_cell == index)
-        # times *to* the exit: walk the reversed graph from the exit cells
-        field[index, :-1] = dijkstra(graph.T.tocsr(), indices=sources, min_only=True)
+        sources = np.flatnonzero(exit_of_cell == index)
+        field[index] = dijkstra(reverse, directed=True, indices=sources, min_only=True)
     return field
-
-
-def _neighbour_table(graph: coo_matrix, n: int) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
-    """Each cell's neighbours as a padded (n, 16) table, with the distances to them."""
-    head = np.concatenate([graph.row, graph.col])
-    tail = np.concatenate([graph.col, graph.row])
-    weight = np.concatenate([graph.data, graph.data])
-    order = np.argsort(head, kind="stable")
-    head, tail, weight = head[order], tail[order], weight[order]
-    rank = np.arange(head.size) - np.searchsorted(head, head, side="left")
-    width = 2 * len(_OFFSETS)
-    table = np.full((n, width), n, dtype=np.int32)
-    metres = np.full((n, width), np.inf)
-    table[head, rank] = tail
-    metres[head, rank] = weight
-    return table, metres
 
 
 def _classify(
@@ -341,30 +365,35 @@ _BLOCK = 16  # cells per side of the blocks the walkable area is cut into before
 
 def _clip_cells(
     walkable: shapely.Geometry,
-    boxes: NDArray[np.object_],
     flat: NDArray[np.int64],
     origin: tuple[float, float],
     cell_m: float,
     cols: int,
 ) -> NDArray[np.object_]:
-    """``box ∩ walkable`` for each partial cell, through the piece of the walkable area in
-    the cell's block of ``_BLOCK``² cells: each clip then sees a few vertices, not all."""
-    block = (flat // cols // _BLOCK) * (cols // _BLOCK + 1) + (flat % cols) // _BLOCK
+    """``cell ∩ walkable`` for each partial cell (flat raster index), through the piece of
+    the walkable area in the cell's block of ``_BLOCK``² cells: each clip then sees a few
+    vertices, not all. GEOS's rectangle clipping (``clip_by_rect``) is several times
+    quicker than a general intersection with a box polygon, for the same areas."""
+    per_row = cols // _BLOCK + 1
+    block = (flat // cols // _BLOCK) * per_row + (flat % cols) // _BLOCK
     keys, which = np.unique(block, return_inverse=True)
-    bi, bj = keys // (cols // _BLOCK + 1), keys % (cols // _BLOCK + 1)
     size = _BLOCK * cell_m
-    x0, y0 = origin[0] + bj * size, origin[1] + bi * size
-    pieces = np.array(
+    bx = origin[0] + (keys % per_row) * size
+    by = origin[1] + (keys // per_row) * size
+    clip = shapely.clip_by_rect
+    pieces = [
+        clip(walkable, a - cell_m, b - cell_m, a + size + cell_m, b + size + cell_m)
+        for a, b in zip(bx.tolist(), by.tolist(), strict=True)
+    ]
+    x0 = origin[0] + (flat % cols) * cell_m
+    y0 = origin[1] + (flat // cols) * cell_m
+    return np.array(
         [
-            shapely.clip_by_rect(
-                walkable, a - cell_m, b - cell_m, a + size + cell_m, b + size + cell_m
-            )
-            for a, b in zip(x0.tolist(), y0.tolist(), strict=True)
+            clip(pieces[k], x, y, x + cell_m, y + cell_m)
+            for k, x, y in zip(which.tolist(), x0.tolist(), y0.tolist(), strict=True)
         ],
         dtype=object,
     )
-    clipped: NDArray[np.object_] = shapely.intersection(boxes, pieces[which])
-    return clipped
 
 
 def _exit_cells(
@@ -403,22 +432,6 @@ def _exit_cells(
         chosen = mostly if mostly.size else candidates[[int(np.argmax(shared))]]
         exit_of_cell[chosen] = index
     return exit_of_cell
-
-
-def _distances(
-    graph: coo_matrix, exit_of_cell: NDArray[np.int32], n_exits: int, n: int
-) -> tuple[NDArray[np.float64], NDArray[np.int32]]:
-    csr = graph.tocsr()
-    distance = np.empty((n_exits, n))
-    nxt = np.empty((n_exits, n), dtype=np.int32)
-    for index in range(n_exits):
-        sources = np.flatnonzero(exit_of_cell == index)
-        dist, pred, _ = dijkstra(
-            csr, directed=False, indices=sources, min_only=True, return_predecessors=True
-        )
-        distance[index] = dist
-        nxt[index] = np.where(pred >= 0, pred, np.arange(n))
-    return distance, nxt
 
 
 def _windows(
@@ -468,7 +481,7 @@ def _zones(
     return zone.astype(np.int32), names
 
 
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 _DERIVED = ("ahead_mask", "ahead_area_m2")
 _ARRAYS = (
     "origin",
@@ -480,7 +493,6 @@ _ARRAYS = (
     "window_area_m2",
     "exit_of_cell",
     "distance_m",
-    "next_cell",
     "neighbours",
     "neighbour_m",
     "zone",

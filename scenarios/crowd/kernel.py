@@ -26,6 +26,8 @@ IntArray = NDArray[np.int32]
 # Fruin (1971) walkway level of service by density, persons/m²: A .. F
 FRUIN_BOUNDS_PM2 = np.array([0.31, 0.43, 0.72, 1.08, 2.17])
 FRUIN_LEVELS = ("A", "B", "C", "D", "E", "F")
+# head counts per cell the slowness lookup covers (more count as the last)
+SLOWNESS_HEADS = 12
 
 
 def weidmann_speed(
@@ -101,7 +103,8 @@ def admit(
     """
     if groups.size == 0:
         return np.zeros(0, dtype=bool)
-    order = np.lexsort((key, groups))
+    # one float sort (gate + key in [0, 1)) orders as lexsort((key, groups)), in less time
+    order = np.argsort(groups + np.clip(key, 0.0, 0.999_999), kind="stable")
     sorted_groups = groups[order]
     first = np.searchsorted(sorted_groups, sorted_groups, side="left")
     passed_sorted = (np.arange(groups.size) - first) < allowance[sorted_groups]
@@ -122,6 +125,10 @@ class Flow:
     dt_s : step, seconds
     field_s : (e, n + 1) float or None, time to each exit under current congestion,
         seconds (see :func:`scenarios.crowd.grid.travel_time_fields`)
+    distance_m : (e, n + 1) float or None, walking distance to each exit when one-way
+        corridors are on (None: the grid's own, every edge both ways)
+    blocked : (n + 1, 16) bool or None, neighbour-table edges that may not be walked (against
+        a one-way corridor's direction); the last row pads
     """
 
     gamma: float
@@ -130,6 +137,8 @@ class Flow:
     exit_rate_pps: FloatArray
     dt_s: float
     field_s: FloatArray | None = None
+    distance_m: FloatArray | None = None
+    blocked: NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True)
@@ -200,18 +209,26 @@ def density_ahead(
     return np.asarray(people / grid.ahead_area_m2[exit_id, target], dtype=np.float64)
 
 
-def slowness_table(grid: CellGrid, gamma: float, rho_max: float, heads: int = 12) -> FloatArray:
-    """(n + 1, heads) ``1 / weidmann factor`` of each cell holding 0..heads-1 people.
+def slowness_table(
+    grid: CellGrid, gamma: float, rho_max: float, heads: int = 12
+) -> tuple[NDArray[np.int64], FloatArray]:
+    """``1 / weidmann factor`` of each cell holding 0..heads-1 people, as a lookup.
 
-    Capped at 1000 (a full cell is all but impassable); computed once per grid and diagram.
+    Returns ``(row, table)``: cell ``c`` with ``h`` people has slowness
+    ``table[row[c] + h]``. Cells of equal area share a row (most cells are whole, so the
+    rows read each step stay in cache). Capped at 1000 (a full cell is all but
+    impassable); computed once per grid and diagram.
     """
-    tables: dict[tuple[float, float, int], FloatArray] = grid.__dict__.setdefault("_slowness", {})
-    table = tables.get((gamma, rho_max, heads))
-    if table is None:
-        density = np.arange(heads)[None, :] / grid.padded_cell_area_m2[:, None]
+    tables: dict[tuple[float, float, int], tuple[NDArray[np.int64], FloatArray]]
+    tables = grid.__dict__.setdefault("_slowness", {})
+    found = tables.get((gamma, rho_max, heads))
+    if found is None:
+        areas, row = np.unique(grid.padded_cell_area_m2, return_inverse=True)
+        density = np.arange(heads)[None, :] / areas[:, None]
         table = 1.0 / np.maximum(weidmann_speed(density, 1.0, gamma, rho_max), 1e-3)
-        tables[(gamma, rho_max, heads)] = table
-    return table
+        found = (row.astype(np.int64) * heads, table.ravel())
+        tables[(gamma, rho_max, heads)] = found
+    return found
 
 
 def choose_targets(
@@ -238,22 +255,34 @@ def choose_targets(
         congestion-aware field instead of walking distance at free speed
     """
     candidates = grid.neighbours[cell]
-    field_s = flow.field_s
-    if field_s is None:
-        remaining = grid.padded_distance_m[exit_id[:, None], candidates] / free_speed_mps[:, None]
-        here = grid.distance_m[exit_id, cell] / free_speed_mps
+    width = candidates.shape[1]
+    if flow.field_s is not None:
+        field, speed = flow.field_s, None
     else:
-        remaining = field_s[exit_id[:, None], candidates]
-        here = field_s[exit_id, cell]
+        field = grid.padded_distance_m if flow.distance_m is None else flow.distance_m
+        speed = free_speed_mps
+    # flat gathers (row * stride + column): much cheaper than 2-d fancy indexing per step
+    stride = field.shape[1]
+    flat = field.ravel()
+    base = exit_id.astype(np.int64) * stride
+    remaining = flat[base[:, None] + candidates]
+    here = flat[base + cell]
+    if speed is not None:
+        remaining = remaining / speed[:, None]
+        here = here / speed
     # slowness (1 / Weidmann factor) looked up by cell and head count: no exp per candidate
-    table = slowness_table(grid, flow.gamma, flow.rho_max)
-    heads = np.minimum(counts[candidates], table.shape[1] - 1)
-    slowness = table[candidates, heads]
+    row, table = slowness_table(grid, flow.gamma, flow.rho_max, SLOWNESS_HEADS)
+    heads = np.minimum(counts[candidates], SLOWNESS_HEADS - 1)
+    slowness = table[row[candidates] + heads]
     cost = grid.neighbour_m[cell] * slowness / free_speed_mps[:, None] + remaining
-    cost[~(remaining < here[:, None])] = np.inf
+    closed = ~(remaining < here[:, None])
+    if flow.blocked is not None:
+        closed |= flow.blocked[cell]
+    cost[closed] = np.inf
     best = np.argmin(cost, axis=1)
-    chosen = candidates[np.arange(cell.size), best]
-    stuck = ~np.isfinite(cost[np.arange(cell.size), best])
+    rows = np.arange(cell.size) * width
+    chosen = candidates.ravel()[rows + best]
+    stuck = ~np.isfinite(cost.ravel()[rows + best])
     return np.where(stuck, cell, chosen).astype(np.int32)
 
 
@@ -311,7 +340,8 @@ def step(
     hop = np.zeros(cell.size, dtype=bool)
     exit_used = np.full(cell.size, -1, dtype=np.int32)
 
-    who = np.flatnonzero(arrived & (grid.exit_of_cell[target] == exit_id))
+    into_exit = grid.exit_of_cell[target] == exit_id
+    who = np.flatnonzero(arrived & into_exit)
     if who.size:
         allowance = np.floor(exit_credit + 1e-9).astype(np.int64)
         passed = who[admit(exit_id[who], allowance, rng.random(who.size))]
@@ -319,7 +349,7 @@ def step(
         left[passed] = True
         exit_used[passed] = exit_id[passed]
 
-    who = np.flatnonzero(arrived & (grid.exit_of_cell[target] != exit_id))
+    who = np.flatnonzero(arrived & ~into_exit)
     if who.size:
         src = cell[who]
         # outflow gate: the cell lets out specific flow × its open width per second

@@ -25,6 +25,7 @@ from scenarios.crowd.spec import (
     CrowdResult,
     CrowdSpec,
     ExitMeasure,
+    OneWay,
     Release,
 )
 from scenarios.crowd.venue import Venue, load_venue
@@ -60,6 +61,13 @@ class CrowdState:
         self.gates = kernel.Gates(grid.n_cells, n_exits)
         self.field_s: NDArray[np.float64] | None = None
         self.reachable = np.asarray(np.isfinite(grid.distance_m).any(axis=0), dtype=bool)
+        # one-way corridors switched on so far, the edges they forbid and the walking
+        # distances that respect them (None while there are none)
+        self.one_ways: list[OneWay] = []
+        self.blocked: NDArray[np.bool_] | None = None
+        self.distance_m: NDArray[np.float64] | None = None
+        self.trapped = np.zeros(0, dtype=bool)
+        self.pending_actors = 0
 
     @property
     def people(self) -> int:
@@ -79,29 +87,92 @@ class CrowdState:
             exit_rate_pps=self.exit_rate_pps,
             dt_s=dt_s,
             field_s=self.field_s,
+            distance_m=self.distance_m,
+            blocked=self.blocked,
         )
 
-    def choose(self, exit_id: NDArray[np.int32], everyone: bool = False) -> None:
-        """Set new exits; whoever changes exit (or ``everyone``) starts a new leg from where
-        they stand, toward the best next cell now (legs are drawn geometry only: moves
-        follow the cell graph)."""
+    def choose(
+        self, exit_id: NDArray[np.int32], everyone: bool | NDArray[np.bool_] = False
+    ) -> None:
+        """Set new exits; whoever changes exit (or ``everyone``: all, or a mask) starts a new
+        leg from where they stand, toward the best next cell now (legs are drawn geometry
+        only: moves follow the cell graph).
+
+        While one-way corridors are on, people on an allowed leg finish it and choose again
+        on arriving (a new leg from mid-way could run against a corridor). Trapped people
+        stand where they are.
+        """
         changed = (exit_id != self.exit_id) | everyone
-        if changed.any():
-            here = self.positions()[changed]
-            self.exit_id = exit_id.astype(np.int32)
-            counts = kernel.cell_counts(self.cell, self.grid.n_cells)
-            target = kernel.choose_targets(
-                self.grid,
-                self.cell[changed],
-                self.exit_id[changed],
-                counts,
-                self.speed[changed],
-                self.flow(1.0),
-            )
-            self.target[changed] = target
-            self.origin[changed] = here
-            self.walked[changed] = 0.0
-            self.leg[changed] = np.hypot(*(self.grid.centroid[target] - here).T)
+        self.exit_id = exit_id.astype(np.int32)
+        if not changed.any():
+            return
+        who = np.flatnonzero(changed)
+        here = self.positions()[who]
+        counts = kernel.cell_counts(self.cell, self.grid.n_cells)
+        target = kernel.choose_targets(
+            self.grid,
+            self.cell[who],
+            self.exit_id[who],
+            counts,
+            self.speed[who],
+            self.flow(1.0),
+        )
+        if self.one_ways:
+            # while one-way corridors are on, whoever is on an allowed leg finishes it (and
+            # re-aims on arriving): a new leg from mid-way could run against a corridor
+            old = self.target[who]
+            keep = (old != self.cell[who]) & ~self.blocked_move(self.cell[who], old)
+            keep &= ~self.against(here, self.grid.centroid[old])
+            keep &= ~self.trapped[who]
+            who, here, target = who[~keep], here[~keep], target[~keep]
+        self.target[who] = target
+        self.origin[who] = here
+        self.walked[who] = 0.0
+        self.leg[who] = np.hypot(*(self.grid.centroid[target] - here).T)
+        stand = who[self.trapped[who]]
+        self.target[stand] = self.cell[stand]
+        self.leg[stand] = 0.0
+
+    def against(self, start: NDArray[np.float64], end: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Which legs ``start -> end`` cross an active one-way corridor without a positive
+        component along its bearing."""
+        out = np.zeros(len(start), dtype=bool)
+        if not len(start):
+            return out
+        lines = shapely.linestrings(np.stack([start, end], axis=1))
+        moving = np.hypot(*(end - start).T) > 1e-9  # a leg already walked to its end
+        for one_way in self.one_ways:
+            ahead = (end - start) @ np.asarray(one_way.direction) > 1e-9
+            out |= moving & ~ahead & shapely.intersects(one_way.area, lines)
+        return out
+
+    def blocked_move(self, cell: NDArray[np.int32], target: NDArray[np.int32]) -> NDArray[np.bool_]:
+        """Which moves ``cell -> target`` (neighbours or the cell itself) are forbidden."""
+        if self.blocked is None:
+            return np.zeros(cell.size, dtype=bool)
+        slot = self.grid.neighbours[cell] == target[:, None]
+        return np.asarray((self.blocked[cell] & slot).any(axis=1), dtype=bool)
+
+    def switch_on(self, one_way: OneWay) -> None:
+        """Add a one-way corridor: forbid the edges against it, recompute walking distances
+        and who is trapped."""
+        self.one_ways.append(one_way)
+        grid = self.grid
+        blocked = np.zeros((grid.n_cells + 1, grid.neighbours.shape[1]), dtype=bool)
+        if self.blocked is not None:
+            blocked |= self.blocked
+        blocked[:-1] |= blocked_edges(grid, one_way)
+        self.blocked = blocked
+        every = np.ones(len(self.venue.exits), dtype=bool)
+        self.distance_m = travel_time_fields(grid, None, every, ~blocked[:-1])
+
+    def update_trapped(self) -> None:
+        """Mark who has no way left to an open exit (to any exit while all are closed)."""
+        field = self.field_s if self.field_s is not None else self.distance_m
+        if field is None:
+            field = self.grid.padded_distance_m
+        usable = self.exit_open if self.exit_open.any() else np.ones_like(self.exit_open)
+        self.trapped = np.asarray(~np.isfinite(field[usable][:, self.cell]).any(axis=0))
 
     def add(self, xy: NDArray[np.float64], walking: bool) -> None:
         """Add people at ``xy`` (already checked to lie in reachable cells)."""
@@ -126,25 +197,34 @@ class CrowdState:
         self.person = np.concatenate([self.person, np.arange(first, first + m)])
         self.exit_time = np.concatenate([self.exit_time, np.full(m, np.nan)])
         self.exit_used = np.concatenate([self.exit_used, np.full(m, -1, dtype=np.int32)])
+        self.update_trapped()
 
     def nearest_exit(self, cell: NDArray[np.int32]) -> NDArray[np.int32]:
         """The nearest open exit by walking distance (all exits if every one is closed)."""
-        distance = self.grid.distance_m[:, cell]
+        source = self.grid.distance_m if self.distance_m is None else self.distance_m[:, :-1]
+        distance = source[:, cell]
         if self.exit_open.any():
             distance = np.where(self.exit_open[:, None], distance, np.inf)
         return np.asarray(np.argmin(distance, axis=0), dtype=np.int32)
 
-    def reroute(self, congestion: bool) -> None:
+    def reroute(self, congestion: bool, everyone: bool = False) -> None:
         """Re-choose exits: the nearest open one, or the quickest under current congestion.
 
         With ``congestion`` the walking-time field to every open exit is recomputed with
-        each cell's Weidmann pace at its present density (one Dijkstra per exit); people then
-        take the exit and the way that is quickest now, and spread around crowded corners.
+        each cell's Weidmann pace at its present density (one Dijkstra per exit, along the
+        edges one-way corridors allow); people then take the exit and the way that is
+        quickest now, and spread around crowded corners. ``everyone`` re-aims people who
+        keep their exit too (routes changed under them). People left without a way to an
+        open exit are marked trapped.
         """
+        allowed = None if self.blocked is None else ~self.blocked[:-1]
+        # whoever stood trapped re-aims too: a reopened exit may have freed them
+        was_trapped = self.trapped.copy()
         if not congestion:
             self.field_s = None
+            self.update_trapped()
             if self.people:
-                self.choose(self.nearest_exit(self.cell))
+                self.choose(self.nearest_exit(self.cell), was_trapped | everyone)
             return
         fd = self.spec.fd
         counts = kernel.cell_counts(self.cell, self.grid.n_cells)
@@ -152,12 +232,15 @@ class CrowdState:
         density = kernel.window_density(self.grid, counts, every_cell)
         speed = kernel.weidmann_speed(density, fd.free_speed_mps, fd.gamma_pm2, fd.rho_max_pm2)
         pace = 1.0 / np.maximum(speed, 0.05 * fd.free_speed_mps)
-        self.field_s = travel_time_fields(self.grid, pace, self.exit_open)
+        self.field_s = travel_time_fields(self.grid, pace, self.exit_open, allowed)
+        self.update_trapped()
         if self.people:
             cost = self.field_s[:, self.cell]
-            if np.isfinite(cost).any(axis=0).all():
+            if np.isfinite(cost).any(axis=0).all() or self.one_ways:
                 # everyone re-aims on the new field, so all next steps lead downhill in it
-                self.choose(np.argmin(cost, axis=0).astype(np.int32), everyone=True)
+                best = np.argmin(cost, axis=0).astype(np.int32)
+                best = np.where(self.trapped, self.exit_id, best).astype(np.int32)
+                self.choose(best, everyone=True)
 
     def advance(self, t: float, dt_s: float) -> None:
         """One kernel step; people who passed their exit leave the arrays."""
@@ -170,7 +253,7 @@ class CrowdState:
             self.walked,
             self.leg,
             self.speed,
-            self.walking,
+            self.walking & ~self.trapped,
             self.gates,
             t,
             self.flow(dt_s),
@@ -184,9 +267,41 @@ class CrowdState:
         self.exit_time[gone] = t + dt_s
         self.exit_used[gone] = moved.exit_used[moved.left]
         stay = ~moved.left
-        for name in ("origin", "walked", "leg", "cell", "target", "exit_id", "speed", "walking"):
+        for name in (
+            "origin",
+            "walked",
+            "leg",
+            "cell",
+            "target",
+            "exit_id",
+            "speed",
+            "walking",
+            "trapped",
+        ):
             setattr(self, name, getattr(self, name)[stay])
         self.person = self.person[stay]
+
+
+def blocked_edges(grid: CellGrid, one_way: OneWay) -> NDArray[np.bool_]:
+    """(n, 16) the neighbour-table edges a one-way corridor forbids: those whose segment
+    between cell centroids meets its polygon without a positive component along its
+    bearing (so no one enters, crosses or leaves it going the wrong way)."""
+    n = grid.n_cells
+    area = one_way.area
+    shapely.prepare(area)
+    out = np.zeros(grid.neighbours.shape, dtype=bool)
+    # an edge spans at most a knight's move (< 2.5 cells): only cells that near can meet it
+    near = np.flatnonzero(shapely.dwithin(area, shapely.points(grid.centroid), 2.5 * grid.cell_m))
+    table = grid.neighbours[near]
+    rows, slots = np.nonzero(table < n)
+    src, dst = near[rows], table[rows, slots]
+    step = grid.centroid[dst] - grid.centroid[src]
+    against = step @ np.asarray(one_way.direction) <= 1e-9
+    src, dst, slots = src[against], dst[against], slots[against]
+    lines = shapely.linestrings(np.stack([grid.centroid[src], grid.centroid[dst]], axis=1))
+    hit = shapely.intersects(area, lines)
+    out[src[hit], slots[hit]] = True
+    return out
 
 
 def place_uniform(
@@ -239,7 +354,9 @@ def crowd_flow(
     steps = 0
     yield env.timeout(0)  # measures and orders due at time 0 act before the first step
     recorder.sample(env.now, state)
-    while env.now < max_time and (state.people or state.pending_arrivals):
+    while env.now < max_time and (
+        state.people > int(state.trapped.sum()) or state.pending_arrivals or state.pending_actors
+    ):
         if state.people:
             state.advance(env.now, dt_s)
         steps += 1
@@ -258,6 +375,7 @@ def exit_measure(
 ) -> Generator[simpy.Event, Any, None]:
     """Close, meter or reopen an exit at its time; walkers re-route when exits open or close."""
     yield env.timeout(measure.at_s)
+    state.pending_actors -= 1
     index = measure.exit
     rate = state.capacity_pps[index] if measure.rate_pps is None else measure.rate_pps
     state.exit_rate_pps[index] = rate
@@ -265,6 +383,16 @@ def exit_measure(
     state.exit_open[index] = rate > 0
     if was_open != bool(state.exit_open[index]):
         state.reroute(congestion)
+
+
+def one_way(
+    env: simpy.Environment, state: CrowdState, corridor: OneWay, congestion: bool
+) -> Generator[simpy.Event, Any, None]:
+    """Switch a one-way corridor on at its time; everyone re-routes on the new graph."""
+    yield env.timeout(corridor.at_s)
+    state.pending_actors -= 1
+    state.switch_on(corridor)
+    state.reroute(congestion, everyone=True)
 
 
 def evacuation_order(
@@ -318,7 +446,7 @@ def simulate(venue: Venue, spec: CrowdSpec, progress: Progress | None = None) ->
         Bad spec values (unknown exit or spawn index, too many people, unstable step).
     """
     started = time.perf_counter()
-    _check_indices(venue, spec)
+    check_spec(venue, spec)
     cell_m = spec.cell_m or auto_cell_m(venue)
     if progress is not None:
         progress(0.0, f"discretising {venue.source} into {cell_m:.2f} m cells")
@@ -348,6 +476,9 @@ def simulate(venue: Venue, spec: CrowdSpec, progress: Progress | None = None) ->
     congestion = spec.reroute_every_s is not None
     for measure in spec.measures:
         env.process(exit_measure(env, state, measure, congestion))
+    for corridor in spec.one_ways:
+        env.process(one_way(env, state, corridor, congestion))
+    state.pending_actors = len(spec.measures) + len(spec.one_ways)
     for release in spec.releases:
         env.process(evacuation_order(env, state, release))
     for arrival in spec.arrivals:
@@ -356,7 +487,9 @@ def simulate(venue: Venue, spec: CrowdSpec, progress: Progress | None = None) ->
         env.process(rerouter(env, state, spec.reroute_every_s))
     integrator = env.process(crowd_flow(env, state, recorder, dt_s, progress))
     env.run(until=integrator)
-    return recorder.result(state, cell_m, dt_s, time.perf_counter() - started, spec.density_png)
+    result = recorder.result(state, cell_m, dt_s, time.perf_counter() - started, spec.density_png)
+    result.trapped = int(state.trapped.sum())
+    return result
 
 
 def run(spec: CrowdSpec, progress: Progress | None = None) -> CrowdResult:
@@ -372,8 +505,23 @@ def run(spec: CrowdSpec, progress: Progress | None = None) -> CrowdResult:
     return simulate(load_venue(spec.venue), spec, progress)
 
 
-def _check_indices(venue: Venue, spec: CrowdSpec) -> None:
+def check_spec(venue: Venue, spec: CrowdSpec) -> None:
+    """Check a spec's indices and one-way corridors against its venue.
+
+    Raises
+    ------
+    ValueError
+        An unknown exit or spawn index, a bad rate, a one-way polygon off the walkable area.
+    """
     n_exits, n_spawns = len(venue.exits), len(venue.spawns)
+    for index, corridor in enumerate(spec.one_ways):
+        overlap = shapely.intersection(corridor.area, venue.walkable).area
+        if not overlap > 0:
+            raise ValueError(
+                f"one_way {index}: polygon {corridor.area.wkt[:80]} does not overlap the "
+                f"walkable area of {venue.source} (bounds "
+                f"{tuple(round(v, 1) for v in venue.walkable.bounds)}; venue coordinates, m)"
+            )
     for measure in spec.measures:
         if not 0 <= measure.exit < n_exits:
             raise ValueError(f"exit(={measure.exit}) must be in 0..{n_exits - 1}")

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
+import shapely
 from numpy.typing import NDArray
 
 
@@ -68,6 +69,54 @@ class ExitMeasure:
 
 
 @dataclass(frozen=True)
+class OneWay:
+    """From ``at_s`` people inside ``polygon`` may only walk with a positive component along
+    ``bearing_deg`` (degrees clockwise from the venue's +y axis, north: 0 north, 90 east).
+
+    ``polygon`` is its exterior ring in the venue's coordinates, metres. Routes are
+    recomputed when it comes on; a person who then has no way to an exit is counted as
+    trapped.
+    """
+
+    polygon: tuple[tuple[float, float], ...]
+    bearing_deg: float
+    at_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        ring = self.polygon
+        try:
+            points = [(float(x), float(y)) for x, y in ring]
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"one_way polygon must be a list of [x, y] pairs, got {ring!r}"
+            ) from None
+        object.__setattr__(self, "polygon", tuple(points))
+        if len(set(points)) < 3 or not np.isfinite(points).all():
+            raise ValueError(f"one_way polygon needs 3 or more distinct finite points: {ring!r}")
+        if not shapely.Polygon(points).is_valid or not shapely.Polygon(points).area > 0:
+            reason = shapely.is_valid_reason(shapely.Polygon(points))
+            raise ValueError(f"one_way polygon is not a valid area ({reason}): {ring!r}")
+        bearing = self.bearing_deg
+        if isinstance(bearing, bool) or not isinstance(bearing, int | float):
+            raise ValueError(f"one_way bearing_deg(={bearing!r}) must be a number of degrees")
+        if not (np.isfinite(bearing) and -360.0 <= bearing <= 360.0):
+            raise ValueError(f"one_way bearing_deg(={bearing}) must be in -360..360 degrees")
+        if not (np.isfinite(self.at_s) and self.at_s >= 0):
+            raise ValueError(f"one_way at_s(={self.at_s}) must be a finite number >= 0")
+
+    @property
+    def area(self) -> shapely.Geometry:
+        """The polygon as a shapely geometry."""
+        return shapely.Polygon(self.polygon)
+
+    @property
+    def direction(self) -> tuple[float, float]:
+        """Unit vector of the allowed direction (x east, y north)."""
+        angle = np.radians(self.bearing_deg)
+        return float(np.sin(angle)), float(np.cos(angle))
+
+
+@dataclass(frozen=True)
 class Release:
     """Walkers start moving at ``at_s``: those in spawn area ``spawn``, or all when ``None``.
 
@@ -107,7 +156,9 @@ class CrowdSpec:
     max_time_s : stop here even if people remain
     placement : ``"uniform"`` or ``"spawn"``
     positions : explicit start positions ((x, y) metres), overriding ``agents``' placement
-    measures, releases, arrivals : SimPy actors (see the classes)
+    measures, releases, arrivals, one_ways : SimPy actors (see the classes); in the
+        ``to_dict`` form a measure ``{"one_way": {"polygon", "bearing_deg", "at_s"}}`` is a
+        one-way corridor
     reroute_every_s : congestion-aware re-routing interval (None: nearest exit throughout)
     alert_levels_pm2 : densities that raise an alert when a zone crosses them
     fd : the fundamental diagram
@@ -130,6 +181,7 @@ class CrowdSpec:
     measures: tuple[ExitMeasure, ...] = ()
     releases: tuple[Release, ...] = ()
     arrivals: tuple[Arrival, ...] = ()
+    one_ways: tuple[OneWay, ...] = ()
     reroute_every_s: float | None = None
     alert_levels_pm2: tuple[float, ...] = (2.0, 4.0, 5.0, 6.0)
     fd: FundamentalDiagram = field(default_factory=FundamentalDiagram)
@@ -164,7 +216,26 @@ class CrowdSpec:
         if unknown:
             raise ValueError(f"unknown crowd spec keys: {', '.join(sorted(unknown))}")
         values = dict(data)
-        values["measures"] = tuple(ExitMeasure(**m) for m in data.get("measures", ()))
+        measures = list(data.get("measures", ()))
+        for m in measures:
+            if not isinstance(m, dict):
+                raise ValueError(f"a measure must be an object, got {m!r}")
+        one_ways = [m["one_way"] for m in measures if "one_way" in m]
+        one_ways += list(data.get("one_ways", ()))
+        for item in one_ways:
+            if not isinstance(item, dict):
+                raise ValueError(f"one_way must be an object, got {item!r}")
+            for key in ("polygon", "bearing_deg"):
+                if key not in item:
+                    raise ValueError(f"one_way needs {key}: {item!r}")
+            extra = set(item) - {"polygon", "bearing_deg", "at_s"}
+            if extra:
+                raise ValueError(f"unknown one_way keys: {', '.join(sorted(extra))}")
+        for m in measures:
+            if "one_way" in m and len(m) > 1:
+                raise ValueError(f"a one_way measure has only the key one_way: {m!r}")
+        values["measures"] = tuple(ExitMeasure(**m) for m in measures if "one_way" not in m)
+        values["one_ways"] = tuple(OneWay(**item) for item in one_ways)
         values["releases"] = tuple(Release(**r) for r in data.get("releases", ()))
         values["arrivals"] = tuple(Arrival(**a) for a in data.get("arrivals", ()))
         values["alert_levels_pm2"] = tuple(data.get("alert_levels_pm2", (2.0, 4.0, 5.0, 6.0)))
@@ -200,6 +271,8 @@ class CrowdResult:
     alerts : threshold crossings ``{"zone", "t", "density", "level"}``
     exit_time_s : (agents,) time each person left, NaN if not (not in JSON)
     density_png : path of the PNG density map, if one was written
+    trapped : people still inside at the end with no way left to an open exit (one-way
+        corridors or closures cut them off); they are counted, never dropped
     """
 
     agents: int
@@ -221,10 +294,12 @@ class CrowdResult:
     zone_density_t: NDArray[np.float64] = field(repr=False)
     exit_time_s: NDArray[np.float64] = field(repr=False)
     density_png: str | None = None
+    trapped: int = 0
 
     def summary(self) -> dict[str, Any]:
-        """The CLI contract: agents, T100, T90, peak density, exit flows, wall time."""
-        return {
+        """The CLI contract: agents, T100, T90, peak density, exit flows, wall time; and
+        ``trapped`` when anyone was left without a way out."""
+        out: dict[str, Any] = {
             "agents": self.agents,
             "evacuation_time_s": self.evacuation_time_s,
             "t90_s": self.t90_s,
@@ -232,6 +307,9 @@ class CrowdResult:
             "exit_flows": dict(self.exit_flows),
             "wall_s": self.wall_s,
         }
+        if self.trapped:
+            out["trapped"] = self.trapped
+        return out
 
     def zone_frames(self, every_s: float = 10.0) -> list[dict[str, Any]]:
         """Peak density per zone over time, for the viewer: one frame per ``every_s``.

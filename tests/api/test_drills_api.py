@@ -227,3 +227,40 @@ def test_crowd_drill_with_an_exit_closed_and_its_density_map(twin: Twin) -> None
         assert response.status_code == status, (bad, response.text)
     traversal = twin.client.get("/drills/files/..%2F..%2Ft.db", headers=twin.headers("admin"))
     assert traversal.status_code in (404, 422)
+
+
+def test_crowd_drill_with_a_one_way_corridor(twin: Twin) -> None:
+    def drill(body: dict[str, Any]) -> dict[str, Any]:
+        started = twin.client.post("/drills/crowd", json=body, headers=twin.headers("planner"))
+        assert started.status_code == 202, started.text
+        job = _finished(twin, started.json())
+        assert job["state"] == "succeeded", job
+        result: dict[str, Any] = job["result"]
+        return result
+
+    # the southern strip of the waterfront, x 150..160, walkable westward only from 0 s:
+    # the people west of it can no longer reach exit 4 at the strip's east end
+    strip = [[150, 0], [160, 0], [160, 11.5], [150, 11.5]]
+    base = {"venue": "waterfront", "agents": 1500, "seed": 2}
+    free = drill(base)
+    one_way = drill(
+        {**base, "measures": [{"one_way": {"polygon": strip, "bearing_deg": 270, "at_s": 0}}]}
+    )
+    flows, free_flows = one_way["summary"]["exit_flows"], free["summary"]["exit_flows"]
+    assert one_way["evacuated"] == 1500 and one_way["trapped"] == 0
+    assert flows["4"] < free_flows["4"]
+    assert sum(flows.values()) == 1500
+    for measure, message in (
+        ({"polygon": [[500, 500], [510, 500], [510, 510]], "bearing_deg": 0}, "does not overlap"),
+        ({"polygon": strip, "bearing_deg": "west"}, "must be a number"),
+        ({"polygon": [[0, 0], [2, 2], [2, 0], [0, 2]], "bearing_deg": 0}, "not a valid area"),
+        ({"polygon": strip}, "one_way needs bearing_deg"),
+        ({"polygon": strip, "bearing_deg": 0, "colour": "red"}, "unknown one_way keys: colour"),
+    ):
+        response = twin.client.post(
+            "/drills/crowd",
+            json={**base, "measures": [{"one_way": measure}]},
+            headers=twin.headers("planner"),
+        )
+        assert response.status_code == 400, (measure, response.text)
+        assert message in response.text, response.text
