@@ -89,6 +89,7 @@ class _Reader:
         self.units: UnitSystem = unit_system("CMS")
         self.start = datetime(2000, 1, 1)
         self.transects: dict[str, TransectTables] = {}
+        self.rain_files = True
 
     def fail(self, lineno: int, message: str, object_id: str | None = None) -> SourceError:
         return SourceError(self.path, f"line {lineno}: {message}", object_id)
@@ -149,12 +150,15 @@ def _date(text: str) -> datetime | None:
     return None
 
 
-def load_swmm_inp(path: str | Path) -> Network:
+def load_swmm_inp(path: str | Path, *, rain_files: bool = True) -> Network:
     """Read a SWMM 5 input file.
 
     Parameters
     ----------
     path : the ``.inp`` file; rain files named in [RAINGAGES] are found beside it
+    rain_files : False when the caller replaces every gauge's rain (a design storm): the
+        rain files are then not read (gauges fed by one get a dry series), so a model whose
+        rain file is not published still runs a design storm
 
     Returns
     -------
@@ -170,6 +174,7 @@ def load_swmm_inp(path: str | Path) -> Network:
     path = Path(path)
     sections = read_sections(path)
     reader = _Reader(path)
+    reader.rain_files = rain_files
     options = _read_options(reader, sections.get("OPTIONS", []))
     net = Network(path=str(path), options=options)
     handlers: dict[str, Callable[[_Reader, Network, list[Line]], None]] = {
@@ -705,7 +710,10 @@ def _read_raingages(reader: _Reader, net: Network, lines: list[Line]) -> None:
                 raise reader.fail(lineno, "rain file needs a station id", t[0])
             if len(t) > 7:
                 depth_unit = {"IN": 0.0254, "MM": 1e-3}.get(t[7].upper(), depth_unit)
-            series = _rain_file(reader, lineno, t[0], t[5], t[6])
+            if reader.rain_files:
+                series = _rain_file(reader, lineno, t[0], t[5], t[6])
+            else:
+                series = TimeSeries(t[5], np.zeros(1), np.zeros(1))
         else:
             raise reader.fail(lineno, f"rain source must be TIMESERIES or FILE, got {t[4]!r}")
         net.gages[t[0]] = RainGage(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from cim.errors import SourceError
+from scenarios.flood import DesignStorm, FloodSpec, run
 from scenarios.flood.swmm_inp import load_swmm_inp
 from scenarios.flood.transect import (
     N_TRANSECT_TBL,
@@ -198,3 +199,17 @@ def test_malformed_transects_are_refused_naming_the_line(
 ) -> None:
     with pytest.raises(SourceError, match=message):
         load_swmm_inp(_inp(tmp_path, transects, shape))
+
+
+def test_shayler_crossing_runs_a_design_storm_without_its_rain_file(swmm_dir: Path) -> None:
+    # the storm replaces every gauge, so the unpublished rain file is not needed
+    storm = DesignStorm("shanghai-2017", return_period_a=5.0, duration_min=120.0)
+    spec = FloodSpec(
+        str(swmm_dir / "shayler_crossing_SHC_NEW_event_noflood.inp"),
+        storm=storm,
+        duration_s=4 * 3600.0,
+    )
+    result = run(spec)
+    assert result.outfall_peak_flow_m3s["Outfall"] > 1.0
+    assert result.total_flood_volume_m3 > 1000.0
+    assert "INFILTRATION GREEN_AMPT" in result.ignored_sections
