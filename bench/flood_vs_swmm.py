@@ -9,6 +9,11 @@ volume and continuity error.
 Run: ``.venv/bin/python bench/flood_vs_swmm.py [--repeat 3]``; writes a Markdown table to
 stdout and ``bench/out/flood_vs_swmm.json``. Networks from the shared data set (pystorms,
 GPL-3.0) are read from ``../shared/data/swmm`` when present and never copied.
+
+Shayler Crossing's gauge names a rain file that is not published with it: its two copies
+(``shayler_storm_5a``: the file's physics; ``shayler_storm_5a_horton``: what both engines
+model) read the Shanghai 5-year, 2-hour Chicago storm from a time series instead
+(``--only shayler_storm_5a,shayler_storm_5a_horton`` runs just those).
 """
 
 from __future__ import annotations
