@@ -9,6 +9,11 @@ volume and continuity error.
 Run: ``.venv/bin/python bench/flood_vs_swmm.py [--repeat 3]``; writes a Markdown table to
 stdout and ``bench/out/flood_vs_swmm.json``. Networks from the shared data set (pystorms,
 GPL-3.0) are read from ``../shared/data/swmm`` when present and never copied.
+
+Shayler Crossing's gauge names a rain file that is not published with it: its two copies
+(``shayler_storm_5a``: the file's physics; ``shayler_storm_5a_horton``: what both engines
+model) read the Shanghai 5-year, 2-hour Chicago storm from a time series instead
+(``--only shayler_storm_5a,shayler_storm_5a_horton`` runs just those).
 """
 
 from __future__ import annotations
@@ -84,8 +89,6 @@ def _networks(workdir: Path) -> dict[str, Path]:
         # the other EPA examples (pump control, state plane are in assets/swmm already)
         if (SHARED / "examples" / f"{name}.inp").is_file():
             sources[f"epa_{name}"] = SHARED / "examples" / f"{name}.inp"
-    if (SHARED / "shayler_crossing_SHC_NEW_event_noflood.inp").is_file():
-        sources["shayler_crossing"] = SHARED / "shayler_crossing_SHC_NEW_event_noflood.inp"
     shutil.copy(ASSETS / "storm.dat", workdir / "storm.dat")
     out = {}
     for name, src in sources.items():
@@ -98,7 +101,49 @@ def _networks(workdir: Path) -> dict[str, Path]:
         dst.write_text(text)
         out[name] = dst
     out["bellinge_storm_5a"] = _storm_copy(out["bellinge"], workdir / "bellinge_storm_5a.inp")
+    shayler = SHARED / "shayler_crossing_SHC_NEW_event_noflood.inp"
+    if shayler.is_file():
+        out["shayler_storm_5a"] = _shayler_copy(shayler, workdir / "shayler_storm_5a.inp")
+        out["shayler_storm_5a_horton"] = _shayler_copy(
+            shayler, workdir / "shayler_storm_5a_horton.inp", same_physics=True
+        )
     return out
+
+
+def _shayler_copy(src: Path, dst: Path, same_physics: bool = False) -> Path:
+    """Shayler Crossing (CFS) under the 5-year, 2-hour Shanghai Chicago storm, ``THREADS 1``.
+
+    The file's gauge reads an external rain file ("Calibration Rainfall.dat") that is not
+    shipped with it, so the copy's gauge reads a rain time series instead (in/h: the file's
+    rain units). With ``same_physics`` the copy also drops what our model does not have
+    (LID_USAGE, GROUNDWATER) and replaces Green-Ampt by Horton at the soil's Ksat (a constant
+    rate: f0 = fmin = Ksat), so both engines model the same processes.
+    """
+    sys.path.insert(0, str(ROOT))
+    from scenarios.flood.rain import chicago_hyetograph, intensity_formulas
+
+    t_s, mm_h = chicago_hyetograph(intensity_formulas()["shanghai-2017"], 5.0, 120.0)
+    lines, section = [], ""
+    for line in src.read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.upper()
+        data = bool(stripped) and not stripped.startswith((";", "["))
+        if stripped.startswith("THREADS"):
+            line = "THREADS 1"
+        if section == "[RAINGAGES]" and data:
+            line = f"{stripped.split()[0]} INTENSITY 0:05 1.0 TIMESERIES DS"
+        if same_physics and data and section in ("[LID_USAGE]", "[GROUNDWATER]"):
+            continue
+        if same_physics and stripped.startswith("INFILTRATION"):
+            line = "INFILTRATION HORTON"
+        if same_physics and section == "[INFILTRATION]" and data:
+            name, _suction, ksat = stripped.split()[:3]
+            line = f"{name} {ksat} {ksat} 4 7 0"
+        lines.append(line)
+    series = "".join(f"DS {t / 3600:.6f} {i / 25.4:.6f}\n" for t, i in zip(t_s, mm_h, strict=True))
+    dst.write_text("\n".join(lines).replace("[REPORT]", f"[TIMESERIES]\n{series}\n[REPORT]"))
+    return dst
 
 
 def _storm_copy(src: Path, dst: Path) -> Path:

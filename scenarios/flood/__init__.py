@@ -30,7 +30,8 @@ def run(spec: FloodSpec, progress: Callable[[float, str], None] | None = None) -
     from scenarios.flood.rain import apply_gauge_rain, apply_storm
     from scenarios.flood.swmm_inp import load_swmm_inp
 
-    net = load_swmm_inp(spec.inp)
+    # a design storm replaces every gauge's rain: the file's rain files are then not needed
+    net = load_swmm_inp(spec.inp, rain_files=spec.storm is None)
     if spec.storm is not None:
         apply_storm(net, spec.storm)
     if spec.gauge_rain_mm_h is not None:

@@ -139,6 +139,7 @@ def freeze(net: Network) -> NetworkArrays:
     xs = build_tables(
         [c.xsect.shape for c in conduits if c.xsect is not None],
         [c.xsect.geom for c in conduits if c.xsect is not None],
+        [c.xsect.transect for c in conduits if c.xsect is not None],
     )
     c_from = np.array([index[c.from_node] for c in conduits], dtype=np.int64)
     c_to = np.array([index[c.to_node] for c in conduits], dtype=np.int64)

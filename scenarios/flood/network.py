@@ -15,6 +15,8 @@ import networkx as nx
 import numpy as np
 import numpy.typing as npt
 
+from scenarios.flood.transect import TransectTables
+
 NodeKind = Literal["junction", "outfall", "storage", "divider"]
 LinkKind = Literal["conduit", "pump", "orifice", "weir", "outlet"]
 
@@ -47,11 +49,16 @@ class Node:
 
 @dataclass
 class XSection:
-    """A link's cross-section: SWMM shape keyword and its geometry (m)."""
+    """A link's cross-section: SWMM shape keyword and its geometry (m).
+
+    IRREGULAR sections carry their transect's tables in ``transect``; their ``geom`` is
+    (full depth, widest top width, 0, 0).
+    """
 
     shape: str
     geom: tuple[float, float, float, float]
     barrels: int = 1
+    transect: TransectTables | None = None
 
 
 @dataclass

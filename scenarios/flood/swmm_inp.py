@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from scenarios.flood.network import (
     TimeSeries,
     XSection,
 )
+from scenarios.flood.transect import TransectProfile, TransectTables, transect_tables
 from scenarios.flood.units import UnitSystem, unit_system
 
 #: cross-section shapes the solver models; others are refused naming the line
@@ -48,6 +50,7 @@ SUPPORTED_SHAPES = frozenset(
         "RECT_OPEN",
         "TRAPEZOIDAL",
         "TRIANGULAR",
+        "IRREGULAR",
     }
 )
 _DISPLAY_SECTIONS = frozenset(
@@ -85,6 +88,8 @@ class _Reader:
         self.path = path
         self.units: UnitSystem = unit_system("CMS")
         self.start = datetime(2000, 1, 1)
+        self.transects: dict[str, TransectTables] = {}
+        self.rain_files = True
 
     def fail(self, lineno: int, message: str, object_id: str | None = None) -> SourceError:
         return SourceError(self.path, f"line {lineno}: {message}", object_id)
@@ -145,12 +150,15 @@ def _date(text: str) -> datetime | None:
     return None
 
 
-def load_swmm_inp(path: str | Path) -> Network:
+def load_swmm_inp(path: str | Path, *, rain_files: bool = True) -> Network:
     """Read a SWMM 5 input file.
 
     Parameters
     ----------
     path : the ``.inp`` file; rain files named in [RAINGAGES] are found beside it
+    rain_files : False when the caller replaces every gauge's rain (a design storm): the
+        rain files are then not read (gauges fed by one get a dry series), so a model whose
+        rain file is not published still runs a design storm
 
     Returns
     -------
@@ -166,12 +174,14 @@ def load_swmm_inp(path: str | Path) -> Network:
     path = Path(path)
     sections = read_sections(path)
     reader = _Reader(path)
+    reader.rain_files = rain_files
     options = _read_options(reader, sections.get("OPTIONS", []))
     net = Network(path=str(path), options=options)
     handlers: dict[str, Callable[[_Reader, Network, list[Line]], None]] = {
         "PATTERNS": _read_patterns,
         "CONTROLS": _read_controls,
         "CURVES": _read_curves,
+        "TRANSECTS": _read_transects,
         "TIMESERIES": _read_timeseries,
         "JUNCTIONS": _read_junctions,
         "OUTFALLS": _read_outfalls,
@@ -532,6 +542,11 @@ def _read_xsections(reader: _Reader, net: Network, lines: list[Line]) -> None:
     for lineno, t in lines:
         link = _link(reader, net, lineno, t[0])
         shape = t[1].upper() if len(t) > 1 else ""
+        if shape == "DUMMY" and link.kind == "conduit":
+            # SWMM's dynamic wave moves a dummy conduit's upstream node inflow straight
+            # through (link_getInflow -> node_getOutflow), which is what an ideal pump does
+            net.links[t[0]] = Link(t[0], "pump", link.from_node, link.to_node, subtype="DUMMY")
+            continue
         if shape not in SUPPORTED_SHAPES:
             raise reader.fail(
                 lineno,
@@ -539,6 +554,17 @@ def _read_xsections(reader: _Reader, net: Network, lines: list[Line]) -> None:
                 f"(supported: {', '.join(sorted(SUPPORTED_SHAPES))})",
                 t[0],
             )
+        if shape == "IRREGULAR":
+            if len(t) < 3 or t[2] not in reader.transects:
+                name = t[2] if len(t) > 2 else "(none)"
+                raise reader.fail(lineno, f"transect {name!r} is not defined in [TRANSECTS]", t[0])
+            tables = reader.transects[t[2]]
+            barrels = int(reader.optional(lineno, t, 6, "barrels") or 1)
+            geometry = (tables.y_full, tables.w_max, 0.0, 0.0)
+            link.xsect = XSection(shape, geometry, barrels, tables)
+            if link.kind == "conduit":  # SWMM gives the conduit the transect's channel n
+                link.roughness = tables.roughness
+            continue
         geom = tuple(reader.optional(lineno, t, i, f"geom{i - 1}") for i in range(2, 6))
         if shape == "TRAPEZOIDAL":  # geom3, geom4 are side slopes (run/rise): no length unit
             geom = (geom[0] * u, geom[1] * u, geom[2], geom[3])
@@ -550,6 +576,101 @@ def _read_xsections(reader: _Reader, net: Network, lines: list[Line]) -> None:
             raise reader.fail(lineno, "cross-section depth (geom1) must be > 0", t[0])
         barrels = int(reader.optional(lineno, t, 6, "barrels") or 1)
         link.xsect = XSection(shape, (geom[0], geom[1], geom[2], geom[3]), barrels)
+
+
+@dataclass
+class _OpenTransect:
+    """The transect whose GR records are being read (file units, modifiers applied)."""
+
+    lineno: int
+    name: str
+    n: tuple[float, float, float]
+    banks: tuple[float, float]
+    length_factor: float
+    x_factor: float
+    y_offset: float
+    points: list[tuple[float, float]] = field(default_factory=list)
+
+
+def _read_transects(reader: _Reader, net: Network, lines: list[Line]) -> None:
+    """HEC-2 records: ``NC nLeft nRight nChannel`` (0 keeps the previous n), ``X1 name nSta
+    xLeftBank xRightBank 0 0 lengthFactor xFactor yFactor``, then ``GR elev station ...``."""
+    n_left = n_right = n_channel = 0.0
+    current: _OpenTransect | None = None
+    for lineno, t in lines:
+        key = t[0].upper()
+        if key == "NC":
+            if len(t) < 4:
+                raise reader.fail(lineno, "NC record needs n of left bank, right bank, channel")
+            values = [reader.number(lineno, t, i, "Manning n") for i in (1, 2, 3)]
+            if min(values) < 0:
+                raise reader.fail(lineno, "NC Manning n must be >= 0")
+            n_left, n_right, n_channel = (
+                v or old for v, old in zip(values, (n_left, n_right, n_channel), strict=True)
+            )
+            n_left, n_right = n_left or n_channel, n_right or n_channel
+        elif key == "X1":
+            _finish_transect(reader, current)
+            if len(t) < 10:
+                raise reader.fail(
+                    lineno,
+                    "X1 record needs name, stations, left and right bank stations, 0, 0, "
+                    "length factor, station factor, elevation offset",
+                )
+            if t[1] in reader.transects or (current is not None and current.name == t[1]):
+                raise reader.fail(lineno, "transect defined twice", t[1])
+            x = [reader.number(lineno, t, i, f"X1 field {i}") for i in range(2, 10)]
+            x_factor = x[6] or 1.0
+            current = _OpenTransect(
+                lineno,
+                t[1],
+                (n_left, n_right, n_channel),
+                (x[1] * x_factor, x[2] * x_factor),
+                x[5] or 1.0,
+                x_factor,
+                x[7],
+            )
+        elif key == "GR":
+            if current is None:
+                raise reader.fail(lineno, "GR record before any X1 record")
+            if len(t) < 3 or (len(t) - 1) % 2:
+                raise reader.fail(lineno, "GR records hold elevation station pairs", current.name)
+            for i in range(1, len(t), 2):
+                elev = reader.number(lineno, t, i, "GR elevation")
+                station = reader.number(lineno, t, i + 1, "GR station") * current.x_factor
+                if current.points and station < current.points[-1][0]:
+                    raise reader.fail(
+                        lineno,
+                        f"GR stations must not decrease ({station:g} after "
+                        f"{current.points[-1][0]:g})",
+                        current.name,
+                    )
+                current.points.append((station, elev + current.y_offset))
+        else:
+            raise reader.fail(lineno, f"transect record must be NC, X1 or GR, got {t[0]!r}")
+    _finish_transect(reader, current)
+
+
+def _finish_transect(reader: _Reader, current: _OpenTransect | None) -> None:
+    """Tabulate the transect just read, naming its X1 line if SWMM would refuse it."""
+    if current is None:
+        return
+    xy = np.asarray(current.points, dtype=np.float64).reshape(-1, 2)
+    profile = TransectProfile(
+        current.name,
+        stations=xy[:, 0],
+        elevations=xy[:, 1],
+        n_left=current.n[0],
+        n_right=current.n[1],
+        n_channel=current.n[2],
+        x_left_bank=current.banks[0],
+        x_right_bank=current.banks[1],
+        length_factor=current.length_factor,
+    )
+    try:
+        reader.transects[current.name] = transect_tables(profile, reader.units.length)
+    except ValueError as exc:
+        raise reader.fail(current.lineno, str(exc), current.name) from None
 
 
 def _link(reader: _Reader, net: Network, lineno: int, name: str) -> Link:
@@ -589,7 +710,10 @@ def _read_raingages(reader: _Reader, net: Network, lines: list[Line]) -> None:
                 raise reader.fail(lineno, "rain file needs a station id", t[0])
             if len(t) > 7:
                 depth_unit = {"IN": 0.0254, "MM": 1e-3}.get(t[7].upper(), depth_unit)
-            series = _rain_file(reader, lineno, t[0], t[5], t[6])
+            if reader.rain_files:
+                series = _rain_file(reader, lineno, t[0], t[5], t[6])
+            else:
+                series = TimeSeries(t[5], np.zeros(1), np.zeros(1))
         else:
             raise reader.fail(lineno, f"rain source must be TIMESERIES or FILE, got {t[4]!r}")
         net.gages[t[0]] = RainGage(

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from scenarios.flood.transect import TransectTables, resample
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -107,8 +109,15 @@ def _shape_geometry(
     raise ValueError(f"shape(={shape}) has no geometry")
 
 
-def build_tables(shapes: list[str], geoms: list[tuple[float, float, float, float]]) -> XsectTables:
+def build_tables(
+    shapes: list[str],
+    geoms: list[tuple[float, float, float, float]],
+    transects: list[TransectTables | None] | None = None,
+) -> XsectTables:
     """Tables for links of the given SWMM shapes and geometries (m).
+
+    IRREGULAR links take their rows from their transect's tables (``transects``, one entry
+    per link, None for the others), looked up at our depths the way SWMM looks them up.
 
     Raises
     ------
@@ -122,6 +131,13 @@ def build_tables(shapes: list[str], geoms: list[tuple[float, float, float, float
     width = np.zeros((m, N_TABLE))
     y_full = np.array([g[0] for g in geoms], dtype=np.float64)
     for j, (shape, geom) in enumerate(zip(shapes, geoms, strict=True)):
+        transect = transects[j] if transects is not None else None
+        if shape == "IRREGULAR":
+            if transect is None:
+                raise ValueError(f"link {j} is IRREGULAR but has no transect tables")
+            area[j], radius[j], width[j] = resample(transect, N_TABLE)
+            y_full[j] = transect.y_full
+            continue
         y = frac * geom[0]
         a, p, w = _shape_geometry(shape, geom, y)
         area[j] = a

@@ -95,10 +95,9 @@ def test_undefined_node_is_named(tmp_path: Path) -> None:
 def test_unsupported_shape_is_refused_with_its_line(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        "[JUNCTIONS]\nJ1 10 2\nJ2 9 2\n[CONDUITS]\nC1 J1 J2 100 0.013\n"
-        "[XSECTIONS]\nC1 IRREGULAR T1\n",
+        "[JUNCTIONS]\nJ1 10 2\nJ2 9 2\n[CONDUITS]\nC1 J1 J2 100 0.013\n[XSECTIONS]\nC1 STREET S1\n",
     )
-    with pytest.raises(SourceError, match=r"line 10: cross-section IRREGULAR is not supported"):
+    with pytest.raises(SourceError, match=r"line 10: cross-section STREET is not supported"):
         load_swmm_inp(path)
 
 
