@@ -50,12 +50,7 @@ from scenarios.flood.network_kernel import (
     advance,
     pack,
 )
-from scenarios.flood.runoff import (
-    GageTable,
-    horton_infiltration,
-    next_rain_change,
-    subarea_runoff,
-)
+from scenarios.flood.runoff import GageTable, next_rain_change, runoff_step
 from scenarios.flood.spec import FloodResult, FloodSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -154,26 +149,33 @@ class DrainageModel:
 
     # --- actors -----------------------------------------------------------------------
     def runoff_process(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
-        arr, ro = self.arr, self.runoff
+        arr, ro, gages = self.arr, self.runoff, self.gages
         step = self.net.options.wet_step_s
         s = len(arr.sub_names)
         ro.old = np.zeros(s)
         ro.new = np.zeros(s)
+        area_sum = arr.s_area.sum(axis=1)
+        pervious = np.ascontiguousarray(arr.s_area[:, 2])
+        rain, infil = np.zeros(s), np.zeros(s)
+        args = (
+            gages.start, gages.t_s, gages.values, gages.interval_s,
+            np.ascontiguousarray(arr.s_gage, dtype=np.int64),
+            np.ascontiguousarray(arr.s_horton, dtype=np.float64),
+            np.ascontiguousarray(arr.s_alpha, dtype=np.float64),
+            np.ascontiguousarray(arr.s_dstore, dtype=np.float64),
+            np.ascontiguousarray(arr.s_routed, dtype=np.bool_),
+            np.ascontiguousarray(arr.s_area, dtype=np.float64),
+            0.0, 1.0, ro.depth, ro.infiltrated, rain, infil, ro.new,
+        )  # fmt: skip
+        call = specialise(runoff_step, args)
+        static = args[:10]
         while env.now < self.duration:
             t = float(env.now)
             dt = min(step, self.duration - t)
-            rain = self.gages.rates(t)[arr.s_gage] if s else np.zeros(0)
-            inflow = np.repeat(rain[:, None], 3, axis=1)
-            supply = rain + ro.depth[:, 2] / dt
-            infil = horton_infiltration(arr.s_horton, ro.infiltrated, supply, dt)
-            ro.infiltrated += infil * dt
-            inflow[:, 2] -= infil
-            ro.depth, rate = subarea_runoff(
-                ro.depth, inflow, arr.s_alpha, arr.s_dstore, arr.s_routed, dt
-            )
-            flow = (rate * arr.s_area).sum(axis=1)
-            ro.rain_m3 += float((rain * arr.s_area.sum(axis=1)).sum() * dt)
-            ro.infil_m3 += float((infil * arr.s_area[:, 2]).sum() * dt)
+            flow = np.empty(s)
+            call(*static, t, dt, ro.depth, ro.infiltrated, rain, infil, flow)
+            ro.rain_m3 += float((rain * area_sum).sum() * dt)
+            ro.infil_m3 += float((infil * pervious).sum() * dt)
             ro.old, ro.new = ro.new, flow
             ro.t_old, ro.t_new = t, t + dt
             yield env.timeout(dt)
