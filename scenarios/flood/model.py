@@ -28,7 +28,7 @@ import simpy
 
 from cim.errors import TwinError
 from scenarios.flood.arrays import OUTFALL, NetworkArrays, freeze
-from scenarios.flood.controls import Premise, parse_rules
+from scenarios.flood.controls import Premise, pack_rules, parse_rules
 from scenarios.flood.jit import specialise
 from scenarios.flood.kernel import (
     RoutingState,
@@ -38,17 +38,32 @@ from scenarios.flood.kernel import (
 )
 from scenarios.flood.network import Inflow, Network
 from scenarios.flood.network_kernel import (
+    C_INFLOW,
+    C_K,
+    C_REC_ON,
+    C_REPORT_STEP,
+    C_REPORT_T,
+    C_RULE_STEP,
+    C_RULE_T,
+    C_RULES_ON,
+    C_START_SOD,
+    C_WAIT,
+    C_WAIT_B,
+    N_CLOCK,
     N_TALLY,
     NEW_HOUR,
     QUIET,
+    T_CALL,
     T_HOUR,
-    T_INFLOW,
+    T_LOG,
     T_STATUS,
     T_STEPS,
     T_TRIALS,
     UNSTABLE,
     advance,
     pack,
+    rules_until,
+    skip_reports,
 )
 from scenarios.flood.runoff import GageTable, next_rain_change, runoff_step
 from scenarios.flood.spec import FloodResult, FloodSpec
@@ -57,6 +72,7 @@ FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[float, str], None]
 MIN_ROUTE_STEP_S = 0.5
 QUIET_FLOW_M3S = 1e-7
+LOG_ROWS = 1024
 
 
 class UnknownObjectError(TwinError):
@@ -146,6 +162,14 @@ class DrainageModel:
         for setting in spec.settings:
             if setting.name not in self.links:
                 raise UnknownObjectError(f"{net.path}: no link {setting.name!r} to set")
+        # Rules and report samples run inside the compiled routing (ADR 0015, section 8)
+        # unless another actor changes controls too (their order at equal times is SimPy's)
+        # or a routing step may span a report step.
+        self.jit_rules = pack_rules(self.rules, self.nodes, self.links)
+        self.compiled_rules = bool(self.rules) and not spec.settings and not self.failures
+        self.compiled_reports = net.options.routing_step_s <= self.report_step
+        self.clock = np.zeros(N_CLOCK)
+        self.rule_log = np.zeros((LOG_ROWS, 4))
 
     # --- actors -----------------------------------------------------------------------
     def runoff_process(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
@@ -348,25 +372,56 @@ class DrainageModel:
         self._inflow_base = self.arr.inflow_base * np.asarray(factors)
         self._pattern_hour = hour
 
+    def _may_quiet_static(self) -> bool:
+        """:meth:`_may_quiet` without the rain check (the kernel checks rain itself)."""
+        arr, ro = self.arr, self.runoff
+        if len(arr.inflow_node) or self.extra_lateral.any():
+            return False
+        if ro.new is not None and (
+            ro.new.max(initial=0.0) > 0 or (ro.old is not None and ro.old.max(initial=0.0) > 0)
+        ):
+            return False
+        return not bool((ro.depth > arr.s_dstore + 1e-9).any())
+
+    def _flush_log(self, tally: FloatArray) -> None:
+        """Pump switches the compiled rules logged, as the rule actor's events."""
+        for row in self.rule_log[: int(tally[T_LOG])]:
+            k = int(row[2])
+            self.events.append(
+                {
+                    "t_s": float(row[0]),
+                    "kind": "pump_on" if row[3] > 0 else "pump_off",
+                    "pump": self.arr.pump_names[k],
+                    "rule": self.rules[int(row[1])].name,
+                }
+            )
+        tally[T_LOG] = 0.0
+
+    def _rule_args(self) -> tuple[Any, ...]:
+        st = self.state
+        return (
+            st.depth, st.net_inflow, st.q, st.pump_q, st.pump_on, st.reg_q, self.pump_enabled,
+            self.reg_setting, self.conduit_closed, self.rule_log,
+        )  # fmt: skip
+
     def routing(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
         """The integrator: compiled chunks of variable steps up to the next event of any actor.
 
-        SimPy holds the coarse events (runoff steps, rules, reports, failures, coupling);
+        SimPy holds the coarse events (runoff steps, failures, settings, coupling);
         :func:`scenarios.flood.network_kernel.advance` takes every routing step in between with
-        the lateral inflow and the run's statistics inside, and hands back for a dry spell
-        (skipped here as before) or a new pattern hour.
+        the lateral inflow, the control rules, the report samples and the run's statistics
+        inside, and hands back for a dry spell (skipped here as before) or a new pattern hour.
         """
         st, opts = self.state, self.net.options
-        jit = self.jit
+        jit, clock, gages = self.jit, self.clock, self.gages
         s = len(self.arr.sub_names)
         tally = np.zeros(N_TALLY)
         no_quiet_until = -1.0
         no_runoff = np.zeros(s)
         call: Callable[..., Any] | None = None
-        while env.now < self.duration - 1e-9:
-            t = float(env.now)
+        t = float(env.now)
+        while t < self.duration - 1e-9:
             t_stop = min(float(env.peek()), self.duration)
-            may_quiet = t > no_quiet_until and self._may_quiet(t)
             ro = self.runoff
             tally[:] = 0.0
             args = (
@@ -378,17 +433,23 @@ class DrainageModel:
                 ro.old if ro.old is not None else no_runoff,
                 ro.new if ro.new is not None else no_runoff,
                 float(ro.t_old), float(ro.t_new), self.extra_lateral, self._inflow_base,
-                int(self._pattern_hour), bool(may_quiet), QUIET_FLOW_M3S, self.flood_m3,
-                self.spilled, self.outfall_m3, self.outfall_peak, self.link_peak,
-                self.max_depth, self.surcharge_s, tally,
+                int(self._pattern_hour), self._may_quiet_static(), no_quiet_until,
+                QUIET_FLOW_M3S, gages.start, gages.t_s, gages.values, gages.interval_s,
+                self.flood_m3, self.spilled, self.outfall_m3, self.outfall_peak,
+                self.link_peak, self.max_depth, self.surcharge_s, self.jit_rules, clock,
+                self.depth_series, self.rule_log, tally,
             )  # fmt: skip
             if call is None:
                 call = specialise(advance, args)
             t_next = float(call(*args))
             self.steps += int(tally[T_STEPS])
             self.trials += int(tally[T_TRIALS])
-            self.inflow_m3 += float(tally[T_INFLOW])
+            self.inflow_m3 = float(clock[C_INFLOW])
+            self._flush_log(tally)
             status = int(tally[T_STATUS])
+            call_t = float(tally[T_CALL])
+            # where SimPy's clock stood after the old per-event routing activation
+            moved = call_t + (t_next - call_t) if t_next > call_t else call_t
             if status == UNSTABLE:
                 raise TwinError(
                     f"{self.net.path}: routing unstable at t={t_next:.0f} s: "
@@ -396,15 +457,32 @@ class DrainageModel:
                 )
             if status == NEW_HOUR:
                 self._set_hour(int(tally[T_HOUR]))
+                t_next = moved
             elif status == QUIET:
                 quiet = self.quiet_until(t_next)
                 if quiet > t_next:
                     # nothing flows and nothing arrives before ``quiet``: skip the dry spell
-                    yield env.timeout(quiet - t)
-                    continue
-                no_quiet_until = t_next
-            if t_next > t:
-                yield env.timeout(t_next - t)
+                    t_next = call_t + (quiet - call_t)
+                    if self.compiled_reports:
+                        skip_reports(self.depth_series, st.depth, clock, call_t, t_next)
+                else:
+                    no_quiet_until = t_next
+                    t_next = moved
+            if self.progress is not None:
+                self.progress(min(t_next / self.duration, 1.0), "routing")
+            if t_next > float(env.now):
+                yield env.timeout(t_next - float(env.now))
+            t = t_next
+        # what the rule and report actors still did up to the end of the run
+        if self.compiled_rules:
+            while not rules_until(
+                self.jit_rules, jit, self.duration + 1e-6, clock, *self._rule_args(), tally
+            ):
+                self._flush_log(tally)
+            self._flush_log(tally)
+        if self.compiled_reports:
+            k = int(clock[C_K])
+            self.depth_series[k:] = st.depth
 
     def run(self) -> FloodResult:
         """Run to the end and summarise.
@@ -428,15 +506,24 @@ class DrainageModel:
             node_volume(arr, self.state.depth, self.net.options.min_surfarea_m2).sum()
         )
         self.storage0 += link_volume(arr, self.state)
+        clock, now = self.clock, float(env.now)
+        clock[C_RULES_ON] = float(self.compiled_rules)
+        clock[C_RULE_T], clock[C_RULE_STEP] = now, float(self.net.options.routing_step_s)
+        clock[C_START_SOD] = self.start.hour * 3600.0 + self.start.minute * 60.0 + self.start.second
+        clock[C_REC_ON] = float(self.compiled_reports)
+        clock[C_REPORT_T], clock[C_REPORT_STEP] = now, float(self.report_step)
+        # at the start SimPy ran routing before the recorder: one step, then sample 0
+        clock[C_WAIT], clock[C_WAIT_B], clock[C_K] = 1.0, 1.0, 0.0
         env.process(self.runoff_process(env))
         for pump, t_s in self.failures:
             env.process(self.pump_failure(env, pump, t_s))
-        if self.rules:
+        if self.rules and not self.compiled_rules:
             env.process(self.control_rules(env))
         if self.spec.settings:
             env.process(self.operator_schedule(env))
         env.process(self.routing(env))
-        env.process(self.recorder(env))
+        if not self.compiled_reports:
+            env.process(self.recorder(env))
 
     def summarise(self, wall_s: float) -> FloodResult:
         """The result of a finished run."""

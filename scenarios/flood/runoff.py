@@ -65,6 +65,19 @@ class GageTable:
 
 
 @njit
+def gage_rates_into(
+    start: npt.NDArray[np.int64],
+    t_s: FloatArray,
+    values: FloatArray,
+    interval_s: FloatArray,
+    t: float,
+    out: FloatArray,
+) -> None:
+    """:meth:`GageTable.rates` into ``out`` (zeros), for compiled callers."""
+    _gage_rates(start, t_s, values, interval_s, t, out)
+
+
+@njit
 def _gage_rates(
     start: npt.NDArray[np.int64],
     t_s: FloatArray,
