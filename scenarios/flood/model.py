@@ -397,13 +397,6 @@ class DrainageModel:
             )
         tally[T_LOG] = 0.0
 
-    def _rule_args(self) -> tuple[Any, ...]:
-        st = self.state
-        return (
-            st.depth, st.net_inflow, st.q, st.pump_q, st.pump_on, st.reg_q, self.pump_enabled,
-            self.reg_setting, self.conduit_closed, self.rule_log,
-        )  # fmt: skip
-
     def routing(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
         """The integrator: compiled chunks of variable steps up to the next event of any actor.
 
@@ -476,8 +469,10 @@ class DrainageModel:
         # what the rule and report actors still did up to the end of the run
         if self.compiled_rules:
             while not rules_until(
-                self.jit_rules, jit, self.duration + 1e-6, clock, *self._rule_args(), tally
-            ):
+                self.jit_rules, jit, self.duration + 1e-6, clock, st.depth, st.net_inflow,
+                st.q, st.pump_q, st.pump_on, st.reg_q, self.pump_enabled, self.reg_setting,
+                self.conduit_closed, self.rule_log, tally,
+            ):  # fmt: skip
                 self._flush_log(tally)
             self._flush_log(tally)
         if self.compiled_reports:

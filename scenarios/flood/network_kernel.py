@@ -22,7 +22,6 @@ from scenarios.flood.controls import (
     L_REG,
     P_CLOCK,
     P_DEPTH,
-    P_FLOW,
     P_HEAD,
     P_INFLOW,
     P_STATUS,
@@ -806,7 +805,7 @@ def _clock_time(start_sod: float, t: float) -> float:
     """Seconds since midnight at ``t`` s after a start ``start_sod`` s after midnight (whole
     seconds, the run time rounded to microseconds first, as ``datetime + timedelta`` does)."""
     us = np.round(t * 1e6)
-    return (start_sod + np.floor(us / 1e6)) % 86400.0
+    return float((start_sod + np.floor(us / 1e6)) % 86400.0)
 
 
 @njit_inline
@@ -922,7 +921,9 @@ def _sample(series: FloatArray, depth: FloatArray, clock: FloatArray, first: flo
 
 
 @njit_inline
-def _record(series: FloatArray, depth: FloatArray, clock: FloatArray, t: float, call_t: float) -> None:
+def _record(
+    series: FloatArray, depth: FloatArray, clock: FloatArray, t: float, call_t: float
+) -> None:
     """The report samples a step ending at ``t`` gives (the old SimPy recorder's, exactly).
 
     The recorder actor read the state at report time P after SimPy ran whatever routing
@@ -955,7 +956,9 @@ def _record(series: FloatArray, depth: FloatArray, clock: FloatArray, t: float, 
 
 
 @njit
-def skip_reports(series: FloatArray, depth: FloatArray, clock: FloatArray, call_t: float, until: float) -> None:
+def skip_reports(
+    series: FloatArray, depth: FloatArray, clock: FloatArray, call_t: float, until: float
+) -> None:
     """Report samples over a dry spell: routing's activation at ``call_t`` skipped to ``until``."""
     n = series.shape[0]
     if clock[C_K] < n and clock[C_WAIT] > 0:
