@@ -65,7 +65,14 @@ from scenarios.flood.network_kernel import (
     rules_until,
     skip_reports,
 )
-from scenarios.flood.runoff import GageTable, next_rain_change, runoff_step
+from scenarios.flood.runoff import (
+    FLOWS,
+    PONDED,
+    RAINED,
+    GageTable,
+    next_rain_change,
+    runoff_step,
+)
 from scenarios.flood.spec import FloodResult, FloodSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -170,6 +177,9 @@ class DrainageModel:
         self.compiled_reports = net.options.routing_step_s <= self.report_step
         self.clock = np.zeros(N_CLOCK)
         self.rule_log = np.zeros((LOG_ROWS, 4))
+        self._has_inflows = len(arr.inflow_node) > 0
+        self._runoff_wet = False
+        """whether runoff may reach the network (set by the runoff actor each step)"""
 
     # --- actors -----------------------------------------------------------------------
     def runoff_process(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
@@ -193,13 +203,18 @@ class DrainageModel:
         )  # fmt: skip
         call = specialise(runoff_step, args)
         static = args[:10]
+        flows_before = False
         while env.now < self.duration:
             t = float(env.now)
             dt = min(step, self.duration - t)
             flow = np.empty(s)
-            call(*static, t, dt, ro.depth, ro.infiltrated, rain, infil, flow)
-            ro.rain_m3 += float((rain * area_sum).sum() * dt)
-            ro.infil_m3 += float((infil * pervious).sum() * dt)
+            flags = int(call(*static, t, dt, ro.depth, ro.infiltrated, rain, infil, flow))
+            if flags & RAINED:  # else both sums are 0.0
+                ro.rain_m3 += float((rain * area_sum).sum() * dt)
+                ro.infil_m3 += float((infil * pervious).sum() * dt)
+            # runoff is wet while the old or new outflow is positive or a subarea is ponded
+            self._runoff_wet = bool(flags & (FLOWS | PONDED)) or flows_before
+            flows_before = bool(flags & FLOWS)
             ro.old, ro.new = ro.new, flow
             ro.t_old, ro.t_new = t, t + dt
             yield env.timeout(dt)
@@ -374,17 +389,14 @@ class DrainageModel:
 
     def _may_quiet_static(self) -> bool:
         """:meth:`_may_quiet` without the rain check (the kernel checks rain itself)."""
-        arr, ro = self.arr, self.runoff
-        if len(arr.inflow_node) or self.extra_lateral.any():
+        if self._has_inflows or self._runoff_wet:
             return False
-        if ro.new is not None and (
-            ro.new.max(initial=0.0) > 0 or (ro.old is not None and ro.old.max(initial=0.0) > 0)
-        ):
-            return False
-        return not bool((ro.depth > arr.s_dstore + 1e-9).any())
+        return not self.extra_lateral.any()
 
     def _flush_log(self, tally: FloatArray) -> None:
         """Pump switches the compiled rules logged, as the rule actor's events."""
+        if not tally[T_LOG]:
+            return
         for row in self.rule_log[: int(tally[T_LOG])]:
             k = int(row[2])
             self.events.append(

@@ -22,6 +22,8 @@ BoolArray = npt.NDArray[np.bool_]
 MANNING_EXP = 5.0 / 3.0
 NEWTON_ITERATIONS = 12
 TIME_TOL_S = 0.5
+# runoff_step() flags
+RAINED, FLOWS, PONDED = 1, 2, 4
 
 
 def gage_rates(series: list[TimeSeries], interval_s: FloatArray, t_s: float) -> FloatArray:
@@ -258,13 +260,15 @@ def runoff_step(
     rain: FloatArray,
     infil: FloatArray,
     flow: FloatArray,
-) -> None:
+) -> int:
     """One runoff step of every subcatchment in one compiled call (the model's runoff actor).
 
     The same operations in the same order as gauge lookup, :func:`horton_infiltration`,
     :func:`subarea_runoff` and the outflow sum over the three subareas done with numpy, so
     the results are bitwise the same. Updates ``depth`` (s, 3) and ``infiltrated`` (s,) in
     place; writes each subcatchment's rain (m/s), infiltration (m/s) and outflow (m3/s).
+    Returns flags: ``RAINED`` (some rain or infiltration is not zero), ``FLOWS`` (some
+    outflow > 0), ``PONDED`` (some subarea holds more than its depression storage + 1e-9 m).
     """
     s = s_gage.size
     rates = np.zeros(g_start.size - 1)
@@ -289,3 +293,13 @@ def runoff_step(
             depth[i, j] = new_depth[i, j]
             total += rate[i, j] * area[i, j]
         flow[i] = total
+    flags = 0
+    for i in range(s):
+        if rain[i] != 0.0 or infil[i] != 0.0:
+            flags |= RAINED
+        if flow[i] > 0:
+            flags |= FLOWS
+        for j in range(3):
+            if depth[i, j] > dstore[i, j] + 1e-9:
+                flags |= PONDED
+    return flags
