@@ -62,7 +62,6 @@ from scenarios.flood.network_kernel import (
     UNSTABLE,
     advance,
     pack,
-    rules_until,
     skip_reports,
 )
 from scenarios.flood.runoff import (
@@ -253,31 +252,31 @@ class DrainageModel:
         """Evaluate the file's control rules every rule step and set pumps, gates, weirs."""
         step = self.net.options.routing_step_s
         while True:
-            for rule in self.rules:
-                actions = (
-                    rule.then
-                    if rule.holds(lambda p: self._read(p, float(env.now)))
-                    else rule.otherwise
-                )
-                for action in actions:
-                    kind, k = self.links[action.name]
-                    if kind == "pump":
-                        on = action.value > 0
-                        if on != bool(self.state.pump_on[k]) and self.pump_enabled[k]:
-                            self.state.pump_on[k] = on
-                            self.events.append(
-                                {
-                                    "t_s": float(env.now),
-                                    "kind": "pump_on" if on else "pump_off",
-                                    "pump": action.name,
-                                    "rule": rule.name,
-                                }
-                            )
-                    elif kind == "reg":
-                        self.reg_setting[k] = min(max(action.value, 0.0), 1.0)
-                    else:
-                        self.conduit_closed[k] = action.value <= 0
+            self._apply_rules(float(env.now))
             yield env.timeout(step)
+
+    def _apply_rules(self, now: float) -> None:
+        """One pass of the rules at ``now`` (s): premises, then THEN or ELSE actions."""
+        for rule in self.rules:
+            actions = rule.then if rule.holds(lambda p: self._read(p, now)) else rule.otherwise
+            for action in actions:
+                kind, k = self.links[action.name]
+                if kind == "pump":
+                    on = action.value > 0
+                    if on != bool(self.state.pump_on[k]) and self.pump_enabled[k]:
+                        self.state.pump_on[k] = on
+                        self.events.append(
+                            {
+                                "t_s": now,
+                                "kind": "pump_on" if on else "pump_off",
+                                "pump": action.name,
+                                "rule": rule.name,
+                            }
+                        )
+                elif kind == "reg":
+                    self.reg_setting[k] = min(max(action.value, 0.0), 1.0)
+                else:
+                    self.conduit_closed[k] = action.value <= 0
 
     def _read(self, premise: Premise, t: float) -> float:
         st, arr = self.state, self.arr
@@ -480,13 +479,11 @@ class DrainageModel:
             t = t_next
         # what the rule and report actors still did up to the end of the run
         if self.compiled_rules:
-            while not rules_until(
-                self.jit_rules, jit, self.duration + 1e-6, clock, st.depth, st.net_inflow,
-                st.q, st.pump_q, st.pump_on, st.reg_q, self.pump_enabled, self.reg_setting,
-                self.conduit_closed, self.rule_log, tally,
-            ):  # fmt: skip
-                self._flush_log(tally)
-            self._flush_log(tally)
+            # the rule times left after the last step (usually one, at the end): the same
+            # pass in Python, which spares loading another compiled kernel for it
+            while clock[C_RULE_T] < self.duration + 1e-6:
+                self._apply_rules(float(clock[C_RULE_T]))
+                clock[C_RULE_T] += clock[C_RULE_STEP]
         if self.compiled_reports:
             k = int(clock[C_K])
             self.depth_series[k:] = st.depth

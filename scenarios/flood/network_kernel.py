@@ -880,36 +880,6 @@ def _apply_rules(
                 conduit_closed[k] = v <= 0
 
 
-@njit
-def rules_until(
-    rules: JitRules,
-    net: JitNetwork,
-    until: float,
-    clock: FloatArray,
-    depth: FloatArray,
-    net_inflow: FloatArray,
-    q: FloatArray,
-    pump_q: FloatArray,
-    pump_on: BoolArray,
-    reg_q: FloatArray,
-    pump_enabled: BoolArray,
-    reg_setting: FloatArray,
-    conduit_closed: BoolArray,
-    log: FloatArray,
-    tally: FloatArray,
-) -> bool:
-    """Every rule time before ``until`` not yet taken; False if ``log`` filled up first."""
-    while clock[C_RULE_T] < until:
-        if tally[T_LOG] + rules.a_kind.size > log.shape[0]:
-            return False
-        _apply_rules(
-            rules, net, clock[C_RULE_T], clock[C_START_SOD], depth, net_inflow, q, pump_q,
-            pump_on, reg_q, pump_enabled, reg_setting, conduit_closed, log, tally,
-        )  # fmt: skip
-        clock[C_RULE_T] += clock[C_RULE_STEP]
-    return True
-
-
 @njit_inline
 def _sample(series: FloatArray, depth: FloatArray, clock: FloatArray, first: float) -> None:
     k = int(clock[C_K])
