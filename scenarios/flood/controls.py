@@ -12,6 +12,10 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from cim.errors import SourceError
 from scenarios.flood.network import Network
@@ -175,3 +179,77 @@ def parse_rules(net: Network) -> list[Rule]:
             raise fail(f"unexpected {tokens[i]!r}")
         rules.append(Rule(name, tuple(premises), tuple(then), tuple(otherwise), priority))
     return sorted(rules, key=lambda r: r.priority)
+
+
+# --- compiled form ---------------------------------------------------------------------------
+# premise subjects
+P_TIME, P_CLOCK, P_DEPTH, P_HEAD, P_INFLOW, P_STATUS, P_FLOW = 0, 1, 2, 3, 4, 5, 6
+# link kinds of premises and actions
+L_CONDUIT, L_PUMP, L_REG = 0, 1, 2
+OP_CODES = {"=": 0, "<>": 1, "<": 2, "<=": 3, ">": 4, ">=": 5}
+
+
+class JitRules(NamedTuple):
+    """Rules as flat arrays for the compiled routing.
+
+    Rule ``r``'s premises are rows ``r_premise[r]:r_premise[r + 1]``; its THEN actions rows
+    ``r_action[2r]:r_action[2r + 1]`` and its ELSE actions ``r_action[2r + 1]:r_action[2r + 2]``.
+    """
+
+    p_subject: npt.NDArray[np.int64]
+    p_link_kind: npt.NDArray[np.int64]
+    p_index: npt.NDArray[np.int64]
+    p_op: npt.NDArray[np.int64]
+    p_value: npt.NDArray[np.float64]
+    p_or: npt.NDArray[np.bool_]
+    r_premise: npt.NDArray[np.int64]
+    r_action: npt.NDArray[np.int64]
+    a_kind: npt.NDArray[np.int64]
+    a_index: npt.NDArray[np.int64]
+    a_value: npt.NDArray[np.float64]
+
+
+def pack_rules(
+    rules: list[Rule], nodes: dict[str, int], links: dict[str, tuple[str, int]]
+) -> JitRules:
+    """``rules`` (in the order they are applied) as :class:`JitRules`.
+
+    ``nodes`` maps node names to rows, ``links`` link names to ("conduit"|"pump"|"reg", row).
+    """
+    kinds = {"conduit": L_CONDUIT, "pump": L_PUMP, "reg": L_REG}
+    subject = {"DEPTH": P_DEPTH, "HEAD": P_HEAD, "INFLOW": P_INFLOW}
+    ps: list[tuple[int, int, int, int, float, bool]] = []
+    acts: list[tuple[int, int, float]] = []
+    r_premise, r_action = [0], [0]
+    for rule in rules:
+        for p in rule.premises:
+            op, joined_or = OP_CODES[p.op], p.joiner == "OR"
+            if p.kind == "SIMULATION":
+                code = P_TIME if p.attribute == "TIME" else P_CLOCK
+                ps.append((code, 0, 0, op, p.value, joined_or))
+            elif p.kind == "NODE":
+                ps.append((subject[p.attribute], 0, nodes[p.name], op, p.value, joined_or))
+            else:
+                kind, k = links[p.name]
+                code = P_STATUS if p.attribute == "STATUS" else P_FLOW
+                ps.append((code, kinds[kind], k, op, p.value, joined_or))
+        r_premise.append(len(ps))
+        for actions in (rule.then, rule.otherwise):
+            for action in actions:
+                kind, k = links[action.name]
+                acts.append((kinds[kind], k, action.value))
+            r_action.append(len(acts))
+    i64 = np.int64
+    return JitRules(
+        p_subject=np.array([p[0] for p in ps], dtype=i64),
+        p_link_kind=np.array([p[1] for p in ps], dtype=i64),
+        p_index=np.array([p[2] for p in ps], dtype=i64),
+        p_op=np.array([p[3] for p in ps], dtype=i64),
+        p_value=np.array([p[4] for p in ps], dtype=np.float64),
+        p_or=np.array([p[5] for p in ps], dtype=np.bool_),
+        r_premise=np.array(r_premise, dtype=i64),
+        r_action=np.array(r_action, dtype=i64),
+        a_kind=np.array([a[0] for a in acts], dtype=i64),
+        a_index=np.array([a[1] for a in acts], dtype=i64),
+        a_value=np.array([a[2] for a in acts], dtype=np.float64),
+    )

@@ -28,7 +28,7 @@ import simpy
 
 from cim.errors import TwinError
 from scenarios.flood.arrays import OUTFALL, NetworkArrays, freeze
-from scenarios.flood.controls import Premise, parse_rules
+from scenarios.flood.controls import Premise, pack_rules, parse_rules
 from scenarios.flood.jit import specialise
 from scenarios.flood.kernel import (
     RoutingState,
@@ -38,23 +38,39 @@ from scenarios.flood.kernel import (
 )
 from scenarios.flood.network import Inflow, Network
 from scenarios.flood.network_kernel import (
+    C_INFLOW,
+    C_K,
+    C_REC_ON,
+    C_REPORT_STEP,
+    C_REPORT_T,
+    C_RULE_STEP,
+    C_RULE_T,
+    C_RULES_ON,
+    C_START_SOD,
+    C_WAIT,
+    C_WAIT_B,
+    N_CLOCK,
     N_TALLY,
     NEW_HOUR,
     QUIET,
+    T_CALL,
     T_HOUR,
-    T_INFLOW,
+    T_LOG,
     T_STATUS,
     T_STEPS,
     T_TRIALS,
     UNSTABLE,
     advance,
     pack,
+    skip_reports,
 )
 from scenarios.flood.runoff import (
+    FLOWS,
+    PONDED,
+    RAINED,
     GageTable,
-    horton_infiltration,
     next_rain_change,
-    subarea_runoff,
+    runoff_step,
 )
 from scenarios.flood.spec import FloodResult, FloodSpec
 
@@ -62,6 +78,7 @@ FloatArray = npt.NDArray[np.float64]
 Progress = Callable[[float, str], None]
 MIN_ROUTE_STEP_S = 0.5
 QUIET_FLOW_M3S = 1e-7
+LOG_ROWS = 1024
 
 
 class UnknownObjectError(TwinError):
@@ -151,29 +168,52 @@ class DrainageModel:
         for setting in spec.settings:
             if setting.name not in self.links:
                 raise UnknownObjectError(f"{net.path}: no link {setting.name!r} to set")
+        # Rules and report samples run inside the compiled routing (ADR 0015, section 8)
+        # unless another actor changes controls too (their order at equal times is SimPy's)
+        # or a routing step may span a report step.
+        self.jit_rules = pack_rules(self.rules, self.nodes, self.links)
+        self.compiled_rules = bool(self.rules) and not spec.settings and not self.failures
+        self.compiled_reports = net.options.routing_step_s <= self.report_step
+        self.clock = np.zeros(N_CLOCK)
+        self.rule_log = np.zeros((LOG_ROWS, 4))
+        self._has_inflows = len(arr.inflow_node) > 0
+        self._runoff_wet = False
+        """whether runoff may reach the network (set by the runoff actor each step)"""
 
     # --- actors -----------------------------------------------------------------------
     def runoff_process(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
-        arr, ro = self.arr, self.runoff
+        arr, ro, gages = self.arr, self.runoff, self.gages
         step = self.net.options.wet_step_s
         s = len(arr.sub_names)
         ro.old = np.zeros(s)
         ro.new = np.zeros(s)
+        area_sum = arr.s_area.sum(axis=1)
+        pervious = np.ascontiguousarray(arr.s_area[:, 2])
+        rain, infil = np.zeros(s), np.zeros(s)
+        args = (
+            gages.start, gages.t_s, gages.values, gages.interval_s,
+            np.ascontiguousarray(arr.s_gage, dtype=np.int64),
+            np.ascontiguousarray(arr.s_horton, dtype=np.float64),
+            np.ascontiguousarray(arr.s_alpha, dtype=np.float64),
+            np.ascontiguousarray(arr.s_dstore, dtype=np.float64),
+            np.ascontiguousarray(arr.s_routed, dtype=np.bool_),
+            np.ascontiguousarray(arr.s_area, dtype=np.float64),
+            0.0, 1.0, ro.depth, ro.infiltrated, rain, infil, ro.new,
+        )  # fmt: skip
+        call = specialise(runoff_step, args)
+        static = args[:10]
+        flows_before = False
         while env.now < self.duration:
             t = float(env.now)
             dt = min(step, self.duration - t)
-            rain = self.gages.rates(t)[arr.s_gage] if s else np.zeros(0)
-            inflow = np.repeat(rain[:, None], 3, axis=1)
-            supply = rain + ro.depth[:, 2] / dt
-            infil = horton_infiltration(arr.s_horton, ro.infiltrated, supply, dt)
-            ro.infiltrated += infil * dt
-            inflow[:, 2] -= infil
-            ro.depth, rate = subarea_runoff(
-                ro.depth, inflow, arr.s_alpha, arr.s_dstore, arr.s_routed, dt
-            )
-            flow = (rate * arr.s_area).sum(axis=1)
-            ro.rain_m3 += float((rain * arr.s_area.sum(axis=1)).sum() * dt)
-            ro.infil_m3 += float((infil * arr.s_area[:, 2]).sum() * dt)
+            flow = np.empty(s)
+            flags = int(call(*static, t, dt, ro.depth, ro.infiltrated, rain, infil, flow))
+            if flags & RAINED:  # else both sums are 0.0
+                ro.rain_m3 += float((rain * area_sum).sum() * dt)
+                ro.infil_m3 += float((infil * pervious).sum() * dt)
+            # runoff is wet while the old or new outflow is positive or a subarea is ponded
+            self._runoff_wet = bool(flags & (FLOWS | PONDED)) or flows_before
+            flows_before = bool(flags & FLOWS)
             ro.old, ro.new = ro.new, flow
             ro.t_old, ro.t_new = t, t + dt
             yield env.timeout(dt)
@@ -212,31 +252,31 @@ class DrainageModel:
         """Evaluate the file's control rules every rule step and set pumps, gates, weirs."""
         step = self.net.options.routing_step_s
         while True:
-            for rule in self.rules:
-                actions = (
-                    rule.then
-                    if rule.holds(lambda p: self._read(p, float(env.now)))
-                    else rule.otherwise
-                )
-                for action in actions:
-                    kind, k = self.links[action.name]
-                    if kind == "pump":
-                        on = action.value > 0
-                        if on != bool(self.state.pump_on[k]) and self.pump_enabled[k]:
-                            self.state.pump_on[k] = on
-                            self.events.append(
-                                {
-                                    "t_s": float(env.now),
-                                    "kind": "pump_on" if on else "pump_off",
-                                    "pump": action.name,
-                                    "rule": rule.name,
-                                }
-                            )
-                    elif kind == "reg":
-                        self.reg_setting[k] = min(max(action.value, 0.0), 1.0)
-                    else:
-                        self.conduit_closed[k] = action.value <= 0
+            self._apply_rules(float(env.now))
             yield env.timeout(step)
+
+    def _apply_rules(self, now: float) -> None:
+        """One pass of the rules at ``now`` (s): premises, then THEN or ELSE actions."""
+        for rule in self.rules:
+            actions = rule.then if rule.holds(lambda p: self._read(p, now)) else rule.otherwise
+            for action in actions:
+                kind, k = self.links[action.name]
+                if kind == "pump":
+                    on = action.value > 0
+                    if on != bool(self.state.pump_on[k]) and self.pump_enabled[k]:
+                        self.state.pump_on[k] = on
+                        self.events.append(
+                            {
+                                "t_s": now,
+                                "kind": "pump_on" if on else "pump_off",
+                                "pump": action.name,
+                                "rule": rule.name,
+                            }
+                        )
+                elif kind == "reg":
+                    self.reg_setting[k] = min(max(action.value, 0.0), 1.0)
+                else:
+                    self.conduit_closed[k] = action.value <= 0
 
     def _read(self, premise: Premise, t: float) -> float:
         st, arr = self.state, self.arr
@@ -346,25 +386,46 @@ class DrainageModel:
         self._inflow_base = self.arr.inflow_base * np.asarray(factors)
         self._pattern_hour = hour
 
+    def _may_quiet_static(self) -> bool:
+        """:meth:`_may_quiet` without the rain check (the kernel checks rain itself)."""
+        if self._has_inflows or self._runoff_wet:
+            return False
+        return not self.extra_lateral.any()
+
+    def _flush_log(self, tally: FloatArray) -> None:
+        """Pump switches the compiled rules logged, as the rule actor's events."""
+        if not tally[T_LOG]:
+            return
+        for row in self.rule_log[: int(tally[T_LOG])]:
+            k = int(row[2])
+            self.events.append(
+                {
+                    "t_s": float(row[0]),
+                    "kind": "pump_on" if row[3] > 0 else "pump_off",
+                    "pump": self.arr.pump_names[k],
+                    "rule": self.rules[int(row[1])].name,
+                }
+            )
+        tally[T_LOG] = 0.0
+
     def routing(self, env: simpy.Environment) -> Generator[simpy.Event, Any, None]:
         """The integrator: compiled chunks of variable steps up to the next event of any actor.
 
-        SimPy holds the coarse events (runoff steps, rules, reports, failures, coupling);
+        SimPy holds the coarse events (runoff steps, failures, settings, coupling);
         :func:`scenarios.flood.network_kernel.advance` takes every routing step in between with
-        the lateral inflow and the run's statistics inside, and hands back for a dry spell
-        (skipped here as before) or a new pattern hour.
+        the lateral inflow, the control rules, the report samples and the run's statistics
+        inside, and hands back for a dry spell (skipped here as before) or a new pattern hour.
         """
         st, opts = self.state, self.net.options
-        jit = self.jit
+        jit, clock, gages = self.jit, self.clock, self.gages
         s = len(self.arr.sub_names)
         tally = np.zeros(N_TALLY)
         no_quiet_until = -1.0
         no_runoff = np.zeros(s)
         call: Callable[..., Any] | None = None
-        while env.now < self.duration - 1e-9:
-            t = float(env.now)
+        t = float(env.now)
+        while t < self.duration - 1e-9:
             t_stop = min(float(env.peek()), self.duration)
-            may_quiet = t > no_quiet_until and self._may_quiet(t)
             ro = self.runoff
             tally[:] = 0.0
             args = (
@@ -376,17 +437,23 @@ class DrainageModel:
                 ro.old if ro.old is not None else no_runoff,
                 ro.new if ro.new is not None else no_runoff,
                 float(ro.t_old), float(ro.t_new), self.extra_lateral, self._inflow_base,
-                int(self._pattern_hour), bool(may_quiet), QUIET_FLOW_M3S, self.flood_m3,
-                self.spilled, self.outfall_m3, self.outfall_peak, self.link_peak,
-                self.max_depth, self.surcharge_s, tally,
+                int(self._pattern_hour), self._may_quiet_static(), no_quiet_until,
+                QUIET_FLOW_M3S, gages.start, gages.t_s, gages.values, gages.interval_s,
+                self.flood_m3, self.spilled, self.outfall_m3, self.outfall_peak,
+                self.link_peak, self.max_depth, self.surcharge_s, self.jit_rules, clock,
+                self.depth_series, self.rule_log, tally,
             )  # fmt: skip
             if call is None:
                 call = specialise(advance, args)
             t_next = float(call(*args))
             self.steps += int(tally[T_STEPS])
             self.trials += int(tally[T_TRIALS])
-            self.inflow_m3 += float(tally[T_INFLOW])
+            self.inflow_m3 = float(clock[C_INFLOW])
+            self._flush_log(tally)
             status = int(tally[T_STATUS])
+            call_t = float(tally[T_CALL])
+            # where SimPy's clock stood after the old per-event routing activation
+            moved = call_t + (t_next - call_t) if t_next > call_t else call_t
             if status == UNSTABLE:
                 raise TwinError(
                     f"{self.net.path}: routing unstable at t={t_next:.0f} s: "
@@ -394,15 +461,32 @@ class DrainageModel:
                 )
             if status == NEW_HOUR:
                 self._set_hour(int(tally[T_HOUR]))
+                t_next = moved
             elif status == QUIET:
                 quiet = self.quiet_until(t_next)
                 if quiet > t_next:
                     # nothing flows and nothing arrives before ``quiet``: skip the dry spell
-                    yield env.timeout(quiet - t)
-                    continue
-                no_quiet_until = t_next
-            if t_next > t:
-                yield env.timeout(t_next - t)
+                    t_next = call_t + (quiet - call_t)
+                    if self.compiled_reports:
+                        skip_reports(self.depth_series, st.depth, clock, call_t, t_next)
+                else:
+                    no_quiet_until = t_next
+                    t_next = moved
+            if self.progress is not None:
+                self.progress(min(t_next / self.duration, 1.0), "routing")
+            if t_next > float(env.now):
+                yield env.timeout(t_next - float(env.now))
+            t = t_next
+        # what the rule and report actors still did up to the end of the run
+        if self.compiled_rules:
+            # the rule times left after the last step (usually one, at the end): the same
+            # pass in Python, which spares loading another compiled kernel for it
+            while clock[C_RULE_T] < self.duration + 1e-6:
+                self._apply_rules(float(clock[C_RULE_T]))
+                clock[C_RULE_T] += clock[C_RULE_STEP]
+        if self.compiled_reports:
+            k = int(clock[C_K])
+            self.depth_series[k:] = st.depth
 
     def run(self) -> FloodResult:
         """Run to the end and summarise.
@@ -426,15 +510,24 @@ class DrainageModel:
             node_volume(arr, self.state.depth, self.net.options.min_surfarea_m2).sum()
         )
         self.storage0 += link_volume(arr, self.state)
+        clock, now = self.clock, float(env.now)
+        clock[C_RULES_ON] = float(self.compiled_rules)
+        clock[C_RULE_T], clock[C_RULE_STEP] = now, float(self.net.options.routing_step_s)
+        clock[C_START_SOD] = self.start.hour * 3600.0 + self.start.minute * 60.0 + self.start.second
+        clock[C_REC_ON] = float(self.compiled_reports)
+        clock[C_REPORT_T], clock[C_REPORT_STEP] = now, float(self.report_step)
+        # at the start SimPy ran routing before the recorder: one step, then sample 0
+        clock[C_WAIT], clock[C_WAIT_B], clock[C_K] = 1.0, 1.0, 0.0
         env.process(self.runoff_process(env))
         for pump, t_s in self.failures:
             env.process(self.pump_failure(env, pump, t_s))
-        if self.rules:
+        if self.rules and not self.compiled_rules:
             env.process(self.control_rules(env))
         if self.spec.settings:
             env.process(self.operator_schedule(env))
         env.process(self.routing(env))
-        env.process(self.recorder(env))
+        if not self.compiled_reports:
+            env.process(self.recorder(env))
 
     def summarise(self, wall_s: float) -> FloodResult:
         """The result of a finished run."""

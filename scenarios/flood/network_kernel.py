@@ -17,6 +17,17 @@ import numpy as np
 import numpy.typing as npt
 
 from scenarios.flood.arrays import JUNCTION, OUTFALL, NetworkArrays
+from scenarios.flood.controls import (
+    L_PUMP,
+    L_REG,
+    P_CLOCK,
+    P_DEPTH,
+    P_HEAD,
+    P_INFLOW,
+    P_STATUS,
+    P_TIME,
+    JitRules,
+)
 from scenarios.flood.jit import njit, njit_inline
 from scenarios.flood.kernel import (
     CROWN_CUTOFF,
@@ -26,6 +37,7 @@ from scenarios.flood.kernel import (
     MAX_VELOCITY,
     OMEGA,
 )
+from scenarios.flood.runoff import gage_rates_into
 from scenarios.flood.xsect import GRAVITY, N_TABLE
 
 FloatArray = npt.NDArray[np.float64]
@@ -33,10 +45,16 @@ BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
 # advance() status
-REACHED, QUIET, NEW_HOUR, UNSTABLE = 0, 1, 2, 3
+REACHED, QUIET, NEW_HOUR, UNSTABLE, LOG_FULL = 0, 1, 2, 3, 4
 # indices into the ``tally`` array
-T_INFLOW, T_STEPS, T_STATUS, T_HOUR, T_TRIALS = 0, 1, 2, 3, 4
-N_TALLY = 5
+T_INFLOW, T_STEPS, T_STATUS, T_HOUR, T_TRIALS, T_LOG, T_CALL = 0, 1, 2, 3, 4, 5, 6
+N_TALLY = 7
+# indices into the ``clock`` array: the control-rule and report clocks kept inside the kernel
+(
+    C_RULE_T, C_RULE_STEP, C_START_SOD, C_REPORT_T, C_REPORT_STEP, C_PREV_T, C_PREV_FIRST,
+    C_WAIT, C_WAIT_B, C_K, C_RULES_ON, C_REC_ON, C_INFLOW,
+) = range(13)  # fmt: skip
+N_CLOCK = 13
 N_WS_N, N_WS_M = 10, 12
 
 
@@ -767,6 +785,174 @@ def _route_step(
     return trials
 
 
+@njit_inline
+def _compare(x: float, op: int, v: float) -> bool:
+    if op == 0:
+        return x == v
+    if op == 1:
+        return x != v
+    if op == 2:
+        return x < v
+    if op == 3:
+        return x <= v
+    if op == 4:
+        return x > v
+    return x >= v
+
+
+@njit_inline
+def _clock_time(start_sod: float, t: float) -> float:
+    """Seconds since midnight at ``t`` s after a start ``start_sod`` s after midnight (whole
+    seconds, the run time rounded to microseconds first, as ``datetime + timedelta`` does)."""
+    us = np.round(t * 1e6)
+    return float((start_sod + np.floor(us / 1e6)) % 86400.0)
+
+
+@njit_inline
+def _apply_rules(
+    rules: JitRules,
+    net: JitNetwork,
+    now: float,
+    start_sod: float,
+    depth: FloatArray,
+    net_inflow: FloatArray,
+    q: FloatArray,
+    pump_q: FloatArray,
+    pump_on: BoolArray,
+    reg_q: FloatArray,
+    pump_enabled: BoolArray,
+    reg_setting: FloatArray,
+    conduit_closed: BoolArray,
+    log: FloatArray,
+    tally: FloatArray,
+) -> None:
+    """One pass of the control rules at time ``now``, as the model's Python rule actor does:
+    rules in order, premises left to right with AND/OR, actions applied at once (a later rule
+    sees an earlier one's pump status). Pump switches go to ``log`` (t, rule, pump, on)."""
+    for r in range(rules.r_premise.size - 1):
+        result = True
+        p0 = rules.r_premise[r]
+        for p in range(p0, rules.r_premise[r + 1]):
+            subject, k, kind = rules.p_subject[p], rules.p_index[p], rules.p_link_kind[p]
+            if subject == P_TIME:
+                x = now
+            elif subject == P_CLOCK:
+                x = _clock_time(start_sod, now)
+            elif subject == P_DEPTH:
+                x = depth[k]
+            elif subject == P_HEAD:
+                x = depth[k] + net.invert[k]
+            elif subject == P_INFLOW:
+                x = net_inflow[k]
+            elif subject == P_STATUS:
+                if kind == L_PUMP:
+                    x = 1.0 if pump_on[k] else 0.0
+                else:
+                    x = 0.0 if conduit_closed[k] else 1.0
+            elif kind == L_PUMP:
+                x = pump_q[k]
+            elif kind == L_REG:
+                x = reg_q[k]
+            else:
+                x = q[k] * net.barrels[k]
+            value = _compare(x, rules.p_op[p], rules.p_value[p])
+            if p == p0:
+                result = value
+            elif rules.p_or[p]:
+                result = result or value
+            else:
+                result = result and value
+        a0 = rules.r_action[2 * r] if result else rules.r_action[2 * r + 1]
+        a1 = rules.r_action[2 * r + 1] if result else rules.r_action[2 * r + 2]
+        for a in range(a0, a1):
+            kind, k, v = rules.a_kind[a], rules.a_index[a], rules.a_value[a]
+            if kind == L_PUMP:
+                on = v > 0
+                if on != pump_on[k] and pump_enabled[k]:
+                    pump_on[k] = on
+                    e = int(tally[T_LOG])
+                    log[e, 0], log[e, 1], log[e, 2] = now, r, k
+                    log[e, 3] = 1.0 if on else 0.0
+                    tally[T_LOG] += 1.0
+            elif kind == L_REG:
+                reg_setting[k] = min(max(v, 0.0), 1.0)
+            else:
+                conduit_closed[k] = v <= 0
+
+
+@njit_inline
+def _sample(series: FloatArray, depth: FloatArray, clock: FloatArray, first: float) -> None:
+    k = int(clock[C_K])
+    series[k, :] = depth
+    clock[C_PREV_T] = clock[C_REPORT_T]
+    clock[C_PREV_FIRST] = first
+    clock[C_REPORT_T] += clock[C_REPORT_STEP]
+    clock[C_K] = k + 1
+
+
+@njit_inline
+def _record(
+    series: FloatArray, depth: FloatArray, clock: FloatArray, t: float, call_t: float
+) -> None:
+    """The report samples a step ending at ``t`` gives (the old SimPy recorder's, exactly).
+
+    The recorder actor read the state at report time P after SimPy ran whatever routing
+    activation came first: the state after the step crossing P; after one more step when
+    that step ended within 1e-9 s short of P; and when it ended exactly on P, after one more
+    step only if routing's activation was scheduled before the recorder's (its call began
+    before the previous report time, or at it and ahead of the recorder there).
+    """
+    while clock[C_K] < series.shape[0]:
+        if clock[C_WAIT] > 0:
+            first = clock[C_WAIT_B]
+            clock[C_WAIT] = 0.0
+            clock[C_WAIT_B] = 0.0
+            _sample(series, depth, clock, first)
+            continue
+        p = clock[C_REPORT_T]
+        if t < p - 1e-9:
+            return
+        if t > p:
+            _sample(series, depth, clock, 0.0)
+            continue
+        if t < p:
+            clock[C_WAIT] = 1.0
+            return
+        if call_t < clock[C_PREV_T] or (call_t == clock[C_PREV_T] and clock[C_PREV_FIRST] > 0):
+            clock[C_WAIT] = 1.0
+            clock[C_WAIT_B] = 1.0
+            return
+        _sample(series, depth, clock, 0.0)
+
+
+@njit
+def skip_reports(
+    series: FloatArray, depth: FloatArray, clock: FloatArray, call_t: float, until: float
+) -> None:
+    """Report samples over a dry spell: routing's activation at ``call_t`` skipped to ``until``."""
+    n = series.shape[0]
+    if clock[C_K] < n and clock[C_WAIT] > 0:
+        first = clock[C_WAIT_B]
+        clock[C_WAIT] = 0.0
+        clock[C_WAIT_B] = 0.0
+        _sample(series, depth, clock, first)
+    while clock[C_K] < n and clock[C_REPORT_T] < until:
+        _sample(series, depth, clock, 0.0)
+    if clock[C_K] < n and clock[C_REPORT_T] == until:
+        if call_t < clock[C_PREV_T] or (call_t == clock[C_PREV_T] and clock[C_PREV_FIRST] > 0):
+            clock[C_WAIT] = 1.0
+            clock[C_WAIT_B] = 1.0
+        else:
+            _sample(series, depth, clock, 0.0)
+
+
+@njit_inline
+def _end_call(clock: FloatArray, tally: FloatArray) -> None:
+    """The old model added each activation's inflow to the run total: the same sums."""
+    clock[C_INFLOW] += tally[T_INFLOW]
+    tally[T_INFLOW] = 0.0
+
+
 @njit
 def advance(
     net: JitNetwork,
@@ -800,7 +986,12 @@ def advance(
     inflow_base: FloatArray,
     hour: int,
     may_quiet: bool,
+    no_quiet_until: float,
     quiet_flow: float,
+    g_start: IntArray,
+    g_t: FloatArray,
+    g_values: FloatArray,
+    g_interval: FloatArray,
     flood_m3: FloatArray,
     spilled: FloatArray,
     outfall_m3: FloatArray,
@@ -808,84 +999,137 @@ def advance(
     link_peak: FloatArray,
     max_depth: FloatArray,
     surcharge_s: FloatArray,
+    rules: JitRules,
+    clock: FloatArray,
+    series: FloatArray,
+    log: FloatArray,
     tally: FloatArray,
 ) -> float:
     """Route from ``t`` until ``t >= t_stop`` (at least one step unless handing back early).
 
-    Hands back early with ``tally[T_STATUS]`` = ``QUIET`` (before a step, when ``may_quiet``
-    and no conduit or pump moves water), ``NEW_HOUR`` (the next step ends in another hour
-    than ``inflow_base`` was made for; ``tally[T_HOUR]`` names it) or ``UNSTABLE``.
-    Returns the new time (s).
+    ``t_stop`` is the next event of a SimPy actor. Between, the kernel replays the routing
+    activations the old per-event model had at every control-rule time and report time
+    (``clock[C_RULES_ON]``, ``clock[C_REC_ON]``): each begins at the time SimPy would have
+    given it (start + (end − start)), applies the rules due by then, and stops where SimPy's
+    next event would have stopped it, so steps, rules and report samples are bitwise those
+    of one SimPy event per rule and report. ``may_quiet`` says whether runoff, coupled and
+    external inflows allow a dry spell; rain is checked here at each activation.
+
+    Hands back early with ``tally[T_STATUS]`` = ``QUIET`` (before a step, when the network
+    may be quiet and no conduit or pump moves water), ``NEW_HOUR`` (the next step ends in
+    another hour than ``inflow_base`` was made for; ``tally[T_HOUR]`` names it),
+    ``LOG_FULL`` (flush ``log``, ``tally[T_LOG]`` rows) or ``UNSTABLE``; ``tally[T_CALL]`` is
+    then the start of the activation. Returns the new time (s): the start of the next
+    activation when ``REACHED`` or ``LOG_FULL``, the time reached otherwise.
     """
     n = depth.size
     lateral = np.empty(n)
     outfall_flow = np.empty(n)
+    rates = np.zeros(g_start.size - 1)
     ws_n, ws_m, ws_p, ws_r = workspace(n, q.size, pump_q.size, reg_q.size)
     tally[T_STATUS] = REACHED
-    first = True
-    while first or (t < t_stop - 1e-9 and t < duration - 1e-9):
-        first = False
-        if variable_step > 0:
-            dt = courant_step(net, q, a_mid, froude, depth, dydt, routing_step, variable_step)
-            dt = min(max(dt, min_route_step), routing_step)
-        else:
-            dt = routing_step
-        dt = min(dt, duration - t)
-        if may_quiet:
-            quiet = True
-            for j in range(q.size):
-                if abs(q[j]) > quiet_flow:
-                    quiet = False
-                    break
-            for k in range(pump_q.size):
-                if pump_q[k] > 0:
-                    quiet = False
-            if quiet:
-                tally[T_STATUS] = QUIET
+    rules_on = clock[C_RULES_ON] > 0
+    rec_on = clock[C_REC_ON] > 0
+    call_t = t
+    while True:
+        tally[T_CALL] = call_t
+        if rules_on:
+            while clock[C_RULE_T] <= call_t:
+                if tally[T_LOG] + rules.a_kind.size > log.shape[0]:
+                    tally[T_STATUS] = LOG_FULL
+                    _end_call(clock, tally)
+                    return call_t
+                _apply_rules(
+                    rules, net, clock[C_RULE_T], clock[C_START_SOD], depth, net_inflow, q,
+                    pump_q, pump_on, reg_q, pump_enabled, reg_setting, conduit_closed, log,
+                    tally,
+                )  # fmt: skip
+                clock[C_RULE_T] += clock[C_RULE_STEP]
+        stop = t_stop
+        if rules_on:
+            stop = min(stop, clock[C_RULE_T])
+        if rec_on and clock[C_K] < series.shape[0]:
+            stop = min(stop, call_t if clock[C_WAIT_B] > 0 else clock[C_REPORT_T])
+        quiet_ok = may_quiet and call_t > no_quiet_until
+        if quiet_ok and rates.size:
+            rates[:] = 0.0
+            gage_rates_into(g_start, g_t, g_values, g_interval, call_t, rates)
+            quiet_ok = not rates.max() > 0
+        t = call_t
+        first = True
+        while first or (t < stop - 1e-9 and t < duration - 1e-9):
+            first = False
+            if variable_step > 0:
+                dt = courant_step(net, q, a_mid, froude, depth, dydt, routing_step, variable_step)
+                dt = min(max(dt, min_route_step), routing_step)
+            else:
+                dt = routing_step
+            dt = min(dt, duration - t)
+            if quiet_ok:
+                quiet = True
+                for j in range(q.size):
+                    if abs(q[j]) > quiet_flow:
+                        quiet = False
+                        break
+                for k in range(pump_q.size):
+                    if pump_q[k] > 0:
+                        quiet = False
+                if quiet:
+                    tally[T_STATUS] = QUIET
+                    _end_call(clock, tally)
+                    return t
+            t_end = t + dt
+            if net.inflow_node.size and int(t_end // 3600.0) != hour:
+                tally[T_STATUS] = NEW_HOUR
+                tally[T_HOUR] = int(t_end // 3600.0)
+                _end_call(clock, tally)
                 return t
-        t_end = t + dt
-        if net.inflow_node.size and int(t_end // 3600.0) != hour:
-            tally[T_STATUS] = NEW_HOUR
-            tally[T_HOUR] = int(t_end // 3600.0)
-            return t
-        # lateral inflow at the step's end
-        lateral[:] = extra_lateral
-        span = runoff_t_new - runoff_t_old
-        f = 1.0 if span <= 0 else min(max((t_end - runoff_t_old) / span, 0.0), 1.0)
-        for s in range(runoff_old.size):
-            lateral[net.s_outlet[s]] += runoff_old[s] + (runoff_new[s] - runoff_old[s]) * f
-        for k in range(net.inflow_node.size):
-            ext = inflow_base[k]
-            a0, a1 = net.inflow_start[k], net.inflow_start[k + 1]
-            if a1 > a0:
-                ext += net.inflow_scale[k] * float(
-                    np.interp(t_end, net.inflow_t[a0:a1], net.inflow_v[a0:a1])
-                )
-            lateral[net.inflow_node[k]] += ext
-        trials = _route_step(
-            net, depth, q, a_mid, pump_q, pump_on, reg_q, net_inflow, overflow, ponded,
-            old_surf, dydt, froude, lateral, dt, min_area, pump_enabled, reg_setting,
-            conduit_closed, outfall_flow, ws_n, ws_m, ws_p, ws_r,
-        )  # fmt: skip
-        if trials < 0:
-            tally[T_STATUS] = UNSTABLE
-            return t
-        tally[T_STEPS] += 1.0
-        tally[T_TRIALS] += trials
-        tally[T_INFLOW] += lateral.sum() * dt
-        for i in range(n):
-            flood_m3[i] += overflow[i] * dt
-            spilled[i] += overflow[i] * dt
-            out = outfall_flow[i]
-            outfall_m3[i] += max(out, 0.0) * dt
-            if net.node_kind[i] == OUTFALL:
-                tally[T_INFLOW] += max(-out, 0.0) * dt
-            outfall_peak[i] = max(outfall_peak[i], out)
-            max_depth[i] = max(max_depth[i], depth[i])
-            crown = net.crown_depth[i]
-            if depth[i] > crown + FUDGE and crown > 0 and net.node_kind[i] != OUTFALL:
-                surcharge_s[i] += dt
-        for j in range(q.size):
-            link_peak[j] = max(link_peak[j], abs(q[j]) * net.barrels[j])
-        t = t_end
-    return t
+            # lateral inflow at the step's end
+            lateral[:] = extra_lateral
+            span = runoff_t_new - runoff_t_old
+            f = 1.0 if span <= 0 else min(max((t_end - runoff_t_old) / span, 0.0), 1.0)
+            for s in range(runoff_old.size):
+                lateral[net.s_outlet[s]] += runoff_old[s] + (runoff_new[s] - runoff_old[s]) * f
+            for k in range(net.inflow_node.size):
+                ext = inflow_base[k]
+                a0, a1 = net.inflow_start[k], net.inflow_start[k + 1]
+                if a1 > a0:
+                    ext += net.inflow_scale[k] * float(
+                        np.interp(t_end, net.inflow_t[a0:a1], net.inflow_v[a0:a1])
+                    )
+                lateral[net.inflow_node[k]] += ext
+            trials = _route_step(
+                net, depth, q, a_mid, pump_q, pump_on, reg_q, net_inflow, overflow, ponded,
+                old_surf, dydt, froude, lateral, dt, min_area, pump_enabled, reg_setting,
+                conduit_closed, outfall_flow, ws_n, ws_m, ws_p, ws_r,
+            )  # fmt: skip
+            if trials < 0:
+                tally[T_STATUS] = UNSTABLE
+                _end_call(clock, tally)
+                return t
+            tally[T_STEPS] += 1.0
+            tally[T_TRIALS] += trials
+            tally[T_INFLOW] += lateral.sum() * dt
+            for i in range(n):
+                flood_m3[i] += overflow[i] * dt
+                spilled[i] += overflow[i] * dt
+                out = outfall_flow[i]
+                outfall_m3[i] += max(out, 0.0) * dt
+                if net.node_kind[i] == OUTFALL:
+                    tally[T_INFLOW] += max(-out, 0.0) * dt
+                outfall_peak[i] = max(outfall_peak[i], out)
+                max_depth[i] = max(max_depth[i], depth[i])
+                crown = net.crown_depth[i]
+                if depth[i] > crown + FUDGE and crown > 0 and net.node_kind[i] != OUTFALL:
+                    surcharge_s[i] += dt
+            for j in range(q.size):
+                link_peak[j] = max(link_peak[j], abs(q[j]) * net.barrels[j])
+            t = t_end
+            if rec_on:
+                _record(series, depth, clock, t, call_t)
+        # the activation ends; SimPy's clock then reads start + (end - start)
+        next_t = call_t + (t - call_t)
+        _end_call(clock, tally)
+        if t >= t_stop - 1e-9 or next_t >= duration - 1e-9:
+            return next_t
+        call_t = next_t
