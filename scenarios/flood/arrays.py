@@ -260,7 +260,13 @@ def freeze(net: Network) -> NetworkArrays:
         r_is_weir=np.array([r.kind == "weir" for r in regs], dtype=bool),
         r_crest=_f([r.crest_m for r in regs]),
         r_coeff=_f([r.coeff for r in regs]),
-        r_height=_f([r.xsect.geom[0] if r.xsect else 0.0 for r in regs]),
+        # a weir's height only matters once it surcharges: 0 for one that may not
+        r_height=_f(
+            [
+                r.xsect.geom[0] if r.xsect and (r.kind != "weir" or r.surcharge) else 0.0
+                for r in regs
+            ]
+        ),
         r_width=_f([(r.xsect.geom[1] or r.xsect.geom[0]) if r.xsect else 0.0 for r in regs]),
         r_gated=np.array([r.gated for r in regs], dtype=bool),
         r_circular=np.array(

@@ -373,12 +373,26 @@ def regulator_flows(
     ratio = np.where(head > 0, h_down / np.maximum(head, FUDGE), 0.0)
     submerge = np.power(np.maximum(1.0 - ratio**1.5, 0.0), 0.385)
     q_weir = arr.r_coeff * arr.r_width * setting * head**1.5 * submerge
+    # a surcharged weir (water above its height y) is an orifice through its opening's
+    # mid-height, continuous with the weir law at h = y (SWMM's weir_getInflow)
+    y = arr.r_height
+    surcharged = arr.r_is_weir & (y > 0) & (head > y)
+    dh_surcharged = np.maximum(up - np.maximum(down, crest + y / 2.0), 0.0)
+    q_surcharged = (
+        arr.r_coeff
+        * arr.r_width
+        * setting
+        * y**1.5
+        / np.sqrt(np.maximum(y / 2.0, FUDGE))
+        * np.sqrt(dh_surcharged)
+    )
+    q_weir = np.where(surcharged, q_surcharged, q_weir)
     q = np.where(arr.r_is_weir, q_weir, q_orifice) * sign
     q = np.where(arr.r_gated & (q < 0), 0.0, q)
     dqdh = np.where(
-        arr.r_is_weir,
+        arr.r_is_weir & ~surcharged,
         1.5 * np.abs(q) / np.maximum(head, 0.01),
-        0.5 * np.abs(q) / np.maximum(dh_orifice, 0.01),
+        0.5 * np.abs(q) / np.maximum(np.where(surcharged, dh_surcharged, dh_orifice), 0.01),
     )
     return q, dqdh
 

@@ -68,7 +68,8 @@ class Link:
     Conduits use ``length_m``, ``roughness`` (Manning n), offsets (depth above the node
     invert, m), ``xsect`` and loss coefficients. Pumps use ``curve`` and the start-up and
     shut-off depths; orifices and weirs ``coeff`` (SI: Cd for orifices, Cw in m^0.5/s for
-    weirs) and ``crest_m`` (offset of the opening above the inlet node invert).
+    weirs) and ``crest_m`` (offset of the opening above the inlet node invert); a weir whose
+    ``surcharge`` is true (SWMM's default) runs as an orifice once water tops its opening.
     """
 
     name: str
@@ -93,6 +94,7 @@ class Link:
     subtype: str = ""
     crest_m: float = 0.0
     coeff: float = 0.0
+    surcharge: bool = True
     gated: bool = False
 
 

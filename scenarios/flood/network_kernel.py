@@ -523,7 +523,16 @@ def _regulators(
             q_orifice = coeff * area * np.sqrt(2.0 * GRAVITY * max(head / 2.0, 0.0)) * frac
         else:
             q_orifice = coeff * area * np.sqrt(2.0 * GRAVITY * dh_orifice)
-        if net.r_is_weir[k]:
+        y = net.r_height[k]
+        surcharged = net.r_is_weir[k] and y > 0 and head > y
+        dh_surcharged = max(up - max(down, crest + y / 2.0), 0.0)
+        if surcharged:
+            # an orifice through the opening's mid-height (SWMM's weir_getInflow)
+            q = (
+                coeff * net.r_width[k] * setting[k] * y**1.5 / np.sqrt(max(y / 2.0, FUDGE))
+                * np.sqrt(dh_surcharged) * sign
+            )  # fmt: skip
+        elif net.r_is_weir[k]:
             h_down = max(down - crest, 0.0)
             ratio = h_down / max(head, FUDGE) if head > 0 else 0.0
             submerge = max(1.0 - ratio**1.5, 0.0) ** 0.385
@@ -533,7 +542,9 @@ def _regulators(
         if net.r_gated[k] and q < 0:
             q = 0.0
         q_out[k] = q
-        if net.r_is_weir[k]:
+        if surcharged:
+            dqdh_out[k] = 0.5 * abs(q) / max(dh_surcharged, 0.01)
+        elif net.r_is_weir[k]:
             dqdh_out[k] = 1.5 * abs(q) / max(head, 0.01)
         else:
             dqdh_out[k] = 0.5 * abs(q) / max(dh_orifice, 0.01)

@@ -534,6 +534,8 @@ def _read_weirs(reader: _Reader, net: Network, lines: list[Line]) -> None:
             crest_m=reader.number(lineno, t, 4, "crest height") * u,
             coeff=reader.number(lineno, t, 5, "discharge coefficient") * scale,
             gated=len(t) > 6 and t[6].upper() == "YES",
+            # [WEIRS] Name From To Type Crest Cd Gated EC Cd2 Surcharge ... (YES by default)
+            surcharge=not (len(t) > 9 and t[9].upper() == "NO"),
         )
 
 

@@ -228,10 +228,10 @@ def test_shayler_crossing_irregular_stream_matches_swmm(swmm_dir: Path, tmp_path
     assert swmm["flood"] > 1000.0
     assert ours.total_flood_volume_m3 == pytest.approx(swmm["flood"], rel=0.10)
     assert ours.outflow_volume_m3 == pytest.approx(swmm["outflow"], rel=0.03)
-    # the outfall peak is ~9 % high: the detention pond's weir overtops its opening, where
-    # SWMM switches to an orifice law and our textbook weir does not (ADR 0009 addendum);
-    # tighten to the 5 % target when the regulators follow SWMM's laws
+    # the outfall peak within the 5 %: the detention pond's weir overtops its
+    # opening and runs as SWMM's surcharged weir (an orifice through its mid-height); with
+    # the textbook weir law kept above the opening it was 9.5 % high
     peaks = swmm["peak"]
     assert isinstance(peaks, dict)
-    assert ours.outfall_peak_flow_m3s["Outfall"] == pytest.approx(peaks["Outfall"], rel=0.12)
+    assert ours.outfall_peak_flow_m3s["Outfall"] == pytest.approx(peaks["Outfall"], rel=0.05)
     assert abs(ours.continuity_error_pct) < 1.0
