@@ -16,6 +16,7 @@ from api.settings import Settings
 from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import open_store
+from tests.live.live_helpers import thing_body
 
 pytest.importorskip("ifcopenshell")
 
@@ -158,31 +159,8 @@ def test_live_people_counts_of_the_rooms_are_the_occupants(
     )
     assert rooms.status_code == 200, rooms.text
     room = sorted(o["code"] for o in _items(rooms.json()) if o["name"].startswith("A1"))[0]
-    thing = {
-        "name": "people counter",
-        "description": "counts people in a room",
-        "properties": {"cimSite": SITE, "cimCode": room},
-        "Datastreams": [
-            {
-                "name": "people",
-                "description": "people in the room",
-                "unitOfMeasurement": {"name": "persons", "symbol": "p", "definition": "urn:p"},
-                "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
-                "OM_Measurement",
-                "Sensor": {
-                    "name": "camera",
-                    "description": "c",
-                    "encodingType": "text/plain",
-                    "metadata": "none",
-                },
-                "ObservedProperty": {
-                    "name": "people count",
-                    "definition": "urn:people",
-                    "description": "people",
-                },
-            }
-        ],
-    }
+    thing = thing_body("people counter", room, "people count", unit="persons")
+    thing["properties"]["cimSite"] = SITE
     made = client.post("/sta/v1.1/Things", json=thing, headers=headers["admin"])
     assert made.status_code == 201, made.text
     streams = client.get(

@@ -19,12 +19,12 @@ from api.settings import Settings
 from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import open_store
+from tests.live.live_helpers import thing_body
 from twin.times import format_time, now_us
 
 ASSETS = Path(__file__).parents[2] / "assets"
 SITE = "bellinge"
 STORM = {"formula": "shanghai-2017", "return_period_a": 5, "duration_min": 60}
-MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 
 
 @dataclass(frozen=True)
@@ -78,30 +78,8 @@ def _run(net: Net, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _gauge_stream(net: Net, code: str, unit: str = "mm/h") -> int:
-    thing = {
-        "name": "rain gauge 1",
-        "description": "tipping bucket at the Bellinge gauge",
-        "properties": {"cimSite": SITE, "cimCode": code},
-        "Datastreams": [
-            {
-                "name": "rainfall intensity",
-                "description": "rain intensity over 1 min",
-                "unitOfMeasurement": {"name": unit, "symbol": unit, "definition": "urn:" + unit},
-                "observationType": MEASUREMENT,
-                "Sensor": {
-                    "name": "gauge",
-                    "description": "g",
-                    "encodingType": "text/plain",
-                    "metadata": "none",
-                },
-                "ObservedProperty": {
-                    "name": "rainfall intensity",
-                    "definition": "urn:rain",
-                    "description": "rain",
-                },
-            }
-        ],
-    }
+    thing = thing_body("rain gauge 1", code, "rainfall intensity", unit=unit)
+    thing["properties"]["cimSite"] = SITE
     made = net.client.post("/sta/v1.1/Things", json=thing, headers=net.admin)
     assert made.status_code == 201, made.text
     streams = net.client.get(

@@ -24,6 +24,7 @@ from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import open_store
 from scenarios.traffic.osm import load_osm_roads
+from tests.live.live_helpers import thing_body
 
 ASSETS = Path(__file__).parents[2] / "assets"
 SITE = "merewether"
@@ -333,31 +334,8 @@ def test_live_rain_of_the_sites_gauges_floods_the_site(site: Site) -> None:
     silent = site.client.post("/drills/flood", json=body, headers=site.headers)
     assert silent.status_code == 400 and "no live rain gauge" in silent.text
     house = sorted(site.buildings)[0]
-    thing = {
-        "name": "roof gauge",
-        "description": "rain gauge on a roof",
-        "properties": {"cimSite": SITE, "cimCode": house},
-        "Datastreams": [
-            {
-                "name": "rain",
-                "description": "rain intensity",
-                "unitOfMeasurement": {"name": "mm/h", "symbol": "mm/h", "definition": "urn:mmh"},
-                "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
-                "OM_Measurement",
-                "Sensor": {
-                    "name": "gauge",
-                    "description": "g",
-                    "encodingType": "text/plain",
-                    "metadata": "none",
-                },
-                "ObservedProperty": {
-                    "name": "precipitation intensity",
-                    "definition": "urn:rain",
-                    "description": "rain",
-                },
-            }
-        ],
-    }
+    thing = thing_body("roof gauge", house, "precipitation intensity", unit="mm/h")
+    thing["properties"]["cimSite"] = SITE
     made = site.client.post("/sta/v1.1/Things", json=thing, headers=admin)
     assert made.status_code == 201, made.text
     stream = site.client.get(

@@ -31,6 +31,7 @@ from api.settings import Settings
 from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import open_store
+from tests.live.live_helpers import thing_body
 
 ROOT = Path(__file__).resolve().parents[2]
 DENHAAG = ROOT / "assets" / "denhaag_01" / "denhaag_01_lod2.city.json"
@@ -318,31 +319,8 @@ def test_the_unit_page_of_a_building_pilot(
         store.close()
     keys = KeyStore(Settings(store_url=store_path).keys_path)
     pilot, device = keys.create_key("pilot", [building.code]), keys.create_key("device")
-    thing = {
-        "name": "people counter",
-        "description": "counts people in a room",
-        "properties": {"cimSite": "campus", "cimCode": space.code},
-        "Datastreams": [
-            {
-                "name": "people",
-                "description": "people in the room",
-                "unitOfMeasurement": {"name": "persons", "symbol": "p", "definition": "urn:p"},
-                "observationType": "http://www.opengis.net/def/observationType/OGC-OM/2.0/"
-                "OM_Measurement",
-                "Sensor": {
-                    "name": "camera",
-                    "description": "c",
-                    "encodingType": "text/plain",
-                    "metadata": "none",
-                },
-                "ObservedProperty": {
-                    "name": "people count",
-                    "definition": "urn:people",
-                    "description": "people",
-                },
-            }
-        ],
-    }
+    thing = thing_body("people counter", space.code, "people count", unit="p")
+    thing["properties"]["cimSite"] = "campus"
     rule = {
         "name": "crowded room",
         "kind": "high",
