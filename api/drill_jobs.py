@@ -487,12 +487,11 @@ def site_live_rain(body: dict[str, Any], state: TwinState) -> dict[str, Any] | N
     if body.get("rain") is None:
         return None
     site = str(body.get("site"))
-    codes = set(state.store.codes(site))
-    sensors = state.live.sensors("") if state.live is not None else []
+    sensors = state.live.sensors("", site=site) if state.live is not None else []
     gauges = {
         f"{s['code']}#{s['datastream']}": s["code"]
         for s in sensors
-        if s["code"] in codes and any(p in s["observedProperty"].lower() for p in RAIN_PROPERTIES)
+        if any(p in s["observedProperty"].lower() for p in RAIN_PROPERTIES)
     }
     rows, sources = _live_gauge_rows(body, state, gauges)
     return {"rain_mm_h": areal_rain(rows), "rain": sources}

@@ -200,12 +200,17 @@ class LiveTwin:
             },
         }
 
-    def sensors(self, prefix: str = "", scopes: Any = None) -> list[dict[str, Any]]:
-        """Every datastream linked to an object under ``prefix``: its id, name, object code,
-        observed property, unit, latest value and time, and whether it is online (as in
-        :meth:`vital_signs`), ordered by code then id — what a unit page draws in its rooms."""
+    def sensors(
+        self, prefix: str = "", scopes: Any = None, site: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every datastream linked to an object under ``prefix`` (of ``site`` when given): its
+        id, name, object code, observed property, unit, latest value and time, and whether it
+        is online (as in :meth:`vital_signs`), ordered by code then id — what a unit page draws
+        in its rooms."""
         now = self.clock()
         scope, params = scope_clause(scopes, "d.code")
+        if site is not None:
+            scope, params = f"{scope} AND d.site = ?", [*params, site]
         like = prefix.replace("%", "\\%").replace("_", "\\_") + "%"
         rows = self.db.query(
             "SELECT d.id, d.name, d.code, p.name, d.unit, d.interval_s, l.phenomenon_time, "

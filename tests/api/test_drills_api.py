@@ -201,14 +201,19 @@ def test_flood_drill_with_a_design_storm_runs_as_a_job(twin: Twin) -> None:
     assert bad.status_code == 400, bad.text
 
 
+def _crowd_drill(twin: Twin, body: dict[str, Any]) -> dict[str, Any]:
+    """Run a crowd drill as a planner to success; its result."""
+    started = twin.client.post("/drills/crowd", json=body, headers=twin.headers("planner"))
+    assert started.status_code == 202, started.text
+    job = _finished(twin, started.json())
+    assert job["state"] == "succeeded", job
+    result: dict[str, Any] = job["result"]
+    return result
+
+
 def test_crowd_drill_with_an_exit_closed_and_its_density_map(twin: Twin) -> None:
     def drill(body: dict[str, Any]) -> dict[str, Any]:
-        started = twin.client.post("/drills/crowd", json=body, headers=twin.headers("planner"))
-        assert started.status_code == 202, started.text
-        job = _finished(twin, started.json())
-        assert job["state"] == "succeeded", job
-        result: dict[str, Any] = job["result"]
-        return result
+        return _crowd_drill(twin, body)
 
     base = {"venue": "waterfront", "agents": 2000, "seed": 3}
     open_all = drill(base)
@@ -231,12 +236,7 @@ def test_crowd_drill_with_an_exit_closed_and_its_density_map(twin: Twin) -> None
 
 def test_crowd_drill_with_a_one_way_corridor(twin: Twin) -> None:
     def drill(body: dict[str, Any]) -> dict[str, Any]:
-        started = twin.client.post("/drills/crowd", json=body, headers=twin.headers("planner"))
-        assert started.status_code == 202, started.text
-        job = _finished(twin, started.json())
-        assert job["state"] == "succeeded", job
-        result: dict[str, Any] = job["result"]
-        return result
+        return _crowd_drill(twin, body)
 
     # the southern strip of the waterfront, x 150..160, walkable westward only from 0 s:
     # the people west of it can no longer reach exit 4 at the strip's east end
