@@ -25,12 +25,14 @@ from api.errors import install_error_handlers
 from api.etag import ETagMiddleware
 from api.jobs import JobManager
 from api.keys import KeyStore
+from api.layers import LayerHub
 from api.live_deps import open_live
 from api.live_layers import LiveLayers
 from api.routes import alerts as live_alerts
 from api.routes import cases as live_cases
 from api.routes import (
     drills,
+    runs,
     health,
     images,
     jobs,
@@ -44,11 +46,17 @@ from api.routes import (
 from api.routes import live as live_routes
 from api.routes import sta as live_sta
 from api.routes.viewer import mount_viewer
+from api.runs import finish_on_twin
 from api.settings import Settings
 from api.site_views import SiteViews
 from api.state import TwinState
 from api.tilefast import TileFastPath
 from cim.store import open_store
+from scenarios.runs.runner import Executor, LocalExecutor, RayExecutor, Runner
+from scenarios.runs.store import RunStore
+from scenarios.runs.worker import WorkerPaths
+from twin.feed import EventFeed
+from twin.layers import LayerTable
 
 API_TITLE = "City twin"
 API_VERSION = "0.1.0"
@@ -57,6 +65,38 @@ API_VERSION = "0.1.0"
 def operation_id(route: APIRoute) -> str:
     """The OpenAPI operation id of a route: its name (the endpoint function's name)."""
     return route.name
+
+
+def open_state(config: Settings, keys: KeyStore) -> TwinState:
+    """The resources of one application process: the store, the run store and its runner
+    (local worker processes, or Ray with ``ray_address``), the jobs, the layers and the feed.
+
+    Raises
+    ------
+    StoreError
+        If the store cannot be opened.
+    """
+    store = open_store(config.store_url)
+    runs = RunStore(config.store_url, config.cache_path / "runs")
+    feed = EventFeed(config.store_url)
+    layers = LayerHub(LayerTable(config.store_url, feed))
+    paths = WorkerPaths(
+        store_url=str(config.store_url),
+        files_root=str(config.cache_path / "runs"),
+        data_dir=str(config.data_path),
+        cache_dir=str(config.cache_path),
+    )
+    executor: Executor = (
+        RayExecutor(config.ray_address, config.run_workers)
+        if config.ray_address is not None
+        else LocalExecutor(config.run_workers)
+    )
+    holder: list[TwinState] = []
+    runner = Runner(runs, executor, paths, lambda run, finish: finish_on_twin(holder[0], run, finish))
+    jobs = JobManager(runs, runner.id, config.job_workers)
+    state = TwinState(config, store, keys, SiteViews(store), jobs, layers, runs, runner, feed)
+    holder.append(state)
+    return state
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,14 +117,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(config.store_url)
-        state = TwinState(config, store, keys, SiteViews(store), JobManager(config.job_workers))
+        state = open_state(config, keys)
         app.state.twin = state
         # live twin (SensorThings, MQTT ingest, alerts, cases): own connection and threads
         app.state.live = open_live(config)
         state.live = app.state.live
         live_layers = LiveLayers(app.state.live.bus, state.layers)
         live_layers.start()
+        state.runner.start()
+        state.feed.start()
         try:
             yield
         finally:
@@ -116,6 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tiles.router)
     app.include_router(images.router)
     app.include_router(drills.router)
+    app.include_router(runs.router)
     app.include_router(units.router)
     # live twin
     app.include_router(live_sta.router)

@@ -1,127 +1,61 @@
-"""Long work as jobs: run outside the event loop, with progress, cancellable.
+"""Long work that is not a drill (tileset builds, exports) as jobs recorded in the store.
 
 A route submits a function that takes a progress callback and returns a JSON-safe result;
-the :class:`JobManager` runs it on a small worker pool (threads: the heavy parts are numpy,
-SQLite and PostgreSQL calls that release the GIL) and keeps its record — state, progress
-fraction and message, timings, result or error — for clients polling ``GET /jobs/{id}``::
+the :class:`JobManager` runs it on a small thread pool of this process (the heavy parts are
+numpy, SQLite and PostgreSQL calls that release the GIL) while its record — state,
+progress, timings, result or error — lives in the run store beside the drills' runs, so
+every API process answers ``GET /jobs/{id}`` alike and a restart keeps it::
 
     job = jobs.submit("tiles", owner=principal.key_id, work=build, params={"site": "denhaag"})
-    job.id  # 'j_5f0c...'; GET /jobs/j_5f0c... -> {"state": "running", "progress": 0.4, ...}
+    job.id  # 'r_5f0c...'; GET /jobs/r_5f0c... -> {"state": "running", "progress": 0.4, ...}
 
-Identical work already queued or running (same ``dedupe`` key) is not started twice: the
-running job is returned. Records live in memory and the oldest finished ones are dropped
-beyond ``keep``; a restart forgets them (results that matter, such as tilesets, are written
-to disk by the work itself).
+Identical work already queued or running anywhere (same ``dedupe`` key) is not started twice:
+that job is returned. A cancel asked through any process stops the work at its next progress
+report. Drills do not run here: they are runs (:mod:`scenarios.runs`), executed outside the
+API process.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import secrets
 import threading
-from collections import OrderedDict
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from cim.errors import NotFoundError, TwinError
+from cim.errors import TwinError
+from scenarios.runs.store import FINISHED, RunRecord, RunState, RunStore
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[float, str], None]
-
-#: The id of the job whose work runs in this thread (``None`` outside jobs).
-CURRENT_JOB: ContextVar[str | None] = ContextVar("current_job", default=None)
 Work = Callable[[Progress], dict[str, Any]]
+Job = RunRecord
 
-
-class JobState(StrEnum):
-    """Where a job is in its life."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINISHED = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+__all__ = ["FINISHED", "Job", "JobCancelledError", "JobManager", "Progress", "RunState", "Work"]
 
 
 class JobCancelledError(Exception):
     """Raised inside a job's work by its progress callback once the job is cancelled."""
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-@dataclass
-class Job:
-    """One unit of long work and what is known about it.
-
-    Attributes
-    ----------
-    id : ``j_`` and 16 hex digits
-    kind : what the work is (``tiles``, ``export``, ``traffic``, ...)
-    owner : key id of the principal that submitted it
-    params : what it was asked, as given (JSON-safe)
-    state, progress, message : where it is; progress runs 0..1
-    result : the work's JSON-safe result once it succeeded
-    error : ``{"type", "message"}`` once it failed
-    """
-
-    id: str
-    kind: str
-    owner: str
-    params: dict[str, Any]
-    state: JobState = JobState.QUEUED
-    progress: float = 0.0
-    message: str = "queued"
-    created: dt.datetime = field(default_factory=_now)
-    started: dt.datetime | None = None
-    finished: dt.datetime | None = None
-    result: dict[str, Any] | None = None
-    error: dict[str, str] | None = None
-    dedupe: str | None = None
-    cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False)
-    done: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The public record."""
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "state": self.state.value,
-            "progress": round(self.progress, 4),
-            "message": self.message,
-            "params": self.params,
-            "created": self.created.isoformat(),
-            "started": self.started.isoformat() if self.started else None,
-            "finished": self.finished.isoformat() if self.finished else None,
-            "result": self.result,
-            "error": self.error,
-        }
-
-
 class JobManager:
-    """Runs jobs on a worker pool and keeps their records.
+    """Runs jobs on a thread pool and keeps their records in the run store.
 
     Parameters
     ----------
+    runs : the run store
+    runner : this process's runner id (so other processes know the job is held)
     workers : jobs that run at once (the rest queue)
-    keep : finished records kept, oldest dropped first
     """
 
-    def __init__(self, workers: int = 2, keep: int = 500) -> None:
+    def __init__(self, runs: RunStore, runner: str, workers: int = 2) -> None:
+        self.runs = runs
+        self.runner = runner
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="twin-job")
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._done: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
-        self._keep = keep
 
     def submit(
         self,
@@ -132,22 +66,23 @@ class JobManager:
         dedupe: str | None = None,
     ) -> Job:
         """Queue ``work``; returns its job (or the unfinished job with the same ``dedupe``)."""
+        spec = dict(params or {})
+        site = spec.get("site")
+        record = self.runs.create(
+            kind,
+            kind,
+            owner,
+            spec,
+            site=site if isinstance(site, str) else None,
+            dedupe=dedupe,
+            runner=self.runner,
+        )
         with self._lock:
-            if dedupe is not None:
-                for job in self._jobs.values():
-                    if job.dedupe == dedupe and job.state not in FINISHED:
-                        return job
-            job = Job(
-                id=f"j_{secrets.token_hex(8)}",
-                kind=kind,
-                owner=owner,
-                params=dict(params or {}),
-                dedupe=dedupe,
-            )
-            self._jobs[job.id] = job
-            self._trim()
-        self._pool.submit(self._run, job, work)
-        return job
+            if record.id in self._done or record.state is not RunState.QUEUED:
+                return record
+            self._done[record.id] = threading.Event()
+        self._pool.submit(self._run, record.id, work)
+        return record
 
     def get(self, job_id: str) -> Job:
         """The job with this id.
@@ -155,19 +90,13 @@ class JobManager:
         Raises
         ------
         NotFoundError
-            If there is none (or it was dropped).
+            If there is none.
         """
-        with self._lock:
-            job = self._jobs.get(job_id)
-        if job is None:
-            raise NotFoundError(f"no job {job_id!r}")
-        return job
+        return self.runs.get(job_id)
 
-    def list(self, owner: str | None = None) -> list[Job]:
-        """Jobs, newest first; only ``owner``'s when given."""
-        with self._lock:
-            jobs = list(self._jobs.values())
-        return [j for j in reversed(jobs) if owner is None or j.owner == owner]
+    def list(self, owner: str | None = None, limit: int = 500) -> list[Job]:
+        """Jobs and runs, newest first; only ``owner``'s when given."""
+        return self.runs.list(owner=owner, limit=limit)[0]
 
     def cancel(self, job_id: str) -> Job:
         """Ask a job to stop: a queued job never starts, a running one stops at its next
@@ -178,66 +107,61 @@ class JobManager:
         NotFoundError
             If there is no such job.
         """
-        job = self.get(job_id)
-        job.cancel_requested.set()
+        return self.runs.request_cancel(job_id)
+
+    def wait(self, job_id: str, timeout_s: float = 30.0) -> Job:
+        """Wait until a job of this process ends (or the timeout passes); its record."""
         with self._lock:
-            if job.state is JobState.QUEUED:
-                self._finish(job, JobState.CANCELLED, "cancelled before it started")
-        return job
+            done = self._done.get(job_id)
+        if done is not None:
+            done.wait(timeout_s)
+        return self.runs.get(job_id)
 
     def shutdown(self) -> None:
-        """Cancel what is unfinished and stop the workers."""
-        for job in self.list():
-            if job.state not in FINISHED:
-                job.cancel_requested.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def _trim(self) -> None:
-        finished = [j.id for j in self._jobs.values() if j.state in FINISHED]
-        for job_id in finished[: max(0, len(finished) - self._keep)]:
-            del self._jobs[job_id]
-
-    def _finish(self, job: Job, state: JobState, message: str) -> None:
-        job.state = state
-        job.message = message
-        job.finished = _now()
-        job.done.set()
-
-    def _run(self, job: Job, work: Work) -> None:
+        """Cancel what is unfinished here and stop the workers."""
         with self._lock:
-            if job.state is not JobState.QUEUED:
-                return
-            job.state = JobState.RUNNING
-            job.started = _now()
-            job.message = "started"
+            pending = [j for j, e in self._done.items() if not e.is_set()]
+        for job_id in pending:
+            self.runs.request_cancel(job_id)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for job_id in pending:
+            self.runs.finish(job_id, RunState.INTERRUPTED, "interrupted: the server stopped")
+
+    def _run(self, job_id: str, work: Work) -> None:
+        try:
+            self._execute(job_id, work)
+        finally:
+            with self._lock:
+                event = self._done.get(job_id)
+            if event is not None:
+                event.set()
+
+    def _execute(self, job_id: str, work: Work) -> None:
+        if not self.runs.start(job_id, self.runner):
+            return
+        last = [0.0]
 
         def progress(fraction: float, message: str) -> None:
-            if job.cancel_requested.is_set():
+            now = time.monotonic()
+            if now - last[0] < 0.2 and fraction < 1.0:
+                return
+            last[0] = now
+            if self.runs.report(job_id, fraction, message):
                 raise JobCancelledError
-            job.progress = min(1.0, max(job.progress, float(fraction)))
-            job.message = message
 
-        token = CURRENT_JOB.set(job.id)
         try:
             result = work(progress)
         except JobCancelledError:
-            with self._lock:
-                self._finish(job, JobState.CANCELLED, "cancelled")
+            self.runs.finish(job_id, RunState.CANCELLED, "cancelled")
             return
         except TwinError as exc:
-            job.error = {"type": type(exc).__name__, "message": str(exc)}
-            with self._lock:
-                self._finish(job, JobState.FAILED, str(exc))
+            error = {"type": type(exc).__name__, "message": str(exc)}
+            self.runs.finish(job_id, RunState.FAILED, str(exc), error)
             return
         except Exception as exc:  # a bug in the work: logged, never leaked in full
-            logger.exception("job %s (%s) failed", job.id, job.kind)
-            job.error = {"type": "InternalError", "message": f"{type(exc).__name__} in the job"}
-            with self._lock:
-                self._finish(job, JobState.FAILED, "internal error")
+            logger.exception("job %s failed", job_id)
+            error = {"type": "InternalError", "message": f"{type(exc).__name__} in the job"}
+            self.runs.finish(job_id, RunState.FAILED, "internal error", error)
             return
-        finally:
-            CURRENT_JOB.reset(token)
-        with self._lock:
-            job.result = result
-            job.progress = 1.0
-            self._finish(job, JobState.SUCCEEDED, "done")
+        if not self.runs.succeed(job_id, result):
+            self.runs.finish(job_id, RunState.CANCELLED, "cancelled")

@@ -5,62 +5,46 @@ test value, a sensor's latest reading per room), with a legend and a unit. Putti
 replaces it and pushes it at once to every WebSocket subscriber of the site; a pilot's
 subscription carries only the codes inside its scope.
 
-The hub is in memory, per process: layers are views of results kept elsewhere, not records.
+Layers live in the store (:mod:`twin.layers`), so every API process serves the same ones;
+each process's hub pushes the changes it hears on the event feed to its own subscribers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from api.keys import Principal
 from cim.errors import NotFoundError, TwinError
+from twin.layers import TOPIC, Layer, LayerTable
+
+__all__ = ["Layer", "LayerError", "LayerHub", "check_values", "public_layer"]
 
 
 class LayerError(TwinError):
     """A layer's values are not finite numbers, or name objects the site lacks."""
 
 
-@dataclass(frozen=True)
-class Layer:
-    """One value per object code.
-
-    Attributes
-    ----------
-    site, name : where it lives
-    values : object code -> value
-    legend : what the value means, for the viewer's legend
-    unit : the value's unit (``""`` for grades and counts)
-    updated : when it was last put
-    """
-
-    site: str
-    name: str
-    values: Mapping[str, float]
-    legend: str = ""
-    unit: str = ""
-    updated: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-
-    def as_seen_by(self, principal: Principal) -> dict[str, Any]:
-        """The public form, with only the codes the principal may see."""
-        values = {c: v for c, v in self.values.items() if principal.sees(c)}
-        finite = list(values.values())
-        return {
-            "site": self.site,
-            "name": self.name,
-            "legend": self.legend,
-            "unit": self.unit,
-            "updated": self.updated.isoformat(),
-            "count": len(values),
-            "min": min(finite) if finite else None,
-            "max": max(finite) if finite else None,
-            "values": values,
-        }
+def public_layer(layer: Layer, principal: Principal) -> dict[str, Any]:
+    """The public form of a layer, with only the codes the principal may see."""
+    values = {c: v for c, v in layer.values.items() if principal.sees(c)}
+    finite = list(values.values())
+    return {
+        "site": layer.site,
+        "name": layer.name,
+        "legend": layer.legend,
+        "unit": layer.unit,
+        "run": layer.run_id,
+        "updated": layer.updated.isoformat(),
+        "count": len(values),
+        "min": min(finite) if finite else None,
+        "max": max(finite) if finite else None,
+        "values": values,
+    }
 
 
 def check_values(values: Mapping[str, float], known: set[str], site: str) -> None:
@@ -89,21 +73,26 @@ class _Subscriber:
 
 
 class LayerHub:
-    """The layers of every site and the live subscribers to them."""
+    """The layers of every site (in the store) and this process's live subscribers.
 
-    def __init__(self) -> None:
-        self._layers: dict[tuple[str, str], Layer] = {}
+    Parameters
+    ----------
+    table : the layers in the store; its feed's ``layer`` events (from any process) are
+        pushed to the subscribers of their site
+    """
+
+    def __init__(self, table: LayerTable) -> None:
+        self.table = table
         self._subscribers: list[_Subscriber] = []
         self._lock = threading.Lock()
+        if table.feed is not None:
+            table.feed.listen(TOPIC, self._changed)
 
     def put(self, layer: Layer) -> Layer:
-        """Store ``layer`` (replacing one of the same name) and push it to subscribers."""
-        with self._lock:
-            self._layers[(layer.site, layer.name)] = layer
-            subscribers = [s for s in self._subscribers if s.site == layer.site]
-        for sub in subscribers:
-            message = {"type": "layer", "layer": layer.as_seen_by(sub.principal)}
-            sub.loop.call_soon_threadsafe(sub.queue.put_nowait, message)
+        """Store ``layer`` (replacing one of the same name); subscribers hear of it."""
+        self.table.put(layer)
+        if self.table.feed is None:
+            self._changed({"site": layer.site, "name": layer.name, "deleted": False})
         return layer
 
     def get(self, site: str, name: str) -> Layer:
@@ -114,31 +103,42 @@ class LayerHub:
         NotFoundError
             If the site has no layer of that name.
         """
-        with self._lock:
-            layer = self._layers.get((site, name))
-        if layer is None:
-            raise NotFoundError(f"site {site!r} has no layer {name!r}")
-        return layer
+        return self.table.get(site, name)
 
     def of_site(self, site: str) -> list[Layer]:
         """The site's layers, by name."""
-        with self._lock:
-            return sorted((v for (s, _), v in self._layers.items() if s == site), key=_name)
+        return self.table.of_site(site)
 
     def delete(self, site: str, name: str) -> None:
-        """Remove a layer and tell subscribers.
+        """Remove a layer; subscribers hear of it.
 
         Raises
         ------
         NotFoundError
             If there is no such layer.
         """
-        self.get(site, name)
+        self.table.delete(site, name)
+        if self.table.feed is None:
+            self._changed({"site": site, "name": name, "deleted": True})
+
+    def _changed(self, event: dict[str, Any]) -> None:
+        site, name = str(event.get("site")), str(event.get("name"))
         with self._lock:
-            del self._layers[(site, name)]
             subscribers = [s for s in self._subscribers if s.site == site]
+        if not subscribers:
+            return
+        layer = None
+        if not event.get("deleted"):
+            try:
+                layer = self.table.get(site, name)
+            except NotFoundError:
+                layer = None
         for sub in subscribers:
-            message = {"type": "deleted", "site": site, "name": name}
+            message: dict[str, Any] = (
+                {"type": "layer", "layer": public_layer(layer, sub.principal)}
+                if layer is not None
+                else {"type": "deleted", "site": site, "name": name}
+            )
             sub.loop.call_soon_threadsafe(sub.queue.put_nowait, message)
 
     def subscribe(self, site: str, principal: Principal) -> asyncio.Queue[dict[str, Any]]:
@@ -149,9 +149,8 @@ class LayerHub:
             self._subscribers.append(
                 _Subscriber(site, principal, queue, asyncio.get_running_loop())
             )
-            current = sorted((v for (s, _), v in self._layers.items() if s == site), key=_name)
-        for layer in current:
-            queue.put_nowait({"type": "layer", "layer": layer.as_seen_by(principal)})
+        for layer in self.table.of_site(site):
+            queue.put_nowait({"type": "layer", "layer": public_layer(layer, principal)})
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
@@ -164,7 +163,3 @@ class LayerHub:
         """Live subscriptions (for health and tests)."""
         with self._lock:
             return len(self._subscribers)
-
-
-def _name(layer: Layer) -> str:
-    return layer.name

@@ -54,6 +54,9 @@ class Settings:
     mqtt_url : MQTT broker of the live ingest (``mqtt://host:port``), or ``None``
     mqtt_prefix : topic prefix of the live ingest (``""`` or ending in ``/``)
     mqtt_client_id : MQTT client id (fixed, so the broker keeps the session)
+    run_workers : drill runs executing at once in worker processes (``TWIN_RUN_WORKERS``)
+    ray_address : ``None`` for local worker processes, ``auto``/``local``/``ray://host:port``
+        to run each drill as a Ray task (``TWIN_RAY``)
     """
 
     store_url: str | Path = "twin.db"
@@ -67,6 +70,13 @@ class Settings:
     mqtt_url: str | None = None
     mqtt_prefix: str = ""
     mqtt_client_id: str = "citytwin-ingest"
+    run_workers: int = field(default_factory=lambda: default_run_workers())
+    ray_address: str | None = None
+
+    @property
+    def data_path(self) -> Path:
+        """The catalogue of named drill inputs."""
+        return Path(self.data_dir)
 
     @property
     def cache_path(self) -> Path:
@@ -105,7 +115,17 @@ class Settings:
         workers = env.get("TWIN_JOB_WORKERS", "2").strip()
         if not workers.isdigit() or not 1 <= int(workers) <= 64:
             raise ValueError(f"TWIN_JOB_WORKERS must be a whole number 1..64, got {workers!r}")
+        run_workers = env.get("TWIN_RUN_WORKERS", str(default_run_workers())).strip()
+        if not run_workers.isdigit() or not 1 <= int(run_workers) <= 64:
+            raise ValueError(f"TWIN_RUN_WORKERS must be a whole number 1..64, got {run_workers!r}")
+        ray_address = env.get("TWIN_RAY", "").strip() or None
+        if ray_address is not None and not (
+            ray_address in ("auto", "local") or ray_address.startswith("ray://")
+        ):
+            raise ValueError(f"TWIN_RAY must be auto, local or ray://host:port, got {ray_address!r}")
         return cls(
+            run_workers=int(run_workers),
+            ray_address=ray_address,
             store_url=env.get("TWIN_STORE") or "twin.db",
             keys_file=env.get("TWIN_KEYS_FILE") or None,
             bootstrap_keys=keys,
@@ -115,6 +135,11 @@ class Settings:
             data_dir=env.get("TWIN_DATA") or DATA_DIR,
             mqtt_url=env.get("TWIN_MQTT_URL") or None,
         )
+
+
+def default_run_workers() -> int:
+    """Cores less one (the API process keeps one), at least one."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def parse_bootstrap_keys(text: str) -> tuple[BootstrapKey, ...]:

@@ -20,6 +20,9 @@ from api.site_views import SiteViews
 from api.tilecache import TileCache
 from cim.errors import StoreError
 from cim.store import Store
+from scenarios.runs.runner import Runner
+from scenarios.runs.store import RunStore
+from twin.feed import EventFeed
 
 if TYPE_CHECKING:
     from twin.live import LiveTwin
@@ -35,8 +38,11 @@ class TwinState:
     store : the open CIM store
     keys : the API keys
     views : cached site views (spatial index, tree, scope)
-    jobs : long work running outside the event loop
-    layers : value layers per site and their live subscribers
+    jobs : long work that is not a drill (tilesets), recorded in the run store
+    layers : value layers per site (in the store) and this process's live subscribers
+    runs : the run store (drill runs and jobs)
+    runner : executes this process's drill runs in worker processes or on Ray
+    feed : changes heard by every process of the deployment
     tiles : built tiles held in memory
     live : the live twin beside the store, once the application has opened it (drills
         raise their alerts there)
@@ -47,13 +53,20 @@ class TwinState:
     keys: KeyStore
     views: SiteViews
     jobs: JobManager
-    layers: LayerHub = field(default_factory=LayerHub)
+    layers: LayerHub
+    runs: RunStore
+    runner: Runner
+    feed: EventFeed
     tiles: TileCache = field(default_factory=TileCache)
     live: LiveTwin | None = None
 
     def close(self) -> None:
-        """Stop the jobs, then release the store."""
+        """Stop the runs and jobs, then release the store."""
+        self.runner.close()
         self.jobs.shutdown()
+        self.feed.close()
+        self.layers.table.close()
+        self.runs.close()
         self.store.close()
 
 

@@ -1,28 +1,47 @@
-"""``/drills``: run a flood, crowd or traffic drill as a job.
+"""``/drills``: start a flood, crowd, traffic or evacuation drill as a durable run.
 
 ``GET /drills`` lists the drills and the named inputs the server holds for each;
-``POST /drills/{name}`` (planner, admin; a unit pilot the evacuation of its own building)
-checks the body at once and answers ``202`` with the
-job; ``GET /jobs/{id}`` gives progress and, when done, the drill's result.
+``POST /drills/{name}`` takes the drill's typed body (a named schema in OpenAPI: a wrong or
+out-of-bounds field is refused with its name, 422, and nothing starts), checks it against
+the twin (400/404 naming what is wrong), stores the run and answers ``202`` with
+``{"id", "state", "href": "/runs/{id}"}``. Planners and admins start any drill; a unit
+pilot the drills about its own unit (a building's evacuation).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Body
-from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from api.auth import WRITE_ROLES, Reader
-from api.drill_jobs import ADAPTERS, catalogue, drill_files
 from api.errors import PermissionDeniedError
 from api.keys import Principal, Role
+from api.runs import submit_drill
 from api.state import State
 from cim.errors import NotFoundError
+from scenarios.drills import DRILLS
+from scenarios.drills.base import Drill, DrillSpec
 
 router = APIRouter(prefix="/drills", tags=["drills"])
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def catalogue(data_dir: Path, folder: str, suffix: str) -> dict[str, Path]:
+    """Named inputs under ``data_dir/folder``: ``name -> path`` of files ending in ``suffix``."""
+    root = data_dir / folder
+    if not root.is_dir():
+        return {}
+    return {
+        p.name[: -len(suffix)]: p
+        for p in sorted(root.iterdir())
+        if p.name.endswith(suffix) and _NAME.match(p.name[: -len(suffix)])
+    }
 
 
 def _inputs(data_dir: Path, patterns: tuple[str, ...]) -> list[str]:
@@ -35,80 +54,76 @@ def _inputs(data_dir: Path, patterns: tuple[str, ...]) -> list[str]:
 
 @router.get("")
 def list_drills(state: State, principal: Reader) -> list[dict[str, Any]]:
-    """The drills and the named inputs each can run on."""
-    data_dir = Path(state.settings.data_dir)
+    """The drills, what each is, its body's schema name and the named inputs it runs on."""
+    data_dir = state.settings.data_path
     return [
-        {"name": name, "inputs": _inputs(data_dir, patterns)}
-        for name, (_, patterns) in sorted(ADAPTERS.items())
+        {
+            "name": name,
+            "help": drill.help,
+            "schema": drill.spec.__name__,
+            "inputs": _inputs(data_dir, drill.inputs),
+        }
+        for name, drill in sorted(DRILLS.items())
     ]
 
 
-#: Drills a unit pilot may run on a building of its own unit (the body's ``building``).
-PILOT_DRILLS = ("evacuation",)
-
-
-def _may_start(principal: Principal, name: str, body: dict[str, Any]) -> None:
-    """Planners and admins start any drill; a pilot only the evacuation of its own unit."""
-    if principal.role in WRITE_ROLES:
-        return
-    if principal.role is not Role.PILOT or name not in PILOT_DRILLS:
-        raise PermissionDeniedError(f"a {principal.role.value} key may not start a {name} drill")
-    building = body.get("building")
-    if not isinstance(building, str) or not principal.sees(building):
-        raise NotFoundError(f"no building {building!r} in this key's unit")
-
-
-@router.post("/{name}", status_code=202, response_model=None)
-def start_drill(
-    name: str,
-    state: State,
-    principal: Reader,
-    body: dict[str, Any] = Body(...),  # noqa: B008
-) -> JSONResponse:
-    """Start a drill; ``202`` with the job (``Location: /jobs/{id}``). Planners and admins
-    start any drill; a pilot key the evacuation of a building in its unit.
+def may_start(principal: Principal, name: str, spec: DrillSpec) -> None:
+    """Planners and admins start any drill; a pilot only a drill about its own unit.
 
     Raises
     ------
     PermissionDeniedError
-        If the key's role may not start this drill (403).
+        If the key's role may not start this drill.
     NotFoundError
-        If there is no such drill or named input, or a pilot names a building outside its
-        unit.
-    DrillRequestError
-        If the body is malformed (400).
+        If a pilot names an object outside its unit.
     """
-    _may_start(principal, name, body)
-    if name not in ADAPTERS:
-        raise NotFoundError(f"no drill {name!r}; known: {', '.join(sorted(ADAPTERS))}")
-    adapter, _ = ADAPTERS[name]
-    work = adapter(body, state)
-    job = state.jobs.submit(name, principal.key_id, work, body)
-    return JSONResponse(job.to_dict(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
+    if principal.role in WRITE_ROLES:
+        return
+    unit = spec.unit_code()
+    if principal.role is not Role.PILOT or unit is None:
+        raise PermissionDeniedError(f"a {principal.role.value} key may not start a {name} drill")
+    if not principal.sees(unit):
+        raise NotFoundError(f"no building {unit!r} in this key's unit")
 
 
-_MEDIA_TYPES = {".png": "image/png", ".tif": "image/tiff"}
+def _endpoint(drill: Drill[Any]) -> Callable[..., JSONResponse]:
+    def start(state: State, principal: Reader, body: DrillSpec) -> JSONResponse:
+        may_start(principal, drill.name, body)
+        record = submit_drill(state, principal, drill.name, body)
+        public = {"id": record.id, "state": record.state.value, "href": f"/runs/{record.id}"}
+        return JSONResponse(public, status_code=202, headers={"Location": public["href"]})
+
+    start.__annotations__ = {**start.__annotations__, "body": drill.spec}
+    start.__name__ = f"start_{drill.name}_drill"
+    start.__doc__ = (
+        f"Start a {drill.name} drill: {drill.help}. ``202`` with the run "
+        "(``Location: /runs/{id}``).\n\nRaises\n------\nPermissionDeniedError\n"
+        "    If the key may not start it (403).\nNotFoundError\n"
+        "    If a named input or code is unknown.\nDrillRequestError\n"
+        "    If the body contradicts the twin (400)."
+    )
+    return start
 
 
-@router.get(
-    "/files/{name}",
-    response_class=Response,
-    responses={200: {"content": {"image/png": {}, "image/tiff": {}}}},
-)
-def drill_file(
-    state: State,
-    principal: Reader,
-    name: str = PathParam(pattern=r"^[0-9a-f]{32}\.(png|tif)$"),
-) -> Response:
-    """A file a drill left (a crowd density map, a flood depth map or GeoTIFF), by the
-    random name its job result gives.
+for _drill in DRILLS.values():
+    router.add_api_route(
+        f"/{_drill.name}",
+        _endpoint(_drill),
+        methods=["POST"],
+        status_code=202,
+        response_model=None,
+        name=f"start_{_drill.name}_drill",
+        responses={202: {"description": "the run, queued"}},
+    )
+
+
+@router.post("/{name}", status_code=404, include_in_schema=False, response_model=None)
+def unknown_drill(name: str, principal: Reader) -> JSONResponse:
+    """Any other name: 404 naming the drills there are.
 
     Raises
     ------
     NotFoundError
-        If there is no such file.
+        Always.
     """
-    path = drill_files(state) / name
-    if not path.is_file():
-        raise NotFoundError(f"no drill file {name!r}")
-    return Response(path.read_bytes(), media_type=_MEDIA_TYPES[path.suffix])
+    raise NotFoundError(f"no drill {name!r}; known: {', '.join(sorted(DRILLS))}")

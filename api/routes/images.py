@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.auth import Reader
+from api.layers import public_layer
 from api.routes.scenes import CodeParam, scene_root
 from api.state import State
 from render.images import render_png
@@ -47,7 +48,7 @@ def site_image(
     root = scene_root(state, principal, site, code)
     values, legend = None, None
     if layer is not None:
-        found = state.layers.get(site, layer).as_seen_by(principal)
+        found = public_layer(state.layers.get(site, layer), principal)
         values = found["values"]
         legend = f"{found['name']}" + (f" ({found['unit']})" if found["unit"] else "")
     with _RENDER_LOCK:

@@ -37,7 +37,7 @@ def visible_job(state: TwinState, principal: Principal, job_id: str) -> Job:
 def list_jobs(state: State, principal: CurrentPrincipal) -> list[dict[str, Any]]:
     """The caller's jobs (an admin: all jobs), newest first."""
     owner = None if principal.role is Role.ADMIN else principal.key_id
-    return [job.to_dict() for job in state.jobs.list(owner)]
+    return [job.to_public() for job in state.jobs.list(owner)]
 
 
 @router.get("/{job_id}")
@@ -50,7 +50,7 @@ def read_job(job_id: str, state: State, principal: CurrentPrincipal) -> dict[str
     NotFoundError
         If there is no such job, or it is someone else's.
     """
-    return visible_job(state, principal, job_id).to_dict()
+    return visible_job(state, principal, job_id).to_public()
 
 
 @router.delete("/{job_id}")
@@ -63,4 +63,4 @@ def cancel_job(job_id: str, state: State, principal: Writer) -> dict[str, Any]:
         If there is no such job, or it is someone else's.
     """
     visible_job(state, principal, job_id)
-    return state.jobs.cancel(job_id).to_dict()
+    return state.jobs.cancel(job_id).to_public()

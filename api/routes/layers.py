@@ -17,7 +17,7 @@ from fastapi import APIRouter, Path, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from api.auth import Reader, Writer, first_message_principal
-from api.layers import Layer, check_values
+from api.layers import Layer, check_values, public_layer
 from api.routes.sites import scoped_view
 from api.state import State, get_state
 from cim.errors import NotFoundError
@@ -43,7 +43,7 @@ def list_layers(site: str, state: State, principal: Reader) -> list[dict[str, An
     scoped_view(state, principal, site)
     out = []
     for layer in state.layers.of_site(site):
-        public = layer.as_seen_by(principal)
+        public = public_layer(layer, principal)
         del public["values"]
         out.append(public)
     return out
@@ -59,7 +59,7 @@ def read_layer(site: str, name: LayerName, state: State, principal: Reader) -> d
         If there is no such site or layer.
     """
     scoped_view(state, principal, site)
-    return state.layers.get(site, name).as_seen_by(principal)
+    return public_layer(state.layers.get(site, name), principal)
 
 
 @router.put("/{name}")
@@ -78,7 +78,7 @@ def put_layer(
     view = state.views.view(site)
     check_values(body.values, set(view.by_code), site)
     layer = state.layers.put(Layer(site, name, dict(body.values), body.legend, body.unit))
-    public = layer.as_seen_by(principal)
+    public = public_layer(layer, principal)
     del public["values"]
     return public
 
