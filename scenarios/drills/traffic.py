@@ -226,11 +226,13 @@ def _flood_closures(run_id: str, ctx: PrepareContext, site: str) -> list[dict[st
     record = ctx.runs.get(run_id)
     if record is None:
         raise NotFoundError(f"closures_from: no run {run_id!r}")
-    result = record.result or {}
-    if record.drill != "flood" or "closures" not in result:
+    if record.drill != "flood":
         raise DrillRequestError(f"closures_from: run {run_id} is not a site flood drill")
     if record.state != "succeeded":
         raise DrillRequestError(f"closures_from: run {run_id} is {record.state}, not succeeded")
+    result = record.result or {}
+    if "closures" not in result:
+        raise DrillRequestError(f"closures_from: run {run_id} is not a site flood drill")
     if record.site != site:
         raise DrillRequestError(
             f"closures_from: run {run_id} flooded site {record.site!r}, not {site!r}"
