@@ -130,7 +130,7 @@ class CrowdDrill(DrillSpec):
     alert_levels_pm2: list[Annotated[float, Field(gt=0, le=12)]] = Field(
         default_factory=lambda: [2.0, 4.0, 5.0, 6.0], max_length=10
     )
-    fd: FundamentalDiagram = Field(default_factory=FundamentalDiagram)
+    fd: FundamentalDiagram = Field(default_factory=lambda: FundamentalDiagram.model_validate({}))
 
     @model_validator(mode="after")
     def _bounded(self) -> CrowdDrill:

@@ -145,7 +145,10 @@ class FloodDrill(DrillSpec):
     def _one_mode(self) -> FloodDrill:
         if self.network is None and self.site is None:
             raise ValueError("give network (a drainage drill) or site (a site flood)")
-        given = lambda name: getattr(self, name) not in (None, [])  # noqa: E731
+
+        def given(name: str) -> bool:
+            return getattr(self, name) not in (None, [])
+
         others = _SITE_ONLY if self.mode == "network" else _NETWORK_ONLY
         wrong = [name for name in others if given(name)]
         if wrong:
@@ -305,7 +308,7 @@ def run(spec: FloodDrill, ctx: RunContext) -> RunResult:
     from scenarios.drills.alerts import node_alerts
 
     depth, volume = result.node_max_depth_m, result.node_flood_volume_m3
-    nodes = {
+    nodes: dict[str, dict[str, Any]] = {
         codes[name]: {
             "swmm": name,
             "max_depth_m": depth[name],
@@ -319,8 +322,8 @@ def run(spec: FloodDrill, ctx: RunContext) -> RunResult:
     for code, node in sorted(nodes.items()):
         out.objects.append(ObjectValue(code, "max_depth_m", float(node["max_depth_m"])))
         out.objects.append(ObjectValue(code, "flood_volume_m3", float(node["flood_volume_m3"])))
-    values = {code: float(node["max_depth_m"]) for code, node in nodes.items()}
-    out.layers = [LayerValues(spec.site, NETWORK_LAYER, values, "peak depth at the node", "m")]
+    peaks = {code: float(node["max_depth_m"]) for code, node in nodes.items()}
+    out.layers = [LayerValues(spec.site, NETWORK_LAYER, peaks, "peak depth at the node", "m")]
     out.alerts = node_alerts(spec.site, nodes)
     return out
 

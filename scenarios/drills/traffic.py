@@ -151,7 +151,11 @@ def _network(
             f"(twin import {path.name} --site {spec.site})"
         )
     network, _ = load_osm_roads(path, deltan=spec.deltan)
-    return network, random_demand(network, spec.demand or RandomDemand()), road_of_way
+    return (
+        network,
+        random_demand(network, spec.demand or RandomDemand.model_validate({})),
+        road_of_way,
+    )
 
 
 def random_demand(network: RoadNetwork, demand: RandomDemand) -> list[DemandWindow]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import FakeRuns, Sites, run_record
+from drill_sites import FakeRuns, Sites, run_record
 
 from cim.errors import NotFoundError, TwinError
 from scenarios.drills import drill
@@ -195,7 +195,7 @@ def test_closures_from_a_site_flood_run_become_closures(
 
 
 def _network_links(sites: Sites) -> list[str]:
-    from conftest import ASSETS
+    from drill_sites import ASSETS
 
     from scenarios.traffic.osm import load_osm_roads
 
@@ -219,6 +219,6 @@ def test_a_crowd_grid_over_the_cell_limit_is_refused(
     import scenarios.drills.crowd
 
     monkeypatch.setattr(scenarios.drills.crowd, "MAX_CELLS", 10_000)
-    with pytest.raises(DrillRequestError, match="cell_m.* cells of waterfront, more than 10000"):
+    with pytest.raises(DrillRequestError, match=r"cell_m.* cells of waterfront, more than 10000"):
         _prepare("crowd", {"venue": "waterfront", "agents": 10, "cell_m": 0.5}, prepare_ctx)
     _prepare("crowd", {"venue": "waterfront", "agents": 10, "cell_m": 5}, prepare_ctx)
