@@ -110,16 +110,3 @@ def read_live_rain(
         "gauges": sources,
     }
     return {k: [(float(t), float(v)) for t, v in found] for k, found in rows.items()}, info
-
-
-def check_rows(rows: list[tuple[float, float]], what: str) -> None:
-    """Refuse rain rows whose times do not start at >= 0 and increase.
-
-    Raises
-    ------
-    ValueError
-        Naming ``what``.
-    """
-    times = [t for t, _ in rows]
-    if times != sorted(set(times)):
-        raise ValueError(f"{what}: rain times must increase")
