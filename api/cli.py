@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import shapely
 
-from api.drills import drill_modules
+from api.drills import drill_modules, run_spec
 from api.progress import progress_bar
 from cim.errors import TwinError
 from cim.importer import DEFAULT_DIVISION, file_sha256, import_source
@@ -25,6 +25,7 @@ from cim.loaders import LoadOptions
 from cim.model import CimObject
 from cim.spatial import SiteIndex
 from cim.store import Store, open_store
+from scenarios.drills import DRILLS
 
 DEFAULT_STORE = "twin.db"
 
@@ -152,6 +153,20 @@ def _parser() -> argparse.ArgumentParser:
     for name, module in drill_modules().items():
         drill = drills.add_parser(name, help=module.HELP, description=module.HELP)
         drill.add_argument("--json", action="store_true", help="print the result as JSON")
+        if name in DRILLS:
+            drill.add_argument(
+                "--spec",
+                type=Path,
+                metavar="FILE.json",
+                help=f"the body of POST /drills/{name}: run it as the API would (the drill's "
+                "other options are then ignored; the result is printed as JSON)",
+            )
+            drill.add_argument(
+                "--out-dir",
+                type=Path,
+                help="where the run writes its files (default with --spec: a new temporary "
+                "folder, named in the output)",
+            )
         module.add_arguments(drill)
 
     keys = sub.add_parser("keys", help="API keys")
@@ -586,6 +601,10 @@ def _cmd_keys(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    if getattr(args, "spec", None) is not None:
+        found = run_spec(args.drill, args.spec, args.store, args.out_dir, args.json)
+        _emit(found, True)
+        return 0
     result = drill_modules()[args.drill].run(args)
     _emit(result, args.json)
     return 0

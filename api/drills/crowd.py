@@ -133,8 +133,10 @@ def _seconds(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--venue", required=True, help=".wkt or .geojson venue")
-    parser.add_argument("--agents", required=True, type=lambda t: _int(t, "--agents"))
+    parser.add_argument("--venue", help=".wkt or .geojson venue (required without --spec)")
+    parser.add_argument(
+        "--agents", type=lambda t: _int(t, "--agents"), help="people (required without --spec)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cell", type=float, help="cell size, m (default: auto, 0.4–1)")
     parser.add_argument("--dt", type=float, help="time step, s (default: auto)")
@@ -185,7 +187,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the drill; the CLI contract's keys, or everything with ``--details``."""
+    """Run the drill; the CLI contract's keys, or everything with ``--details``.
+
+    Raises
+    ------
+    ValueError
+        If ``--venue`` or ``--agents`` is missing, or a value is out of range.
+    """
+    if args.venue is None or args.agents is None:
+        raise ValueError(
+            "the following arguments are required: --venue, --agents (or --spec FILE.json)"
+        )
     fd = FundamentalDiagram()
     if args.speed_sd is not None:
         fd = FundamentalDiagram(free_speed_sd_mps=args.speed_sd)

@@ -55,8 +55,8 @@ def _stage(text: str) -> StoreyRelease:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--site", required=True, help="site holding the imported building")
-    parser.add_argument("--building", required=True, help="CIM code of the IfcBuilding")
+    parser.add_argument("--site", help="site holding the imported building (without --spec)")
+    parser.add_argument("--building", help="CIM code of the IfcBuilding (without --spec)")
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--load", type=float, metavar="P_PER_M2", help="persons per m² (0.2)")
     load.add_argument("--per-space", type=int, metavar="N", help="persons in every space")
@@ -88,7 +88,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the drill; the summary, or everything with ``--details``."""
+    """Run the drill; the summary, or everything with ``--details``.
+
+    Raises
+    ------
+    ValueError
+        If ``--site`` or ``--building`` is missing, or a value is out of range.
+    NotFoundError
+        If the site or building is unknown.
+    """
+    if args.site is None or args.building is None:
+        raise ValueError(
+            "the following arguments are required: --site, --building (or --spec FILE.json)"
+        )
     store = open_store(args.store)
     try:
         graph = load_building(store, args.site, args.building)

@@ -115,11 +115,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cell-m", type=float, help="site run: coarsen the DEM to this cell size, m (e.g. 2, 4)"
     )
-    parser.add_argument(
-        "--out-dir",
-        type=Path,
-        help="site run: write max_depth.tif, max_depth_tmax.tif and depth.png here",
-    )
     parser.add_argument("--duration", type=float, help="simulated seconds (default: the file's)")
     parser.add_argument(
         "--pump-fail",
@@ -202,8 +197,12 @@ def _run_site(args: argparse.Namespace) -> dict[str, Any]:
     import shutil
     import tempfile
 
-    from api.drill_jobs import site_flood_spec
+    from pydantic import ValidationError
+
     from cim.store import open_store
+    from scenarios.drills.flood import FloodDrill
+    from scenarios.drills.flood_site import site_flood_spec
+    from scenarios.drills.inputs import validation_message
     from scenarios.flood.site import run_site_flood
 
     if args.duration is None:
@@ -218,9 +217,13 @@ def _run_site(args: argparse.Namespace) -> dict[str, Any]:
     body["inflows"] = [
         dict(zip(("x", "y", "q_m3s", "radius_m"), values, strict=False)) for values in args.inflow
     ]
+    try:
+        drill = FloodDrill.model_validate(body)
+    except ValidationError as exc:
+        raise ValueError(validation_message(exc)) from None
     store = open_store(args.store)
     try:
-        spec = site_flood_spec(body, store)
+        spec = site_flood_spec(drill, store)
     finally:
         store.close()
     with tempfile.TemporaryDirectory() as tmp, progress_bar(args.json) as progress:

@@ -73,8 +73,8 @@ def parse_meter(text: str) -> Metering:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--network",
-        required=True,
-        help="PREFIX of PREFIX_nodes.csv, PREFIX_links.csv and PREFIX_demand.csv",
+        help="PREFIX of PREFIX_nodes.csv, PREFIX_links.csv and PREFIX_demand.csv (required "
+        "without --spec)",
     )
     parser.add_argument("--tmax", type=float, help="simulated seconds (default: demand end + ~1 h)")
     parser.add_argument(
@@ -105,7 +105,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_drill(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
-    """Build the spec from the arguments and run it; returns (summary, result)."""
+    """Build the spec from the arguments and run it; returns (summary, result).
+
+    Raises
+    ------
+    ValueError
+        If ``--network`` is missing.
+    TwinError
+        If a closure names no link of the network.
+    """
+    if args.network is None:
+        raise ValueError("the following arguments are required: --network (or --spec FILE.json)")
     network, demand = load_uxsim_csv(args.network)
     closures = list(args.close)
     if args.closures is not None:

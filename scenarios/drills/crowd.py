@@ -1,0 +1,291 @@
+"""The crowd drill: people leave a catalogue venue (``crowd/NAME.wkt`` or ``.geojson``).
+
+Measures close, meter or reopen exits, or make a corridor one-way; releases stage the
+evacuation order; arrivals bring people in. With ``site`` and ``code`` (the CIM object the
+venue stands for) each zone's highest density level crossed becomes a drill alert on that
+object. The run leaves ``density.png`` (peak density) in its folder.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scenarios.crowd import spec as engine
+from scenarios.drills.base import (
+    Drill,
+    DrillRequestError,
+    DrillSpec,
+    ObjectValue,
+    PrepareContext,
+    RunContext,
+    RunFile,
+    RunResult,
+    Series,
+)
+from scenarios.drills.inputs import Code, Name, named_input
+
+#: Most people in one drill (placed plus arriving).
+MAX_AGENTS = 200_000
+#: Most cells of a venue's grid (its walkable area over ``cell_m²``).
+MAX_CELLS = 2_000_000
+#: Most person-steps of one run (people × steps): about an hour on two cores.
+MAX_PERSON_STEPS = 5e10
+#: Most recorded samples (``max_time_s / record_every_s``).
+MAX_SAMPLES = 50_000
+#: Longest simulated time, s.
+MAX_TIME_S = 86_400.0
+_SUFFIXES = (".wkt", ".geojson")
+
+_AT_S = Field(0.0, ge=0, le=MAX_TIME_S, description="simulated s")
+Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e7, le=1e7)]
+
+
+class ExitMeasure(BaseModel):
+    """Close (``rate_pps`` 0), meter (> 0) or reopen (``None``) exit ``exit`` at ``at_s``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exit: int = Field(ge=0, le=10_000, description="exit index of the venue")
+    at_s: float = _AT_S
+    rate_pps: float | None = Field(0.0, ge=0, le=1_000, description="persons per second")
+
+
+class OneWayCorridor(BaseModel):
+    """From ``at_s`` people inside ``polygon`` (venue coordinates, m) walk only along
+    ``bearing_deg`` (degrees clockwise from north, +y)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    polygon: list[tuple[Coordinate, Coordinate]] = Field(min_length=3, max_length=1_000)
+    bearing_deg: float = Field(ge=-360, le=360)
+    at_s: float = _AT_S
+
+
+class OneWayMeasure(BaseModel):
+    """``{"one_way": {...}}``: a one-way corridor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    one_way: OneWayCorridor
+
+
+class Release(BaseModel):
+    """People start walking at ``at_s``: those of spawn area ``spawn``, or all."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at_s: float = Field(ge=0, le=MAX_TIME_S, description="simulated s")
+    spawn: int | None = Field(None, ge=0, le=10_000)
+
+
+class Arrival(BaseModel):
+    """``people`` enter spawn area ``spawn`` at a steady random rate between two times."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spawn: int = Field(ge=0, le=10_000)
+    people: int = Field(ge=1, le=MAX_AGENTS)
+    start_s: float = Field(0.0, ge=0, le=MAX_TIME_S)
+    end_s: float = Field(60.0, gt=0, le=MAX_TIME_S)
+
+
+class FundamentalDiagram(BaseModel):
+    """Walking speeds and capacities (defaults: Weidmann 1993, Seyfried et al. 2009)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    free_speed_mps: float = Field(1.34, ge=0.1, le=5)
+    free_speed_sd_mps: float = Field(0.26, ge=0, le=2)
+    gamma_pm2: float = Field(1.913, gt=0, le=10)
+    rho_max_pm2: float = Field(5.4, ge=1, le=12)
+    specific_flow_pmps: float = Field(1.9, gt=0, le=5)
+    single_file_m: float = Field(0.6, ge=0.1, le=2)
+    source: str | None = Field(None, max_length=2_000)
+
+
+class CrowdDrill(DrillSpec):
+    """The body of ``POST /drills/crowd``."""
+
+    venue: Name = Field(description="crowd/NAME.wkt or .geojson of the catalogue")
+    site: Name | None = Field(None, description="site of the CIM object the venue stands for")
+    code: Code | None = Field(None, description="the CIM object the venue stands for")
+    agents: int = Field(ge=1, le=MAX_AGENTS, description="people placed at the start")
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    cell_m: float | None = Field(None, ge=0.2, le=5, description="cell edge, m (default auto)")
+    dt_s: float | None = Field(None, ge=0.01, le=10, description="time step, s (default auto)")
+    window_m: float = Field(1.5, ge=0.5, le=20, description="density window side, m")
+    zone_m: float = Field(10.0, ge=1, le=1_000, description="reporting zone side, m")
+    record_every_s: float = Field(1.0, ge=0.1, le=3_600, description="sampling, s")
+    max_time_s: float = Field(7200.0, gt=0, le=MAX_TIME_S, description="simulated s")
+    placement: str = Field("uniform", pattern="^(uniform|spawn)$")
+    measures: list[ExitMeasure | OneWayMeasure] = Field(default_factory=list, max_length=100)
+    releases: list[Release] = Field(default_factory=list, max_length=100)
+    arrivals: list[Arrival] = Field(default_factory=list, max_length=100)
+    reroute_every_s: float | None = Field(None, ge=1, le=MAX_TIME_S, description="s")
+    alert_levels_pm2: list[Annotated[float, Field(gt=0, le=12)]] = Field(
+        default_factory=lambda: [2.0, 4.0, 5.0, 6.0], max_length=10
+    )
+    fd: FundamentalDiagram = Field(default_factory=lambda: FundamentalDiagram.model_validate({}))
+
+    @model_validator(mode="after")
+    def _bounded(self) -> CrowdDrill:
+        if (self.site is None) != (self.code is None):
+            raise ValueError("site and code must name the CIM object the venue stands for")
+        people = self.agents + sum(a.people for a in self.arrivals)
+        if people > MAX_AGENTS:
+            raise ValueError(f"agents and arrivals bring {people} people, more than {MAX_AGENTS}")
+        if self.max_time_s / self.record_every_s > MAX_SAMPLES:
+            raise ValueError(
+                f"max_time_s / record_every_s is more than {MAX_SAMPLES} samples: record less often"
+            )
+        v_max = self.fd.free_speed_mps + 2 * self.fd.free_speed_sd_mps
+        dt_s = self.dt_s or 0.95 * (self.cell_m or 0.4) / v_max
+        if people * self.max_time_s / dt_s > MAX_PERSON_STEPS:
+            raise ValueError(
+                f"{people} people × {self.max_time_s:g} s / dt_s {dt_s:.3g} s is more than "
+                f"{MAX_PERSON_STEPS:g} person-steps: fewer people, a shorter run or a longer dt_s"
+            )
+        return self
+
+
+def _crowd_spec(
+    spec: CrowdDrill, venue: Path, png: Path | None, cache: Path | None
+) -> engine.CrowdSpec:
+    try:
+        fd_values = spec.fd.model_dump(exclude_none=True)
+        return engine.CrowdSpec(
+            venue=str(venue),
+            agents=spec.agents,
+            seed=spec.seed,
+            cell_m=spec.cell_m,
+            dt_s=spec.dt_s,
+            window_m=spec.window_m,
+            zone_m=spec.zone_m,
+            record_every_s=spec.record_every_s,
+            max_time_s=spec.max_time_s,
+            placement=spec.placement,
+            measures=tuple(
+                engine.ExitMeasure(m.exit, m.at_s, m.rate_pps)
+                for m in spec.measures
+                if isinstance(m, ExitMeasure)
+            ),
+            one_ways=tuple(
+                engine.OneWay(tuple(m.one_way.polygon), m.one_way.bearing_deg, m.one_way.at_s)
+                for m in spec.measures
+                if isinstance(m, OneWayMeasure)
+            ),
+            releases=tuple(engine.Release(r.at_s, r.spawn) for r in spec.releases),
+            arrivals=tuple(
+                engine.Arrival(a.spawn, a.people, a.start_s, a.end_s) for a in spec.arrivals
+            ),
+            reroute_every_s=spec.reroute_every_s,
+            alert_levels_pm2=tuple(spec.alert_levels_pm2),
+            fd=engine.FundamentalDiagram(**fd_values),
+            density_png=None if png is None else str(png),
+            grid_cache=None if cache is None else str(cache),
+        )
+    except ValueError as exc:
+        raise DrillRequestError(f"crowd: {exc}") from None
+
+
+def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
+    """Check the venue, the measures against its exits and walkable area, the grid's size,
+    and the CIM object the venue stands for.
+
+    Raises
+    ------
+    NotFoundError
+        If the venue, site or object is unknown.
+    DrillRequestError
+        If a measure names no exit or spawn, a one-way polygon misses the walkable area, or
+        the grid would have more than :data:`MAX_CELLS` cells.
+    """
+    from cim.errors import SourceError
+    from scenarios.crowd import load_venue
+    from scenarios.crowd.grid import auto_cell_m
+    from scenarios.crowd.model import check_spec
+
+    if spec.site is not None and spec.code is not None:
+        ctx.store.get(spec.site, spec.code)
+    path = named_input(ctx.data_dir, "crowd", _SUFFIXES, spec.venue, "venue")
+    crowd_spec = _crowd_spec(spec, path, None, None)
+    try:
+        venue = load_venue(path)
+        check_spec(venue, crowd_spec)
+    except (SourceError, ValueError) as exc:
+        raise DrillRequestError(f"crowd: {exc}") from None
+    cell_m = spec.cell_m or auto_cell_m(venue)
+    cells = venue.area_m2 / cell_m**2
+    if cells > MAX_CELLS:
+        raise DrillRequestError(
+            f"cell_m(={cell_m:g}) makes about {math.ceil(cells)} cells of {spec.venue}, more "
+            f"than {MAX_CELLS}: choose a larger cell_m"
+        )
+    return spec
+
+
+def run(spec: CrowdDrill, ctx: RunContext) -> RunResult:
+    """Evacuate the venue: KPIs, zone densities over time, the density map.
+
+    Raises
+    ------
+    DrillRequestError
+        If the venue no longer fits the spec.
+    cim.errors.SourceError
+        If the venue file is unreadable.
+    """
+    from scenarios.crowd import run as run_crowd
+    from scenarios.drills.alerts import crowd_alerts
+
+    path = named_input(ctx.data_dir, "crowd", _SUFFIXES, spec.venue, "venue")
+    png = ctx.files_dir / "density.png"
+    cache = ctx.cache_dir / "crowd" / f"{spec.venue}.npz"
+    cache.mkdir(parents=True, exist_ok=True)
+    result = run_crowd(_crowd_spec(spec, path, png, cache), ctx.progress)
+    detail = result.to_dict()
+    detail["density_png"] = png.name if png.is_file() else None
+    times = np.asarray(result.curve_t_s, dtype=np.float64)
+    exits = sorted(result.exit_curves)
+    out = RunResult(
+        summary=result.summary(),
+        detail=detail,
+        files=[RunFile(png.name, "image/png")] if png.is_file() else [],
+        series=[
+            Series(
+                "density_pm2",
+                times,
+                tuple(z["zone"] for z in result.zones),
+                np.asarray(result.zone_density_t, dtype=np.float64),
+                "P/m²",
+            ),
+            Series(
+                "evacuated",
+                times,
+                tuple(str(e) for e in exits),
+                np.array([result.exit_curves[e] for e in exits], dtype=np.float64)
+                .reshape(len(exits), times.size)
+                .T,
+                "persons",
+            ),
+        ],
+    )
+    if spec.site is not None and spec.code is not None:
+        first = min((float(a["t"]) for a in result.alerts), default=None)
+        out.objects = [ObjectValue(spec.code, "max_density_pm2", result.max_density_pm2, first)]
+        out.alerts = crowd_alerts(spec.site, spec.code, spec.venue, result.alerts)
+    return out
+
+
+DRILL = Drill(
+    name="crowd",
+    spec=CrowdDrill,
+    help="crowd drill: people leave a venue by walking distance",
+    inputs=("crowd/NAME.wkt", "crowd/NAME.geojson"),
+    prepare=prepare,
+    run=run,
+)
