@@ -19,11 +19,11 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[terrain,postgres]"
+	$(PY) -m pip install --quiet -e ".[terrain,postgres,ray]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed node_modules/.installed
-	$(PY) -m pip install --quiet -e ".[terrain,postgres,bench,dev,ifc]"
+	$(PY) -m pip install --quiet -e ".[terrain,postgres,ray,bench,dev,ifc]"
 	touch $@
 
 # the viewer's three.js and 3d-tiles-renderer, and the Khronos glTF-Validator the tests run

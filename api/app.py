@@ -92,7 +92,9 @@ def open_state(config: Settings, keys: KeyStore) -> TwinState:
         else LocalExecutor(config.run_workers)
     )
     holder: list[TwinState] = []
-    runner = Runner(runs, executor, paths, lambda run, finish: finish_on_twin(holder[0], run, finish))
+    runner = Runner(
+        runs, executor, paths, lambda run, finish: finish_on_twin(holder[0], run, finish)
+    )
     jobs = JobManager(runs, runner.id, config.job_workers)
     state = TwinState(config, store, keys, SiteViews(store), jobs, layers, runs, runner, feed)
     holder.append(state)

@@ -70,9 +70,9 @@ def submit_drill(
     return record
 
 
-def finish_on_twin(state: TwinState, run_id: str, finish: dict[str, Any]) -> None:
-    """Put a succeeded run's layers on its site and raise its drill alerts (run id as the
-    drill); the result then names what was raised."""
+def finish_on_twin(state: TwinState, run_id: str, finish: dict[str, Any]) -> dict[str, Any]:
+    """Put a finishing run's layers on its site and raise its drill alerts (run id as the
+    drill); what to add to its result (what was put and raised)."""
     from twin.alerts import DrillAlert
 
     extra: dict[str, Any] = {}
@@ -101,7 +101,7 @@ def finish_on_twin(state: TwinState, run_id: str, finish: dict[str, Any]) -> Non
         }
     else:
         extra["drill_alerts"] = None
-    state.runs.amend_result(run_id, extra)
+    return extra
 
 
 def close_run_alerts(state: TwinState, run_id: str, actor: str) -> int:

@@ -122,7 +122,9 @@ class Settings:
         if ray_address is not None and not (
             ray_address in ("auto", "local") or ray_address.startswith("ray://")
         ):
-            raise ValueError(f"TWIN_RAY must be auto, local or ray://host:port, got {ray_address!r}")
+            raise ValueError(
+                f"TWIN_RAY must be auto, local or ray://host:port, got {ray_address!r}"
+            )
         return cls(
             run_workers=int(run_workers),
             ray_address=ray_address,

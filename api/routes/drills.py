@@ -90,7 +90,7 @@ def _endpoint(drill: Drill[Any]) -> Callable[..., JSONResponse]:
     def start(state: State, principal: Reader, body: DrillSpec) -> JSONResponse:
         may_start(principal, drill.name, body)
         record = submit_drill(state, principal, drill.name, body)
-        public = {"id": record.id, "state": record.state.value, "href": f"/runs/{record.id}"}
+        public = record.to_public()
         return JSONResponse(public, status_code=202, headers={"Location": public["href"]})
 
     start.__annotations__ = {**start.__annotations__, "body": drill.spec}

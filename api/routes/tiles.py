@@ -86,7 +86,9 @@ def start_build(state: TwinState, principal: Principal, site: str, version: str)
 
 def _accepted(job: Job) -> JSONResponse:
     return JSONResponse(
-        job.to_public(), status_code=202, headers={"Location": f"/jobs/{job.id}", "Retry-After": "1"}
+        job.to_public(),
+        status_code=202,
+        headers={"Location": f"/jobs/{job.id}", "Retry-After": "1"},
     )
 
 

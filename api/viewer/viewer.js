@@ -470,7 +470,7 @@ async function evacuate(site) {
     while (job.state !== 'succeeded' && job.state !== 'failed' && job.state !== 'cancelled') {
       button.textContent = `evacuation drill ${Math.round(100 * (job.progress || 0))} %`;
       await new Promise((r) => setTimeout(r, 300));
-      job = await (await api(`/jobs/${job.id}`)).json();
+      job = await (await api(`/runs/${job.id}`)).json();
     }
     if (job.state !== 'succeeded') throw new Error(`evacuation drill ${job.state}: ${(job.error && job.error.message) || ''}`);
     const result = job.result;
@@ -545,7 +545,7 @@ async function loadSite(site) {
 const CROWD_MAX_PM2 = 6;
 let crowdScene = null;
 async function loadCrowd(jobId) {
-  const job = await (await api(`/jobs/${encodeURIComponent(jobId)}`)).json();
+  const job = await (await api(`/runs/${encodeURIComponent(jobId)}`)).json();
   if (job.state !== 'succeeded') {
     status(`crowd drill ${job.state} ${Math.round((job.progress || 0) * 100)}%`);
     setTimeout(() => loadCrowd(jobId).catch(fail), 1000);

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from scenarios.crowd import spec as engine
 from scenarios.drills.base import (
@@ -64,6 +64,13 @@ class OneWayCorridor(BaseModel):
     polygon: list[tuple[Coordinate, Coordinate]] = Field(min_length=3, max_length=1_000)
     bearing_deg: float = Field(ge=-360, le=360)
     at_s: float = _AT_S
+
+
+def _measure_kind(value: Any) -> str:
+    """Which measure a body item is: ``one_way`` when it has that key, else an exit."""
+    if isinstance(value, dict):
+        return "one_way" if "one_way" in value else "exit"
+    return "one_way" if isinstance(value, OneWayMeasure) else "exit"
 
 
 class OneWayMeasure(BaseModel):
@@ -123,7 +130,12 @@ class CrowdDrill(DrillSpec):
     record_every_s: float = Field(1.0, ge=0.1, le=3_600, description="sampling, s")
     max_time_s: float = Field(7200.0, gt=0, le=MAX_TIME_S, description="simulated s")
     placement: str = Field("uniform", pattern="^(uniform|spawn)$")
-    measures: list[ExitMeasure | OneWayMeasure] = Field(default_factory=list, max_length=100)
+    measures: list[
+        Annotated[
+            Annotated[ExitMeasure, Tag("exit")] | Annotated[OneWayMeasure, Tag("one_way")],
+            Discriminator(_measure_kind),
+        ]
+    ] = Field(default_factory=list, max_length=100)
     releases: list[Release] = Field(default_factory=list, max_length=100)
     arrivals: list[Arrival] = Field(default_factory=list, max_length=100)
     reroute_every_s: float | None = Field(None, ge=1, le=MAX_TIME_S, description="s")

@@ -230,7 +230,7 @@ def _flood_closures(run_id: str, ctx: PrepareContext, site: str) -> list[dict[st
     record = ctx.runs.get(run_id)
     if record is None:
         raise NotFoundError(f"closures_from: no run {run_id!r}")
-    if record.drill != "flood":
+    if record.kind != "drill" or record.drill != "flood":
         raise DrillRequestError(f"closures_from: run {run_id} is not a site flood drill")
     if record.state != "succeeded":
         raise DrillRequestError(f"closures_from: run {run_id} is {record.state}, not succeeded")
@@ -258,6 +258,8 @@ def prepare(spec: TrafficDrill, ctx: PrepareContext) -> TrafficDrill:
         If the site holds no streets of the file, a closure or metering names no link, or
         ``closures_from`` is not a succeeded site flood run of the same site.
     """
+    if spec.site is not None:
+        ctx.store.site(spec.site)  # an unknown site is 404 before anything else
     if spec.closures_from is not None:
         assert spec.site is not None
         found = _flood_closures(spec.closures_from, ctx, spec.site)

@@ -46,9 +46,9 @@ POLL_S = 0.2
 BEAT_S = 5.0
 SWEEP_S = 15.0
 
-#: Called in the dispatcher thread when a run of this process succeeded:
-#: ``(run id, finish payload {"site", "layers", "alerts"})``.
-OnSucceeded = Callable[[str, dict[str, Any]], None]
+#: Called in the dispatcher thread when a run of this process stored its outcome:
+#: ``(run id, finish payload {"site", "layers", "alerts"})`` -> what to add to its result.
+OnSucceeded = Callable[[str, dict[str, Any]], "dict[str, Any] | None"]
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,6 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Stop everything."""
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    os.setsid()
 
 
 class _Worker:
@@ -146,6 +142,29 @@ class _Worker:
             except ProcessLookupError:
                 pass
             self.process.wait(timeout=10)
+        self.close_pipes()
+
+    def stop(self) -> None:
+        """End the worker gently (no more tasks), killing it if it does not end."""
+        if self.process.stdin is not None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.close_pipes()
+
+    def close_pipes(self) -> None:
+        self._reader.join(timeout=2)
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
 
 
 class _LocalHandle:
@@ -223,15 +242,7 @@ class LocalExecutor:
             self._all.clear()
             self._idle.clear()
         for worker in workers:
-            if worker.process.stdin is not None:
-                try:
-                    worker.process.stdin.close()
-                except OSError:
-                    pass
-            try:
-                worker.process.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            worker.stop()
 
 
 class _RayHandle:
@@ -432,11 +443,8 @@ class Runner:
             answer = item.handle.answer()
             if answer is not None:
                 self._drop(item.run_id)
-                if answer.get("state") == "succeeded" and self.on_succeeded is not None:
-                    try:
-                        self.on_succeeded(item.run_id, answer.get("finish") or {})
-                    except Exception:
-                        logger.exception("finishing run %s on the twin failed", item.run_id)
+                if answer.get("state") == "succeeded":
+                    self._finish_succeeded(item.run_id, answer.get("finish") or {})
                 continue
             elapsed = time.monotonic() - item.started
             rss = item.handle.rss_mb()
@@ -464,6 +472,18 @@ class Runner:
             handle = self.executor.submit(run_id, self.paths)
             with self._lock:
                 self._running[run_id] = _Running(run_id, handle, bounds)
+
+    def _finish_succeeded(self, run_id: str, finish: dict[str, Any]) -> None:
+        extra: dict[str, Any] = {}
+        if self.on_succeeded is not None:
+            try:
+                extra = self.on_succeeded(run_id, finish) or {}
+            except Exception:
+                logger.exception("finishing run %s on the twin failed", run_id)
+                self._end(run_id, RunState.FAILED, "finishing the run on the twin failed", "Error")
+                return
+        if not self.runs.mark_succeeded(run_id, extra):
+            shutil.rmtree(self.runs.folder(run_id), ignore_errors=True)
 
     def _kill(self, item: _Running, reason: str) -> None:
         item.handle.kill()

@@ -184,6 +184,15 @@ def _record(row: Sequence[Any]) -> RunRecord:
     )
 
 
+#: One series to store: ``(metric, unit, times (n,), codes (m,), values (n, m))``.
+SeriesRow = tuple[str, str, "np.ndarray[Any, Any]", Sequence[str], "np.ndarray[Any, Any]"]
+
+
+def _dumps(value: Any) -> str:
+    """JSON of a result (numpy scalars and arrays, and non-string keys, allowed)."""
+    return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
+
+
 def new_run_id() -> str:
     """A fresh run id: ``r_`` and 16 hex digits."""
     return f"r_{secrets.token_hex(8)}"
@@ -339,9 +348,7 @@ class RunStore:
             if not scopes:
                 clauses.append("1 = 0")
             else:
-                clauses.append(
-                    "(" + " OR ".join("substr(scope, 1, ?) = ?" for _ in scopes) + ")"
-                )
+                clauses.append("(" + " OR ".join("substr(scope, 1, ?) = ?" for _ in scopes) + ")")
                 for prefix in scopes:
                     params += [len(prefix), prefix]
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
@@ -448,74 +455,123 @@ class RunStore:
                     run_id,
                 ),
             )
-            return bool(cur.rowcount)
+            ended = bool(cur.rowcount)
+            if ended:
+                cur.execute(self.db.sql("UPDATE runs SET result = NULL WHERE id = ?"), (run_id,))
+                self._drop_outcome(cur, run_id)
+            return ended
 
     def succeed(
         self,
         run_id: str,
         result: dict[str, Any],
         objects: Sequence[tuple[str, str, float, float | None]] = (),
-        series: Sequence[tuple[str, str, np.ndarray[Any, Any], Sequence[str], np.ndarray[Any, Any]]]
-        = (),
+        series: Sequence[SeriesRow] = (),
+        files: Sequence[tuple[str, str, int, str]] = (),
+    ) -> bool:
+        """Store a running run's outcome and mark it succeeded, in one transaction
+        (:meth:`store_outcome`, then :meth:`mark_succeeded`)."""
+        with self.db.transaction() as cur:
+            if not self._store_outcome(cur, run_id, result, objects, series, files):
+                return False
+            return self._mark_succeeded(cur, run_id, {})
+
+    def store_outcome(
+        self,
+        run_id: str,
+        result: dict[str, Any],
+        objects: Sequence[tuple[str, str, float, float | None]] = (),
+        series: Sequence[SeriesRow] = (),
         files: Sequence[tuple[str, str, int, str]] = (),
     ) -> bool:
         """Store a run's result, per-object values ``(code, metric, value, first_t_s)``,
         series ``(metric, unit, times (n,), codes (m,), values (n, m))`` and files
-        ``(name, media type, size, sha256)``, and mark it succeeded — all in one transaction,
-        and only if it is still running (a cancelled run keeps nothing)."""
+        ``(name, media type, size, sha256)`` in one transaction, only while it is running and
+        no cancel was asked. The run stays ``running`` ("finishing") until
+        :meth:`mark_succeeded`: it is succeeded only once the twin has it too."""
         with self.db.transaction() as cur:
+            return self._store_outcome(cur, run_id, result, objects, series, files)
+
+    def mark_succeeded(self, run_id: str, extra: dict[str, Any]) -> bool:
+        """A finishing run is succeeded, ``extra`` added to its result; ``False`` if it was
+        cancelled meanwhile (its outcome is then removed)."""
+        with self.db.transaction() as cur:
+            return self._mark_succeeded(cur, run_id, extra)
+
+    def _store_outcome(
+        self,
+        cur: Any,
+        run_id: str,
+        result: dict[str, Any],
+        objects: Sequence[tuple[str, str, float, float | None]],
+        series: Sequence[SeriesRow],
+        files: Sequence[tuple[str, str, int, str]],
+    ) -> bool:
+        cur.execute(
+            self.db.sql(
+                "UPDATE runs SET message = 'finishing', progress = 1, result = ? "
+                "WHERE id = ? AND state = 'running' AND cancel_requested = 0"
+            ),
+            (_dumps(result), run_id),
+        )
+        if not cur.rowcount:
+            return False
+        if objects:
+            cur.executemany(
+                self.db.sql(
+                    "INSERT INTO run_objects (run_id, code, metric, value, first_t_s) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                [(run_id, c, m, float(v), t) for c, m, v, t in objects],
+            )
+        for metric, unit, times, codes, values in series:
+            t = np.ascontiguousarray(times, dtype="<f8")
+            v = np.ascontiguousarray(values, dtype="<f8").reshape(len(t), len(codes))
             cur.execute(
                 self.db.sql(
-                    "UPDATE runs SET state = 'succeeded', message = 'done', progress = 1, "
-                    "result = ?, finished = ? WHERE id = ? AND state = 'running' "
-                    "AND cancel_requested = 0"
+                    "INSERT INTO run_series (run_id, metric, unit, n, m, times, codes, vals) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 ),
-                (orjson.dumps(result, option=orjson.OPT_SERIALIZE_NUMPY).decode(), time.time(),
-                 run_id),
+                (
+                    run_id,
+                    metric,
+                    unit,
+                    len(t),
+                    len(codes),
+                    t.tobytes(),
+                    orjson.dumps(list(codes)).decode(),
+                    v.tobytes(),
+                ),
             )
-            if not cur.rowcount:
-                return False
-            if objects:
-                cur.executemany(
-                    self.db.sql(
-                        "INSERT INTO run_objects (run_id, code, metric, value, first_t_s) "
-                        "VALUES (?, ?, ?, ?, ?)"
-                    ),
-                    [(run_id, c, m, float(v), t) for c, m, v, t in objects],
-                )
-            for metric, unit, times, codes, values in series:
-                t = np.ascontiguousarray(times, dtype="<f8")
-                v = np.ascontiguousarray(values, dtype="<f8").reshape(len(t), len(codes))
-                cur.execute(
-                    self.db.sql(
-                        "INSERT INTO run_series (run_id, metric, unit, n, m, times, codes, vals) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    ),
-                    (run_id, metric, unit, len(t), len(codes), t.tobytes(),
-                     orjson.dumps(list(codes)).decode(), v.tobytes()),
-                )
-            if files:
-                cur.executemany(
-                    self.db.sql(
-                        "INSERT INTO run_files (run_id, name, media_type, size, sha256) "
-                        "VALUES (?, ?, ?, ?, ?)"
-                    ),
-                    [(run_id, n, t, int(s), h) for n, t, s, h in files],
-                )
+        if files:
+            cur.executemany(
+                self.db.sql(
+                    "INSERT INTO run_files (run_id, name, media_type, size, sha256) "
+                    "VALUES (?, ?, ?, ?, ?)"
+                ),
+                [(run_id, n, t, int(s), h) for n, t, s, h in files],
+            )
         return True
 
-    def amend_result(self, run_id: str, extra: dict[str, Any]) -> None:
-        """Add keys to a succeeded run's result (what finishing it on the twin raised)."""
-        with self.db.transaction() as cur:
-            cur.execute(self.db.sql("SELECT result FROM runs WHERE id = ?"), (run_id,))
-            row = cur.fetchone()
-            if row is None or row[0] is None:
-                return
-            result = {**orjson.loads(row[0]), **extra}
-            cur.execute(
-                self.db.sql("UPDATE runs SET result = ? WHERE id = ?"),
-                (orjson.dumps(result).decode(), run_id),
-            )
+    def _mark_succeeded(self, cur: Any, run_id: str, extra: dict[str, Any]) -> bool:
+        cur.execute(self.db.sql("SELECT result FROM runs WHERE id = ?"), (run_id,))
+        row = cur.fetchone()
+        result = {**(orjson.loads(row[0]) if row and row[0] else {}), **extra}
+        cur.execute(
+            self.db.sql(
+                "UPDATE runs SET state = 'succeeded', message = 'done', result = ?, finished = ? "
+                "WHERE id = ? AND state = 'running' AND cancel_requested = 0"
+            ),
+            (_dumps(result), time.time(), run_id),
+        )
+        if cur.rowcount:
+            return True
+        self._drop_outcome(cur, run_id)
+        return False
+
+    def _drop_outcome(self, cur: Any, run_id: str) -> None:
+        for table in ("run_objects", "run_series", "run_files"):
+            cur.execute(self.db.sql(f"DELETE FROM {table} WHERE run_id = ?"), (run_id,))
 
     def delete(self, run_id: str) -> None:
         """Remove a finished run's rows (its folder is the caller's to remove).
@@ -531,8 +587,7 @@ class RunStore:
         if not record.finished_state:
             raise ValueError(f"run {run_id} is {record.state.value}: cancel it first")
         with self.db.transaction() as cur:
-            for table in ("run_objects", "run_series", "run_files"):
-                cur.execute(self.db.sql(f"DELETE FROM {table} WHERE run_id = ?"), (run_id,))
+            self._drop_outcome(cur, run_id)
             cur.execute(self.db.sql("DELETE FROM runs WHERE id = ?"), (run_id,))
 
     # -- results ------------------------------------------------------------------------------
@@ -577,8 +632,7 @@ class RunStore:
             If the run has no series of that metric.
         """
         rows = self.db.query(
-            "SELECT unit, n, m, times, codes, vals FROM run_series WHERE run_id = ? "
-            "AND metric = ?",
+            "SELECT unit, n, m, times, codes, vals FROM run_series WHERE run_id = ? AND metric = ?",
             (run_id, metric),
         )
         if not rows:
@@ -633,9 +687,7 @@ class RunStore:
             if now - float(beat) > RUNNER_TIMEOUT_S:
                 continue
             alive.add(str(ident))
-        rows = self.db.query(
-            f"SELECT {_COLUMNS} FROM runs WHERE state IN ('queued', 'running')"
-        )
+        rows = self.db.query(f"SELECT {_COLUMNS} FROM runs WHERE state IN ('queued', 'running')")
         return [_record(r) for r in rows if r[16] not in alive]
 
     def forget_dead_runners(self) -> None:

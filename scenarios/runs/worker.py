@@ -82,8 +82,9 @@ def execute_run(run_id: str, paths: WorkerPaths) -> dict[str, Any]:
     -------
     dict
         ``{"run", "state", "message", "finish"}``: the state it ended in and, when it
-        succeeded, ``finish`` = ``{"site", "layers", "alerts"}`` for the dispatcher to put on
-        the live twin.
+        stored its outcome (``succeeded``: the run is "finishing"), ``finish`` =
+        ``{"site", "layers", "alerts"}`` for the dispatcher to put on the live twin before it
+        marks the run succeeded.
     """
     from scenarios.drills import drill as find_drill
     from scenarios.drills.base import RunCancelledError, RunContext
@@ -143,10 +144,17 @@ def execute_run(run_id: str, paths: WorkerPaths) -> dict[str, Any]:
         size, digest = file_digest(path)
         files.append((item.name, item.media_type, size, digest))
         hrefs[item.name] = f"/runs/{run_id}/files/{item.name}"
-    stored = {"summary": result.summary, **result.detail, "files": hrefs}
+    detail = _with_hrefs(result.detail, hrefs)
+    named = detail.get("files")
+    # the files by name, and by the roles the drill gave them (``max_depth_tif``)
+    stored = {
+        "summary": result.summary,
+        **detail,
+        "files": {**hrefs, **(named if isinstance(named, dict) else {})},
+    }
     objects = [(o.code, o.metric, o.value, o.first_t_s) for o in result.objects]
     series = [(s.metric, s.unit, s.times_s, s.codes, s.values) for s in result.series]
-    if not runs.succeed(run_id, stored, objects, series, files):
+    if not runs.store_outcome(run_id, stored, objects, series, files):
         shutil.rmtree(folder, ignore_errors=True)
         return {"run": run_id, "state": "cancelled", "message": "cancelled"}
     finish = {
@@ -155,6 +163,18 @@ def execute_run(run_id: str, paths: WorkerPaths) -> dict[str, Any]:
         "alerts": [dataclasses.asdict(alert) for alert in result.alerts],
     }
     return {"run": run_id, "state": "succeeded", "message": "done", "finish": finish}
+
+
+def _with_hrefs(value: Any, hrefs: dict[str, str]) -> Any:
+    """``value`` with every string that names one of the run's files replaced by its
+    address (``"density.png"`` -> ``"/runs/r_…/files/density.png"``)."""
+    if isinstance(value, str):
+        return hrefs.get(value, value)
+    if isinstance(value, dict):
+        return {k: _with_hrefs(v, hrefs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_hrefs(v, hrefs) for v in value]
+    return value
 
 
 def _die_with_parent() -> None:

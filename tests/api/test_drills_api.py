@@ -19,7 +19,7 @@ def _wait_job(client: TestClient, headers: dict[str, str], job: dict[str, Any]) 
     while job["state"] not in ("succeeded", "failed", "cancelled"):
         assert time.monotonic() < deadline, job
         time.sleep(0.1)
-        job = client.get(f"/jobs/{job['id']}", headers=headers).json()
+        job = client.get(f"/runs/{job['id']}", headers=headers).json()
     return job
 
 
@@ -34,7 +34,7 @@ def test_traffic_drill_with_a_closure_runs_as_a_job(twin: Twin) -> None:
         "/drills/traffic", json={"network": "tokyo_arterial"}, headers=twin.headers("planner")
     )
     assert base.status_code == 202
-    assert base.headers["Location"] == f"/jobs/{base.json()['id']}"
+    assert base.headers["Location"] == f"/runs/{base.json()['id']}"
     before = _finished(twin, base.json())
     assert before["state"] == "succeeded", before
     assert before["progress"] == 1.0
@@ -76,15 +76,15 @@ def test_traffic_drill_with_a_closure_runs_as_a_job(twin: Twin) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"network": "../traffic/tokyo_arterial"}, 400, "network must name"),
+        ({"network": "../traffic/tokyo_arterial"}, 422, "body.network"),
         ({"network": "nowhere"}, 404, "tokyo_arterial"),
-        ({"network": "tokyo_arterial", "tmax_s": -5}, 400, "tmax_s"),
+        ({"network": "tokyo_arterial", "tmax_s": -5}, 422, "body.tmax_s"),
         (
             {"network": "tokyo_arterial", "closures": [{"link": "no-such-road", "t_start_s": 0}]},
             400,
             "no-such-road",
         ),
-        ({"network": "tokyo_arterial", "speed": 3}, 400, "unknown fields speed"),
+        ({"network": "tokyo_arterial", "speed": 3}, 422, "body.speed: Extra inputs"),
         (
             {
                 "network": "tokyo_arterial",
@@ -95,8 +95,8 @@ def test_traffic_drill_with_a_closure_runs_as_a_job(twin: Twin) -> None:
         ),
         (
             {"network": "tokyo_arterial", "meterings": [{"link": "zz", "t_start_s": 0}]},
-            400,
-            "rate_vps",
+            422,
+            "body.meterings.0.rate_vps",
         ),
     ],
 )
@@ -224,14 +224,18 @@ def test_crowd_drill_with_an_exit_closed_and_its_density_map(twin: Twin) -> None
     png = twin.client.get(open_all["density_png"], headers=twin.headers("display"))
     assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
     for bad, status in (
-        ({"venue": "../crowd/waterfront", "agents": 10}, 400),
-        ({"venue": "waterfront", "agents": 0}, 400),
-        ({"venue": "waterfront", "agents": 10, "density_png": "/etc/x.png"}, 400),
+        ({"venue": "../crowd/waterfront", "agents": 10}, 422),
+        ({"venue": "waterfront", "agents": 0}, 422),
+        ({"venue": "waterfront", "agents": 10, "density_png": "/etc/x.png"}, 422),
     ):
         response = twin.client.post("/drills/crowd", json=bad, headers=twin.headers("planner"))
         assert response.status_code == status, (bad, response.text)
-    traversal = twin.client.get("/drills/files/..%2F..%2Ft.db", headers=twin.headers("admin"))
-    assert traversal.status_code in (404, 422)
+    run_id = png.url.path.split("/")[2]
+    for hostile in ("..%2F..%2Ft.db", "..%2Fr_other%2Fdensity.png", "density.PNG", "x.exe"):
+        traversal = twin.client.get(
+            f"/runs/{run_id}/files/{hostile}", headers=twin.headers("admin")
+        )
+        assert traversal.status_code in (404, 422), hostile
 
 
 def test_crowd_drill_with_a_one_way_corridor(twin: Twin) -> None:
@@ -250,17 +254,21 @@ def test_crowd_drill_with_a_one_way_corridor(twin: Twin) -> None:
     assert one_way["evacuated"] == 1500 and one_way["trapped"] == 0
     assert flows["4"] < free_flows["4"]
     assert sum(flows.values()) == 1500
-    for measure, message in (
-        ({"polygon": [[500, 500], [510, 500], [510, 510]], "bearing_deg": 0}, "does not overlap"),
-        ({"polygon": strip, "bearing_deg": "west"}, "must be a number"),
-        ({"polygon": [[0, 0], [2, 2], [2, 0], [0, 2]], "bearing_deg": 0}, "not a valid area"),
-        ({"polygon": strip}, "one_way needs bearing_deg"),
-        ({"polygon": strip, "bearing_deg": 0, "colour": "red"}, "unknown one_way keys: colour"),
+    for measure, status, message in (
+        (
+            {"polygon": [[500, 500], [510, 500], [510, 510]], "bearing_deg": 0},
+            400,
+            "does not overlap",
+        ),
+        ({"polygon": strip, "bearing_deg": "west"}, 422, "one_way.bearing_deg: Input should be"),
+        ({"polygon": [[0, 0], [2, 2], [2, 0], [0, 2]], "bearing_deg": 0}, 400, "not a valid area"),
+        ({"polygon": strip}, 422, "one_way.bearing_deg: Field required"),
+        ({"polygon": strip, "bearing_deg": 0, "colour": "red"}, 422, "colour: Extra inputs"),
     ):
         response = twin.client.post(
             "/drills/crowd",
             json={**base, "measures": [{"one_way": measure}]},
             headers=twin.headers("planner"),
         )
-        assert response.status_code == 400, (measure, response.text)
+        assert response.status_code == status, (measure, response.text)
         assert message in response.text, response.text

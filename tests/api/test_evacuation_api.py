@@ -62,7 +62,7 @@ def _wait(client: TestClient, headers: dict[str, str], job: dict[str, Any]) -> d
     while job["state"] not in ("succeeded", "failed", "cancelled"):
         assert time.monotonic() < deadline, job
         time.sleep(0.05)
-        job = client.get(f"/jobs/{job['id']}", headers=headers).json()
+        job = client.get(f"/runs/{job['id']}", headers=headers).json()
     return job
 
 
@@ -98,8 +98,8 @@ def test_evacuation_runs_as_a_job_and_leaves_a_density_layer(
         ({"building": "123"}, 404, "no building '123'"),
         ({"site": "nowhere"}, 404, "nowhere"),
         ({"measures": [{"close": "42"}]}, 400, "not a door or stair"),
-        ({"per_space": 3}, 400, "give one of"),
-        ({"speed": 2}, 400, "unknown fields speed"),
+        ({"per_space": 3}, 422, "give live or one of"),
+        ({"speed": 2}, 422, "body.speed: Extra inputs"),
     ],
 )
 def test_bad_requests_are_refused_before_a_job_starts(
@@ -125,14 +125,22 @@ def test_a_pilot_runs_the_evacuation_of_its_own_building_only(
     assert started.status_code == 202, started.text
     job = started.json()["id"]
     for _ in range(600):
-        state = client.get(f"/jobs/{job}", headers=pilot).json()
+        state = client.get(f"/runs/{job}", headers=pilot).json()
         if state["state"] in ("succeeded", "failed"):
             break
         time.sleep(0.05)
     assert state["state"] == "succeeded", state
     assert state["result"]["summary"]["everyone_out"] is True
-    # the job is the pilot's own, not a planner's
-    assert client.get(f"/jobs/{job}", headers=headers["planner"]).status_code == 404
+    # a drill run is a record of the city: planners see the pilot's run too; the pilot
+    # sees it in its list, and not the planners' runs of other drills
+    assert client.get(f"/runs/{job}", headers=headers["planner"]).status_code == 200
+    traffic = client.post(
+        "/drills/traffic", json={"network": "tokyo_arterial"}, headers=headers["planner"]
+    ).json()["id"]
+    listed = [r["id"] for r in client.get("/runs", headers=pilot).json()["runs"]]
+    assert job in listed and traffic not in listed
+    assert client.get(f"/runs/{traffic}", headers=pilot).status_code == 404
+    assert client.delete(f"/runs/{traffic}", headers=pilot).status_code == 404
     # another building, another drill, or a display key: refused
     other = {"site": SITE, "building": "990100001001999010001"}
     assert client.post("/drills/evacuation", json=other, headers=pilot).status_code == 404

@@ -72,7 +72,7 @@ def _run(net: Net, body: dict[str, Any]) -> dict[str, Any]:
     while job["state"] not in ("succeeded", "failed", "cancelled"):
         assert time.monotonic() < deadline, job
         time.sleep(0.1)
-        job = net.client.get(f"/jobs/{job['id']}", headers=net.planner).json()
+        job = net.client.get(f"/runs/{job['id']}", headers=net.planner).json()
     assert job["state"] == "succeeded", job
     return dict(job["result"])
 
@@ -135,17 +135,17 @@ def test_live_gauge_rain_drives_the_drill(net: Net) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
-        ({"network": "bellinge_small", "rain": {"live": {}}}, 400, "needs the site"),
+        ({"network": "bellinge_small", "rain": {"live": {}}}, 422, "needs the site"),
         ({"network": "model_state_plane", "site": SITE}, 400, "no import of"),
         ({"network": "bellinge_small", "site": "nowhere"}, 404, "nowhere"),
         (
             {"network": "bellinge_small", "site": SITE, "rain": {"live": {"lookahead": 1}}},
-            400,
-            "rain must be",
+            422,
+            "body.rain.live.lookahead: Extra inputs",
         ),
         (
             {"network": "bellinge_small", "site": SITE, "storm": STORM, "rain": {"live": {}}},
-            400,
+            422,
             "not both",
         ),
     ],

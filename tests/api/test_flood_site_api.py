@@ -71,7 +71,7 @@ def _wait(site: Site, job: dict[str, Any]) -> dict[str, Any]:
         assert time.monotonic() < deadline, job
         seen.add(job["progress"])
         time.sleep(0.1)
-        job = site.client.get(f"/jobs/{job['id']}", headers=site.headers).json()
+        job = site.client.get(f"/runs/{job['id']}", headers=site.headers).json()
     job["seen_progress"] = sorted(seen)
     return job
 
@@ -126,11 +126,11 @@ def test_site_drill_raises_drill_alerts_not_sensor_alerts(
     site: Site, drill: dict[str, Any]
 ) -> None:
     result = drill["result"]
-    assert result["alerts"]["drill"] == drill["id"] == result["drill"]
+    assert result["drill_alerts"]["drill"] == drill["id"]
     drills = site.client.get("/alerts", params={"source": "drill"}, headers=site.display).json()
     mine = [a for a in drills if a["drill"] == drill["id"]]
     expected = len(result["closures"]) + len(result["affected_buildings"])
-    assert len(mine) == result["alerts"]["count"] == expected
+    assert len(mine) == result["drill_alerts"]["count"] == expected
     assert {a["source"] for a in mine} == {"drill"}
     closure = next(a for a in mine if a["kind"] == "road-closure")
     assert closure["objectCode"] == site.road and closure["severity"] in ("warning", "alarm")
@@ -162,15 +162,15 @@ def test_flood_closures_chain_into_a_traffic_drill_of_the_same_site_only(
     ("body", "status", "message"),
     [
         ({"site": "atlantis", "storm": STORM, "duration_s": 60}, 404, "atlantis"),
-        ({"site": "../merewether", "storm": STORM, "duration_s": 60}, 400, "site must name"),
-        ({"site": SITE, "dem": "/etc/passwd", "duration_s": 60}, 400, "unknown fields dem"),
-        ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 0.01}, 400, "cell_m"),
-        ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1e-300}, 400, "cell_m"),
-        ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1e300}, 400, "cell_m"),
-        ({"site": SITE, "storm": STORM, "duration_s": 60, "record_step_s": 1e-9}, 400, "record"),
-        ({"site": SITE, "storm": STORM, "duration_s": 1e9}, 400, "duration_s"),
-        ({"site": SITE, "storm": STORM}, 400, "duration_s is required"),
-        ({"site": SITE, "duration_s": 60}, 400, "or at least one inflow"),
+        ({"site": "../merewether", "storm": STORM, "duration_s": 60}, 422, "body.site"),
+        ({"site": SITE, "dem": "/etc/passwd", "duration_s": 60}, 422, "body.dem: Extra inputs"),
+        ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 0.01}, 422, "body.cell_m"),
+        ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1e-300}, 422, "body.cell_m"),
+        ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1e300}, 422, "body.cell_m"),
+        ({"site": SITE, "storm": STORM, "duration_s": 60, "record_step_s": 1e-9}, 422, "body.record_step_s"),
+        ({"site": SITE, "storm": STORM, "duration_s": 1e9}, 422, "body.duration_s"),
+        ({"site": SITE, "storm": STORM}, 422, "duration_s is required"),
+        ({"site": SITE, "duration_s": 60}, 422, "or at least one inflow"),
         (
             {"site": SITE, "storm": {**STORM, "formula": "atlantis"}, "duration_s": 60},
             400,
@@ -178,7 +178,7 @@ def test_flood_closures_chain_into_a_traffic_drill_of_the_same_site_only(
         ),
         (
             {"site": SITE, "storm": {**STORM, "peak_ratio": 2}, "duration_s": 60},
-            400,
+            422,
             "peak_ratio",
         ),
         (
@@ -248,11 +248,10 @@ def test_closures_from_a_flood_job_close_those_roads_in_the_traffic_drill(
     headers = {"X-API-Key": KeyStore(settings.keys_path).create_key("planner")}
     with TestClient(create_app(settings)) as client:
         state = client.app.state.twin  # type: ignore[attr-defined]
-        # a finished site flood job on oakland (no terrain there yet) closing one road at 600 s
+        # a finished site flood run on oakland (no terrain there yet) closing one road at 600 s
         flooded = {"closures": [{"code": road, "t_start_s": 600.0, "duration_s": None}]}
-        flooded["layer"] = {"site": "oakland"}  # type: ignore[dict-item]
-        job = state.jobs.submit("flood", "test", lambda progress: flooded, {})
-        job.done.wait(10)
+        job = state.runs.create("drill", "flood", "test", {}, site="oakland")
+        assert state.runs.start(job.id, "test") and state.runs.succeed(job.id, flooded)
         body = {
             "site": "oakland",
             "osm": "west_oakland",
@@ -269,8 +268,8 @@ def test_closures_from_a_flood_job_close_those_roads_in_the_traffic_drill(
         closed = done["result"]["closures"]
         assert closed and all(c["t_start_s"] == 600.0 for c in closed)
         assert {c["link"].split("/")[0] for c in closed} == {f"osm:{way}"}
-        tiles = state.jobs.submit("tiles", "test", lambda progress: {}, {})
-        tiles.done.wait(10)
+        tiles = state.jobs.submit("tiles", "test", lambda progress: flooded, {"site": "oakland"})
+        assert state.jobs.wait(tiles.id, 10).finished_state
         refused = client.post(
             "/drills/traffic", json={**body, "closures_from": tiles.id}, headers=headers
         )
@@ -349,7 +348,7 @@ def test_live_rain_of_the_sites_gauges_floods_the_site(site: Site) -> None:
         )
         assert posted.status_code == 201, posted.text
     both = site.client.post("/drills/flood", json={**body, "storm": STORM}, headers=site.headers)
-    assert both.status_code == 400 and "not both" in both.text
+    assert both.status_code == 422 and "not both" in both.text
     started = site.client.post("/drills/flood", json=body, headers=site.headers)
     assert started.status_code == 202, started.text
     job = _wait(site, started.json())
