@@ -549,14 +549,25 @@ class AlertBook:
                 allowed = tuple(a for a, (s, _) in _OPERATOR_ACTIONS.items() if alert["state"] in s)
                 raise TransitionError(code, alert["state"], action, allowed)
             with self.db.transaction() as cur:
+                # only from the state read: another process may have moved the alert since
                 cur.execute(
                     self.db.sql(
                         "UPDATE live_alerts SET state = ?, updated = ?"
                         + (", closed = ?" if target == "closed" else "")
-                        + " WHERE id = ?"
+                        + " WHERE id = ? AND state = ?"
                     ),
-                    (target, now_us, *([now_us] if target == "closed" else []), alert["id"]),
+                    (
+                        target,
+                        now_us,
+                        *([now_us] if target == "closed" else []),
+                        alert["id"],
+                        alert["state"],
+                    ),
                 )
+                if cur.rowcount != 1:
+                    moved = str(self.get(code)["state"])
+                    allowed = tuple(a for a, (s, _) in _OPERATOR_ACTIONS.items() if moved in s)
+                    raise TransitionError(code, moved, action, allowed)
                 cur.execute(
                     self.db.sql(
                         "INSERT INTO live_alert_events (alert_id, t, state, level, severity, "
