@@ -149,6 +149,8 @@ class MqttIngest:
         self.connected = threading.Event()
         #: connections made (a standby that took over counts one more)
         self.connections = 0
+        #: connections the broker or the network ended (another client on our id, say)
+        self.disconnects = 0
         self._queue: queue.Queue[tuple[paho.Client, paho.MQTTMessage] | None] = queue.Queue()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -219,10 +221,10 @@ class MqttIngest:
 
     def _disconnect(self) -> None:
         client, self._client = self._client, None
+        self.connected.clear()  # first: a disconnect of our own is not counted
         if client is not None:
             client.disconnect()
             client.loop_stop()
-        self.connected.clear()
 
     def _hold(self) -> None:
         """Take or renew the lease every third of its life; connect while it is held."""
@@ -253,6 +255,8 @@ class MqttIngest:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
+        if self.connected.is_set():
+            self.disconnects += 1
         self.connected.clear()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
