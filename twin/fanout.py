@@ -10,7 +10,7 @@ through the store's event feed (:class:`~twin.feed.EventFeed`, ``twin_events``):
   per datastream and writes them every ``flush_s`` as **one** row (topic
   :data:`OBSERVATIONS_TOPIC``, ``{"obs": [[datastream, site, code, property, time µs,
   result], ...]}``) — the bus keeps only the latest observation per datastream for a
-  subscriber anyway;
+  subscriber anyway — and such rows are kept only :data:`OBSERVATIONS_KEEP_S` in the feed;
 - what other processes wrote arrives through the feed's thread and is filed with
   :meth:`EventBus.deliver <twin.bus.EventBus.deliver>` (not forwarded again); the feed
   never hands a bridge its own rows, so each process hears each event exactly once.
@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 EVENTS_TOPIC = "live.event"
 #: Feed topic of batches of latest observations.
 OBSERVATIONS_TOPIC = "live.observations"
+
+#: Seconds a batch of observations stays in the feed (only the latest values matter).
+OBSERVATIONS_KEEP_S = 10.0
 
 _OBSERVATION_FIELDS = ("datastream", "site", "code", "observedProperty", "timeUs", "result")
 
@@ -63,6 +66,7 @@ class BusBridge:
         bus.forward(self._forward)
         feed.listen(EVENTS_TOPIC, self._on_event)
         feed.listen(OBSERVATIONS_TOPIC, self._on_observations)
+        feed.retain(OBSERVATIONS_TOPIC, OBSERVATIONS_KEEP_S)
 
     def start(self) -> None:
         """Write pending observations every ``flush_s`` in a thread."""

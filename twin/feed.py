@@ -86,6 +86,7 @@ class EventFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._published = 0
+        self._retain: dict[str, tuple[float, int]] = {}  # topic -> (keep_s, publishes)
         #: this feed's name in ``twin_events.origin``
         self.origin = f"{ORIGIN}-{secrets.token_hex(2)}"
 
@@ -93,6 +94,20 @@ class EventFeed:
         """Call ``listener(payload)`` for every event of ``topic`` (from any process)."""
         with self._lock:
             self._listeners.setdefault(topic, []).append(listener)
+
+    def retain(self, topic: str, keep_s: float) -> None:
+        """Keep rows of ``topic`` only ``keep_s`` (shorter than the feed's ``keep_s``: for
+        bulky topics whose old rows nobody needs, such as batches of latest readings).
+
+        Raises
+        ------
+        ValueError
+            If ``keep_s`` is not positive.
+        """
+        if not keep_s > 0:
+            raise ValueError(f"keep_s(={keep_s}) must be > 0")
+        with self._lock:
+            self._retain[topic] = (keep_s, 0)
 
     def publish(self, topic: str, payload: dict[str, Any], local: bool = True) -> None:
         """Record an event for every process and hand it to this feed's listeners.
@@ -125,6 +140,15 @@ class EventFeed:
             if self._published % 200 == 1:
                 cur.execute(
                     self.db.sql("DELETE FROM twin_events WHERE created < ?"), (now - self.keep_s,)
+                )
+            with self._lock:
+                keep_s, count = self._retain.get(topic, (0.0, 0))
+                if keep_s:
+                    self._retain[topic] = (keep_s, count + 1)
+            if keep_s and count % 20 == 0:
+                cur.execute(
+                    self.db.sql("DELETE FROM twin_events WHERE topic = ? AND created < ?"),
+                    (topic, now - keep_s),
                 )
         if local:
             self._deliver(topic, payload)

@@ -228,3 +228,21 @@ def test_two_processes_ingest_each_message_once_and_a_standby_takes_over(
         publisher.disconnect()
         second.close()
         first.close()
+
+
+def test_batches_of_readings_are_kept_briefly_in_the_feed(store_url: str) -> None:
+    from twin.feed import EventFeed
+
+    feed = EventFeed(store_url)
+    try:
+        feed.retain("bulky", 0.05)
+        feed.publish("bulky", {"n": 0})
+        feed.publish("other", {"n": 0})
+        time.sleep(0.1)
+        for n in range(1, 21):  # every 20th publish of the topic prunes it
+            feed.publish("bulky", {"n": n})
+        rows = feed.db.query("SELECT topic, payload FROM twin_events ORDER BY id")
+    finally:
+        feed.close()
+    assert [(t, orjson.loads(p)["n"]) for t, p in rows[:2]] == [("other", 0), ("bulky", 1)]
+    assert len(rows) == 21
