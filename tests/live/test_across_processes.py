@@ -235,10 +235,10 @@ def test_batches_of_readings_are_kept_briefly_in_the_feed(store_url: str) -> Non
 
     feed = EventFeed(store_url)
     try:
-        feed.retain("bulky", 0.05)
+        feed.retain("bulky", 1.0)
         feed.publish("bulky", {"n": 0})
         feed.publish("other", {"n": 0})
-        time.sleep(0.1)
+        time.sleep(1.1)
         for n in range(1, 21):  # every 20th publish of the topic prunes it
             feed.publish("bulky", {"n": n})
         rows = feed.db.query("SELECT topic, payload FROM twin_events ORDER BY id")
