@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         is opened when the application starts, which raises ``StoreError`` if it cannot).
     """
     config = settings if settings is not None else Settings.from_env()
-    keys = KeyStore(config.keys_path, config.bootstrap_keys)
+    keys = KeyStore(config.store_url, config.bootstrap_keys, legacy_file=config.keys_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.live = None
             app.state.twin = None
             state.close()
+            keys.close()
 
     app = FastAPI(
         title=API_TITLE,

@@ -572,25 +572,32 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _key_still_valid(settings: Any, args: argparse.Namespace) -> bool:
     """Whether ``--output`` holds a key this store still knows, with the asked role: a
-    store made anew (its key file gone) gets a new key rather than a dead one."""
+    store made anew (its keys gone) gets a new key rather than a dead one."""
     from api.keys import KeyStore, UnknownKeyError
 
+    keys = KeyStore(settings.store_url, legacy_file=settings.keys_path)
     try:
         key = args.output.read_text(encoding="utf-8").strip()
-        principal = KeyStore(settings.keys_path).authenticate(key)
+        principal = keys.authenticate(key)
     except (OSError, UnknownKeyError):
         return False
+    finally:
+        keys.close()
     return bool(principal.role.value == args.role)
 
 
 def _cmd_keys(args: argparse.Namespace) -> int:
-    from api.auth import create_key
+    from api.keys import KeyStore
     from api.settings import Settings
 
     settings = Settings(store_url=args.store)
     if args.output is not None and args.if_missing and _key_still_valid(settings, args):
         return 0
-    key = create_key(settings, args.role, tuple(args.scope), args.name)
+    keys = KeyStore(settings.store_url, legacy_file=settings.keys_path)
+    try:
+        key = keys.create_key(args.role, tuple(args.scope), args.name)
+    finally:
+        keys.close()
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

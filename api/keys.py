@@ -1,9 +1,18 @@
-"""API keys: roles, principals and the hashed key file.
+"""API keys: roles, principals and the hashed keys in the store.
 
-The key file is JSON next to the store (``<store path>.keys.json``) and holds, per key, only
-its sha256 hash, role, scopes, name and creation time; the plaintext is shown once by
-:meth:`KeyStore.create_key`. Writes are atomic (temporary file + ``os.replace``) and the file
-is re-read when it changes, so keys created by ``twin keys create`` work without a restart.
+Keys live in the store's ``api_keys`` table (SQLite or PostgreSQL), one row per key with
+only its sha256 hash, short id, role, scopes, name, creation time and revocation time; the
+plaintext is shown once by :meth:`KeyStore.create_key`. Every API process reads the table
+on each authentication (one indexed lookup, no cache), so a key made or revoked through one
+process — or by ``twin keys create`` — is valid or dead in every other at once (ADR 0019).
+
+Upgrade path: the key file of earlier versions (JSON beside the store,
+``<store path>.keys.json``) is imported into the table when found — at the first use of a
+store-backed :class:`KeyStore` and again whenever it reappears — in one transaction that
+skips hashes already present, then renamed ``<file>.imported``; two processes starting
+together both import it harmlessly. A :class:`KeyStore` opened on a ``.json`` path (the old
+``KeyStore(settings.keys_path)`` form) still writes that file, which the serving processes
+then import at their next authentication.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from typing import Any
 
 from api.settings import BootstrapKey
 from cim.errors import StoreError
+from twin.db import LiveDb
 
 KEY_PREFIX = "twk_"
 _SCOPE = re.compile(r"[0-9A-Za-z]{1,32}")
@@ -75,7 +85,7 @@ class UnknownKeyError(Exception):
 
 
 def hash_key(key: str) -> str:
-    """The hex sha256 of a key, as kept in the key file."""
+    """The hex sha256 of a key, as kept in the store."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
@@ -111,13 +121,38 @@ class _Record:
     created: str
 
 
+_DDL = """CREATE TABLE IF NOT EXISTS api_keys (
+    hash TEXT PRIMARY KEY, id TEXT NOT NULL, role TEXT NOT NULL, scopes TEXT NOT NULL,
+    name TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT)"""
+#: PostgreSQL advisory lock key of the table's creation (processes starting together).
+_MIGRATE_LOCK = 0x7477696E_6B65
+#: What an imported key file is renamed to (its name plus this).
+IMPORTED_SUFFIX = ".imported"
+
+
+def _is_url(location: str | Path) -> bool:
+    return str(location).startswith(("postgresql://", "postgres://"))
+
+
+def legacy_keys_file(store: str | Path) -> Path | None:
+    """The key file earlier versions kept beside a SQLite store (``None`` for PostgreSQL,
+    whose file name came from the settings)."""
+    return None if _is_url(store) else Path(f"{store}.keys.json")
+
+
 class KeyStore:
-    """The API keys of one deployment.
+    """The API keys of one deployment, in its store.
 
     Parameters
     ----------
-    path : the JSON key file (created on the first :meth:`create_key`)
-    bootstrap : keys held in memory only (from ``TWIN_API_KEYS``)
+    store : the store (SQLite path or ``postgresql://`` URL); a path ending in ``.json``
+        names a key file of the old kind instead, which this instance reads and writes
+        (and serving processes import)
+    bootstrap : keys held in memory only (from ``TWIN_API_KEYS``), never stored
+    legacy_file : the old key file to import; ``None`` for ``<store path>.keys.json``
+        (none for PostgreSQL)
+
+    The store is opened at the first use, not here.
 
     Raises
     ------
@@ -125,11 +160,20 @@ class KeyStore:
         If a bootstrap key has a bad role or scope.
     """
 
-    def __init__(self, path: str | Path, bootstrap: Iterable[BootstrapKey] = ()) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._records: list[_Record] = []
+    def __init__(
+        self,
+        store: str | Path,
+        bootstrap: Iterable[BootstrapKey] = (),
+        legacy_file: str | Path | None = None,
+    ) -> None:
+        self._lock = threading.RLock()
+        self._db: LiveDb | None = None
+        file_only = not _is_url(store) and str(store).endswith(".json")
+        self.store: str | Path | None = None if file_only else store
+        default = Path(store) if file_only else legacy_keys_file(store)
+        #: the old key file (imported into the store, or the storage itself without one)
+        self.path: Path | None = Path(legacy_file) if legacy_file is not None else default
+        self._file = _KeyFile(self.path) if self.path is not None else None
         self._bootstrap = []
         for key in bootstrap:
             role, scopes = validate_grant(key.role, key.scopes)
@@ -138,51 +182,89 @@ class KeyStore:
                 _Record(digest, Principal(digest[:12], role, scopes, "bootstrap"), "")
             )
 
-    # -- reading ------------------------------------------------------------------------------
-    def _load(self) -> list[_Record]:
-        """The file's records, re-read when its modification time or size changed."""
-        try:
-            info = self.path.stat()
-        except FileNotFoundError:
-            self._stamp, self._records = None, []
-            return self._records
-        stamp = (info.st_mtime_ns, info.st_size)
-        if stamp != self._stamp:
+    # -- the store ----------------------------------------------------------------------------
+    def _database(self) -> LiveDb | None:
+        """The store's connection (opened and migrated at the first call), or ``None`` for
+        a key-file-only instance. Call with the lock held."""
+        if self.store is None:
+            return None
+        if self._db is None:
+            db = LiveDb(self.store)
             try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                records = [
-                    _Record(
-                        item["sha256"],
-                        Principal(
-                            item["id"],
-                            Role(item["role"]),
-                            tuple(item["scopes"]),
-                            item.get("name", ""),
-                        ),
-                        item.get("created", ""),
-                    )
-                    for item in data.get("keys", [])
-                ]
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise StoreError(f"{self.path}: cannot read the API key file ({exc})") from None
-            self._records, self._stamp = records, stamp
-        return self._records
+                with db.transaction() as cur:
+                    if db.postgres:
+                        cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+                    cur.execute(_DDL)
+            except Exception as exc:
+                db.close()
+                raise StoreError(f"{db.store.url}: cannot prepare the API keys ({exc})") from exc
+            self._db = db
+        self._import_file(self._db)
+        return self._db
 
+    def _import_file(self, db: LiveDb) -> int:
+        """Import the old key file if it is there, then retire it; returns the keys added."""
+        if self._file is None:
+            return 0
+        found = self._file.read()
+        if found is None:
+            return 0
+        stamp, records = found
+        with db.transaction() as cur:
+            before = _count(cur)
+            for r in records:
+                cur.execute(
+                    db.sql(
+                        "INSERT INTO api_keys (hash, id, role, scopes, name, created) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING"
+                    ),
+                    _row(r),
+                )
+            added = _count(cur) - before
+        self._file.retire(stamp)
+        return added
+
+    def close(self) -> None:
+        """Close the store's connection (the next use opens it again)."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- reading ------------------------------------------------------------------------------
     def authenticate(self, key: str) -> Principal:
-        """The principal a plaintext key stands for.
+        """The principal a plaintext key stands for (a key revoked in any process is
+        refused at once).
 
-        Every stored hash is compared in constant time, so timing says nothing about how
-        close a guess came.
+        The store is looked up by the key's sha256 (which says nothing about the key), and
+        the hash found is compared again in constant time.
 
         Raises
         ------
         UnknownKeyError
-            If no stored key matches.
+            If no live key matches.
+        StoreError
+            If the store cannot be opened or the old key file cannot be read.
         """
         digest = hash_key(key)
-        with self._lock:
-            records = [*self._bootstrap, *self._load()]
         found: Principal | None = None
+        for record in self._bootstrap:
+            if hmac.compare_digest(digest, record.sha256) and found is None:
+                found = record.principal
+        if found is not None:
+            return found
+        with self._lock:
+            db = self._database()
+            if db is None:
+                assert self._file is not None
+                records = self._file.records()
+            else:
+                rows = db.query(
+                    "SELECT hash, id, role, scopes, name, created FROM api_keys "
+                    "WHERE hash = ? AND revoked IS NULL",
+                    (digest,),
+                )
+                records = [_record(row) for row in rows]
         for record in records:
             if hmac.compare_digest(digest, record.sha256) and found is None:
                 found = record.principal
@@ -191,9 +273,26 @@ class KeyStore:
         return found
 
     def list_keys(self) -> list[dict[str, Any]]:
-        """The stored keys without their hashes: id, name, role, scopes, created."""
+        """The live keys without their hashes: id, name, role, scopes, created.
+
+        Raises
+        ------
+        StoreError
+            If the store cannot be opened or the old key file cannot be read.
+        """
         with self._lock:
-            records = list(self._load())
+            db = self._database()
+            if db is None:
+                assert self._file is not None
+                records = self._file.records()
+            else:
+                records = [
+                    _record(row)
+                    for row in db.query(
+                        "SELECT hash, id, role, scopes, name, created FROM api_keys "
+                        "WHERE revoked IS NULL ORDER BY created, id"
+                    )
+                ]
         return [
             {
                 "id": r.principal.key_id,
@@ -219,30 +318,146 @@ class KeyStore:
         ------
         ValueError
             If the role or scopes are invalid (see :func:`validate_grant`).
+        StoreError
+            If the store cannot be opened.
         """
         parsed, cleaned = validate_grant(role, scopes)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = hash_key(key)
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        record = _Record(digest, Principal(digest[:12], parsed, cleaned, name), created)
         with self._lock:
-            records = [
-                *self._load(),
-                _Record(digest, Principal(digest[:12], parsed, cleaned, name), created),
-            ]
-            self._write(records)
+            db = self._database()
+            if db is None:
+                assert self._file is not None
+                self._file.write([*self._file.records(), record])
+            else:
+                with db.transaction() as cur:
+                    cur.execute(
+                        db.sql(
+                            "INSERT INTO api_keys (hash, id, role, scopes, name, created) "
+                            "VALUES (?, ?, ?, ?, ?, ?)"
+                        ),
+                        _row(record),
+                    )
         return key
 
     def revoke_key(self, key_id: str) -> bool:
-        """Remove the stored key with this id; returns whether one was removed."""
-        with self._lock:
-            records = self._load()
-            kept = [r for r in records if r.principal.key_id != key_id]
-            if len(kept) == len(records):
-                return False
-            self._write(kept)
-        return True
+        """Revoke the live key with this id; returns whether one was revoked.
 
-    def _write(self, records: list[_Record]) -> None:
+        Raises
+        ------
+        StoreError
+            If the store cannot be opened.
+        """
+        with self._lock:
+            db = self._database()
+            if db is None:
+                assert self._file is not None
+                records = self._file.records()
+                kept = [r for r in records if r.principal.key_id != key_id]
+                if len(kept) == len(records):
+                    return False
+                self._file.write(kept)
+                return True
+            revoked = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            return (
+                db.execute(
+                    "UPDATE api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                    (revoked, key_id),
+                )
+                > 0
+            )
+
+
+def _row(r: _Record) -> tuple[str, str, str, str, str, str]:
+    return (
+        r.sha256,
+        r.principal.key_id,
+        r.principal.role.value,
+        json.dumps(list(r.principal.scopes)),
+        r.principal.name,
+        r.created,
+    )
+
+
+def _record(row: tuple[Any, ...]) -> _Record:
+    digest, ident, role, scopes, name, created = row
+    return _Record(
+        str(digest),
+        Principal(str(ident), Role(role), tuple(json.loads(scopes)), str(name)),
+        created,
+    )
+
+
+def _count(cur: Any) -> int:
+    cur.execute("SELECT COUNT(*) FROM api_keys")
+    return int(cur.fetchone()[0])
+
+
+class _KeyFile:
+    """The JSON key file of earlier versions: read, written atomically, retired."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def read(self) -> tuple[tuple[int, int, int], list[_Record]] | None:
+        """``(stamp, records)`` of the file, or ``None`` if there is none.
+
+        Raises
+        ------
+        StoreError
+            If the file is there but cannot be read.
+        """
+        try:
+            info = self.path.stat()
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot read the API key file ({exc})") from None
+        try:
+            data = json.loads(text)
+            records = [
+                _Record(
+                    item["sha256"],
+                    Principal(
+                        item["id"],
+                        Role(item["role"]),
+                        tuple(item["scopes"]),
+                        item.get("name", ""),
+                    ),
+                    item.get("created", ""),
+                )
+                for item in data.get("keys", [])
+            ]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(f"{self.path}: cannot read the API key file ({exc})") from None
+        return (info.st_ino, info.st_mtime_ns, info.st_size), records
+
+    def records(self) -> list[_Record]:
+        """The file's records (none if there is no file).
+
+        Raises
+        ------
+        StoreError
+            If the file is there but cannot be read.
+        """
+        found = self.read()
+        return found[1] if found is not None else []
+
+    def retire(self, stamp: tuple[int, int, int]) -> None:
+        """Rename the file ``<name>.imported`` if it is still the one read (a file written
+        again in between is imported next time); another process may have done it."""
+        try:
+            info = self.path.stat()
+            if (info.st_ino, info.st_mtime_ns, info.st_size) == stamp:
+                os.replace(self.path, self.path.with_name(self.path.name + IMPORTED_SUFFIX))
+        except FileNotFoundError:
+            pass
+
+    def write(self, records: list[_Record]) -> None:
+        """Replace the file's records, atomically (temporary file + ``os.replace``)."""
         data = {
             "version": 1,
             "keys": [
@@ -265,4 +480,3 @@ class KeyStore:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.path)
-        self._stamp = None

@@ -18,13 +18,14 @@ WEB_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
 #: The named inputs drills run on: the checkout's ``assets/``.
 DATA_DIR = Path(__file__).resolve().parents[1] / "assets"
 
-#: The key file of a PostgreSQL store, which has no path to sit next to.
+#: The old key file of a PostgreSQL store, which has no path to sit next to (imported into
+#: the store's ``api_keys`` when found, ADR 0019).
 POSTGRES_KEYS_FILE = "twin.keys.json"
 
 
 @dataclass(frozen=True)
 class BootstrapKey:
-    """A key given in the environment: never written to the key file.
+    """A key given in the environment: held in memory only, never written to the store.
 
     Attributes
     ----------
@@ -45,7 +46,9 @@ class Settings:
     Attributes
     ----------
     store_url : SQLite file path or ``postgresql://`` URL
-    keys_file : the API key file; ``None`` for ``<store path>.keys.json``
+    keys_file : the key file of earlier versions, imported into the store's ``api_keys``
+        table when found and then renamed ``*.imported``; ``None`` for
+        ``<store path>.keys.json``
     bootstrap_keys : keys held in memory only (e.g. a first admin key for a container)
     cache_dir : where built tilesets are kept; ``None`` for ``<store path>.cache``
     job_workers : jobs that run at once
@@ -53,7 +56,9 @@ class Settings:
     data_dir : the catalogue of named drill inputs (networks, venues, drainage models)
     mqtt_url : MQTT broker of the live ingest (``mqtt://host:port``), or ``None``
     mqtt_prefix : topic prefix of the live ingest (``""`` or ending in ``/``)
-    mqtt_client_id : MQTT client id (fixed, so the broker keeps the session)
+    mqtt_client_id : MQTT client id of the deployment (fixed, so the broker keeps the
+        session); the API processes take turns on it through a lease in the store, so one
+        subscribes at a time (ADR 0019)
     run_workers : drill runs executing at once in worker processes (``TWIN_RUN_WORKERS``)
     ray_address : ``None`` for local worker processes, ``auto``/``local``/``ray://host:port``
         to run each drill as a Ray task (``TWIN_RAY``)
@@ -90,7 +95,7 @@ class Settings:
 
     @property
     def keys_path(self) -> Path:
-        """Where the hashed API keys are kept."""
+        """Where earlier versions kept the hashed API keys (now imported into the store)."""
         if self.keys_file is not None:
             return Path(self.keys_file)
         url = str(self.store_url)

@@ -8,7 +8,13 @@ object it concerns, a level and severity, a state and a history of events:
 - ``cleared`` when the value is back to normal (the next excursion opens a new alert);
 - ``acknowledged`` by an operator while open; ``closed`` by an operator at any time.
 
-One alert per (rule, datastream) is active (open or acknowledged) at a time.
+One alert per (rule, datastream) is active (open or acknowledged) at a time, in the store:
+a partial unique index (``live_alerts_one_active``) refuses a second one, and every level
+move re-reads the active alert inside its write transaction (``FOR UPDATE`` on
+PostgreSQL), so several processes over one store (``twin serve --workers N``) evaluating
+the same reading end with one alert and one event per move. Rules are the store's too: a
+cheap version check (``MAX(id), COUNT(*)`` of ``live_rules``) before each evaluation picks
+up rules another process added or deleted (ADR 0019).
 
 Drill alerts (:meth:`AlertBook.raise_drill_alerts`) are what a drill found — a road a flood
 drill closes, a building it reaches, a crowd zone over a density level — put into the live
@@ -20,6 +26,7 @@ for ``source="drill"`` (or ``"all"``), so vital signs and unit dashboards are un
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +55,12 @@ _ALERT_COLUMNS = (
 )
 #: Where an alert comes from: a rule on sensor readings, or a drill.
 SOURCES = ("sensor", "drill")
+#: The active sensor alerts (the predicate of the partial unique index).
+_ACTIVE_SENSOR = "state IN ('open', 'acknowledged') AND source = 'sensor'"
+#: PostgreSQL advisory lock key of this module's migration (concurrent starts take turns).
+_MIGRATE_LOCK = 0x7477696E_616C
+#: Attempts of a level move that lost a race to another process.
+_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -92,20 +105,41 @@ class AlertBook:
         self.bus = bus
         self.case_opener: CaseOpener | None = None
         self._lock = threading.RLock()
+        _migrate(db)
+        #: the rules, as last read from the store (see :meth:`refresh`)
         self.rules: dict[int, Rule] = {}
-        for row in db.query(
-            "SELECT id, name, kind, observed_property, code_prefix, levels, hysteresis, missed, "
-            "open_case FROM live_rules ORDER BY id"
-        ):
-            self.rules[int(row[0])] = _rule(row)
-        #: (rule id, datastream id) -> (level, alert id) of active alerts
-        self.active: dict[tuple[int, int], tuple[int, int]] = {
-            (int(r), int(d)): (int(level), int(a))
-            for a, r, d, level in db.query(
-                "SELECT id, rule_id, datastream_id, level FROM live_alerts "
-                "WHERE state IN ('open', 'acknowledged')"
-            )
-        }
+        self._rules_version: tuple[int, int] | None = None
+        #: (rule id, datastream id) -> (level, alert id) of active alerts, as last read
+        self.active: dict[tuple[int, int], tuple[int, int]] = {}
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the active alerts, and the rules if another process changed them.
+
+        Raises
+        ------
+        StoreError, sqlite3.Error, psycopg.Error
+            If the store cannot be read.
+        """
+        with self._lock:
+            top, count = self.db.query("SELECT MAX(id), COUNT(*) FROM live_rules")[0]
+            version = (int(top or 0), int(count))
+            if version != self._rules_version:
+                self.rules = {
+                    int(row[0]): _rule(row)
+                    for row in self.db.query(
+                        "SELECT id, name, kind, observed_property, code_prefix, levels, "
+                        "hysteresis, missed, open_case FROM live_rules ORDER BY id"
+                    )
+                }
+                self._rules_version = version
+            self.active = {
+                (int(r), int(d)): (int(level), int(a))
+                for a, r, d, level in self.db.query(
+                    "SELECT id, rule_id, datastream_id, level FROM live_alerts "
+                    f"WHERE {_ACTIVE_SENSOR}"
+                )
+            }
 
     # -- rules --------------------------------------------------------------------------------
     def add_rule(self, rule: Rule) -> Rule:
@@ -138,6 +172,7 @@ class AlertBook:
                 rule.open_case,
             )
             self.rules[ident] = stored
+            self._rules_version = None  # re-read at the next evaluation
             return stored
 
     def delete_rule(self, ident: int) -> None:
@@ -149,10 +184,10 @@ class AlertBook:
             If there is no such rule.
         """
         with self._lock:
-            if ident not in self.rules:
+            if not self.db.execute("DELETE FROM live_rules WHERE id = ?", (ident,)):
                 raise NotFoundError(f"no rule {ident}")
-            self.db.execute("DELETE FROM live_rules WHERE id = ?", (ident,))
-            del self.rules[ident]
+            self.rules.pop(ident, None)
+            self._rules_version = None
             for key in [k for k in self.active if k[0] == ident]:
                 del self.active[key]
 
@@ -160,6 +195,7 @@ class AlertBook:
     def on_changes(self, changes: list[Change]) -> None:
         """Apply the value rules to changes of latest values (an ingest listener)."""
         with self._lock:
+            self.refresh()
             numeric = [c for c in changes if c.value is not None]
             for rule in list(self.rules.values()):
                 if rule.kind == "stale":
@@ -184,7 +220,8 @@ class AlertBook:
                 new = rule.levels_of(values, current)
                 for j in np.flatnonzero(new != current):
                     c = chosen[int(j)]
-                    self._apply(rule, c.datastream, float(values[j]), c.time_us, int(new[j]))
+                    # the level is worked out again from the store's current level
+                    self._apply(rule, c.datastream, float(values[j]), c.time_us)
             self._sweep_clear_stale(changes)
 
     def _sweep_clear_stale(self, changes: list[Change]) -> None:
@@ -196,7 +233,21 @@ class AlertBook:
 
     def sweep_stale(self, now_us: int, latest: dict[int, tuple[int, float | None]]) -> int:
         """Open alerts for datastreams silent too long (a periodic job); returns how many
-        alerts it opened."""
+        alerts it opened.
+
+        Parameters
+        ----------
+        now_us : the current time, µs
+        latest : datastream id -> (time µs, value) of its latest reading; read it from the
+            store (``live_latest``), which every process's ingest moves
+
+        Raises
+        ------
+        StoreError, sqlite3.Error, psycopg.Error
+            If the store cannot be read or written.
+        """
+        with self._lock:
+            self.refresh()
         stale_rules = [r for r in self.rules.values() if r.kind == "stale"]
         if not stale_rules:
             return 0
@@ -221,8 +272,7 @@ class AlertBook:
                         continue
                     if (rule.id, info.id) in self.active:
                         continue
-                    self._apply(rule, info, None, int(times[i]), level=1, now_us=now_us)
-                    opened += 1
+                    opened += self._apply(rule, info, None, int(times[i]), level=1, now_us=now_us)
         return opened
 
     def _apply(
@@ -233,15 +283,75 @@ class AlertBook:
         time_us: int,
         level: int | None = None,
         now_us: int | None = None,
-    ) -> None:
+    ) -> bool:
+        """Move the alert of (rule, datastream) to ``level`` (``None``: the level of
+        ``value`` from the store's current level); returns whether it moved."""
         key = (rule.id, info.id)
-        current, alert_id = self.active.get(key, (0, 0))
-        new = rule.level(value, current) if level is None and value is not None else level or 0
-        if new == current:
-            return
         stamp = now_us if now_us is not None else time_us
-        severity = rule.severity(new)
+        moved: tuple[int, int, int] | None = None
+        for attempt in range(_ATTEMPTS):
+            try:
+                moved = self._move(rule, info, value, time_us, level, stamp)
+                break
+            except Exception as exc:
+                # another process opened the same alert first: read it and go again
+                if not _is_unique_violation(exc) or attempt == _ATTEMPTS - 1:
+                    raise
+        if moved is None:
+            return False
+        current, new, alert_id = moved
+        if new == 0:
+            self.active.pop(key, None)
+        else:
+            self.active[key] = (new, alert_id)
+        alert = self.get_by_id(alert_id)
+        self.bus.publish({"type": "alert", "code": info.code, "alert": alert})
+        policy = rule.open_case
+        if (
+            policy is not None
+            and new >= policy.min_level
+            and current < policy.min_level
+            and self.case_opener is not None
+        ):
+            self.case_opener(alert, policy)
+        return True
+
+    def _move(
+        self,
+        rule: Rule,
+        info: DatastreamInfo,
+        value: float | None,
+        time_us: int,
+        level: int | None,
+        stamp: int,
+    ) -> tuple[int, int, int] | None:
+        """One transaction of :meth:`_apply`: ``(level before, level after, alert id)``, or
+        ``None`` when the store's alert is already at the level."""
+        key = (rule.id, info.id)
+        lock = " FOR UPDATE" if self.db.postgres else ""  # SQLite: the write lock is held
         with self.db.transaction() as cur:
+            cur.execute(
+                self.db.sql(
+                    "SELECT level, id FROM live_alerts WHERE rule_id = ? AND datastream_id = ? "
+                    f"AND {_ACTIVE_SENSOR}{lock}"
+                ),
+                key,
+            )
+            row = cur.fetchone()
+            current, alert_id = (int(row[0]), int(row[1])) if row else (0, 0)
+            if level is not None:
+                new = level
+            elif value is not None:
+                new = int(rule.levels_of(np.array([value]), np.array([current]))[0])
+            else:
+                new = 0
+            if new == current:
+                if current == 0:
+                    self.active.pop(key, None)
+                else:
+                    self.active[key] = (current, alert_id)
+                return None
+            severity = rule.severity(new)
             if current == 0:
                 message = _message(rule, info, value, severity)
                 alert_id = self.db.insert(
@@ -296,20 +406,7 @@ class AlertBook:
                 ),
                 (alert_id, stamp, state, new, severity, value, note),
             )
-        if new == 0:
-            self.active.pop(key, None)
-        else:
-            self.active[key] = (new, alert_id)
-        alert = self.get_by_id(alert_id)
-        self.bus.publish({"type": "alert", "code": info.code, "alert": alert})
-        policy = rule.open_case
-        if (
-            policy is not None
-            and new >= policy.min_level
-            and current < policy.min_level
-            and self.case_opener is not None
-        ):
-            self.case_opener(alert, policy)
+        return current, new, alert_id
 
     # -- drills -------------------------------------------------------------------------------
     def raise_drill_alerts(
@@ -452,14 +549,25 @@ class AlertBook:
                 allowed = tuple(a for a, (s, _) in _OPERATOR_ACTIONS.items() if alert["state"] in s)
                 raise TransitionError(code, alert["state"], action, allowed)
             with self.db.transaction() as cur:
+                # only from the state read: another process may have moved the alert since
                 cur.execute(
                     self.db.sql(
                         "UPDATE live_alerts SET state = ?, updated = ?"
                         + (", closed = ?" if target == "closed" else "")
-                        + " WHERE id = ?"
+                        + " WHERE id = ? AND state = ?"
                     ),
-                    (target, now_us, *([now_us] if target == "closed" else []), alert["id"]),
+                    (
+                        target,
+                        now_us,
+                        *([now_us] if target == "closed" else []),
+                        alert["id"],
+                        alert["state"],
+                    ),
                 )
+                if cur.rowcount != 1:
+                    moved = str(self.get(code)["state"])
+                    allowed = tuple(a for a, (s, _) in _OPERATOR_ACTIONS.items() if moved in s)
+                    raise TransitionError(code, moved, action, allowed)
                 cur.execute(
                     self.db.sql(
                         "INSERT INTO live_alert_events (alert_id, t, state, level, severity, "
@@ -522,6 +630,32 @@ class AlertBook:
                 for t, s, level, sev, v, n in events
             ]
         return out
+
+
+def _migrate(db: LiveDb) -> None:
+    """The partial unique index of active sensor alerts; an old store's duplicates (two
+    workers could open the same alert before it) are closed first, the newest kept."""
+    with db.transaction() as cur:
+        if db.postgres:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATE_LOCK,))
+        cur.execute(
+            db.sql(
+                "UPDATE live_alerts SET state = 'closed', closed = updated "
+                f"WHERE {_ACTIVE_SENSOR} AND id NOT IN (SELECT MAX(id) FROM live_alerts "
+                f"WHERE {_ACTIVE_SENSOR} GROUP BY rule_id, datastream_id)"
+            )
+        )
+        cur.execute(
+            "CREATE UNIQUE INDEX IF NOT EXISTS live_alerts_one_active "
+            f"ON live_alerts (rule_id, datastream_id) WHERE {_ACTIVE_SENSOR}"
+        )
+
+
+def _is_unique_violation(exc: Exception) -> bool:
+    """Whether ``exc`` is the store refusing a duplicate key (either engine)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        return True
+    return getattr(exc, "sqlstate", None) == "23505"
 
 
 def _like(prefix: str) -> str:

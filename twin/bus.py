@@ -5,6 +5,11 @@ A slow subscriber never slows ingest: :meth:`EventBus.publish` only files the ev
 matching subscriber's buffer, which keeps the *latest* observation per datastream (older
 ones are overwritten) and a bounded queue of alert and case events; the subscriber drains
 its buffer when it can.
+
+Across processes (``twin serve --workers N``) a bus is bridged through the store's event
+feed (:class:`twin.live.BusBridge`): :meth:`EventBus.publish` files an event here and hands
+it to the bus's *forwarders*; events that other processes published arrive through
+:meth:`EventBus.deliver`, which files them here only, so nothing goes round twice.
 """
 
 from __future__ import annotations
@@ -77,13 +82,24 @@ class Subscription:
         return events
 
 
+#: Called with every event published on a bus (not with those delivered from elsewhere).
+Forwarder = Callable[[dict[str, Any]], None]
+
+
 class EventBus:
     """Publishes events to subscriptions."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscriptions: list[Subscription] = []
+        self._forwarders: list[Forwarder] = []
         self.published = 0
+        self.delivered = 0
+
+    def forward(self, forwarder: Forwarder) -> None:
+        """Also hand every event published here to ``forwarder`` (after the subscribers)."""
+        with self._lock:
+            self._forwarders.append(forwarder)
 
     def subscribe(self, subscription: Subscription) -> Subscription:
         """Add a subscription; returns it."""
@@ -99,10 +115,22 @@ class EventBus:
 
     def publish(self, event: dict[str, Any]) -> None:
         """File ``event`` (``{"type": kind, "code": object code, ...}``) with every
-        subscription that wants it."""
+        subscription that wants it, then hand it to the forwarders."""
         with self._lock:
             targets = list(self._subscriptions)
+            forwarders = list(self._forwarders)
         self.published += 1
+        for subscription in targets:
+            if subscription.wants(event):
+                subscription.put(event)
+        for forwarder in forwarders:
+            forwarder(event)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """File an event that another process published (no forwarding)."""
+        with self._lock:
+            targets = list(self._subscriptions)
+        self.delivered += 1
         for subscription in targets:
             if subscription.wants(event):
                 subscription.put(event)

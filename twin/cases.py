@@ -223,10 +223,14 @@ class CaseBook:
                 sets["closed"] = now_us
             with self.db.transaction() as cur:
                 assignments = ", ".join(f"{k} = ?" for k in sets)
+                # only from the state read: another process may have moved the case since
                 cur.execute(
-                    self.db.sql(f"UPDATE live_cases SET {assignments} WHERE id = ?"),
-                    (*sets.values(), case["id"]),
+                    self.db.sql(f"UPDATE live_cases SET {assignments} WHERE id = ? AND state = ?"),
+                    (*sets.values(), case["id"], state),
                 )
+                if cur.rowcount != 1:
+                    moved = str(self.get(code)["state"])
+                    raise TransitionError(code, moved, action, allowed_actions(moved))
                 cur.execute(
                     self.db.sql(
                         "INSERT INTO live_case_events (case_id, t, from_state, to_state, actor, "

@@ -13,8 +13,10 @@ listeners of its topic. One path for both engines (SQLite and PostgreSQL), teste
     feed.start()                          # a thread polling every ``poll_s``
     feed.publish("layer", {"site": "denhaag", "name": "flood-depth"})
 
-A process hears its own events at once (``publish`` calls the local listeners before it
-returns) and never a second time from the table. Rows older than ``keep_s`` are deleted by
+A feed hears its own events at once (``publish`` calls the local listeners before it
+returns, unless told ``local=False``) and never a second time from the table: each feed is
+an *origin* of its own (two feeds in one process hear each other through the table, as two
+processes do). Rows older than ``keep_s`` are deleted by
 whichever process publishes after them, so the table stays small.
 """
 
@@ -43,7 +45,11 @@ _DDL = [
         payload TEXT NOT NULL)""",
 ]
 
-#: This process's name in the feed (a restarted process is a new origin).
+#: PostgreSQL advisory lock key serialising publishers (any constant of our own).
+_PUBLISH_LOCK = 0x7477696E_6576
+
+#: This process's name in the feed (a restarted process is a new origin); each
+#: :class:`EventFeed` adds a suffix of its own.
 ORIGIN = f"{os.getpid()}-{secrets.token_hex(4)}"
 
 
@@ -55,6 +61,13 @@ class EventFeed:
     url : the store (SQLite path or ``postgresql://``)
     poll_s : seconds between reads of the table
     keep_s : rows older than this are pruned
+
+    Raises
+    ------
+    ValueError
+        If ``poll_s`` is not positive.
+    StoreError
+        If the store cannot be opened.
     """
 
     def __init__(self, url: str | Path, poll_s: float = 0.1, keep_s: float = 600.0) -> None:
@@ -73,28 +86,72 @@ class EventFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._published = 0
+        self._retain: dict[str, tuple[float, int]] = {}  # topic -> (keep_s, publishes)
+        #: this feed's name in ``twin_events.origin``
+        self.origin = f"{ORIGIN}-{secrets.token_hex(2)}"
 
     def listen(self, topic: str, listener: Listener) -> None:
         """Call ``listener(payload)`` for every event of ``topic`` (from any process)."""
         with self._lock:
             self._listeners.setdefault(topic, []).append(listener)
 
-    def publish(self, topic: str, payload: dict[str, Any]) -> None:
-        """Record an event for every process and hand it to this process's listeners."""
+    def retain(self, topic: str, keep_s: float) -> None:
+        """Keep rows of ``topic`` only ``keep_s`` (shorter than the feed's ``keep_s``: for
+        bulky topics whose old rows nobody needs, such as batches of latest readings).
+
+        Raises
+        ------
+        ValueError
+            If ``keep_s`` is not positive.
+        """
+        if not keep_s > 0:
+            raise ValueError(f"keep_s(={keep_s}) must be > 0")
+        with self._lock:
+            self._retain[topic] = (keep_s, 0)
+
+    def publish(self, topic: str, payload: dict[str, Any], local: bool = True) -> None:
+        """Record an event for every process and hand it to this feed's listeners.
+
+        Parameters
+        ----------
+        topic : what the event is about (listeners are chosen by it)
+        payload : JSON-serialisable
+        local : also call this feed's listeners now (``False`` when the caller has already
+            told them, e.g. a bus bridge that delivered the event in-process)
+
+        Raises
+        ------
+        StoreError, sqlite3.Error, psycopg.Error
+            If the store cannot be written (the event is then not recorded).
+        """
         now = time.time()
         with self.db.transaction() as cur:
+            if self.db.postgres:
+                # ids are taken at insert but seen at commit: publishers take turns, so no
+                # follower reads id n+1 before id n is committed (and skips n for ever)
+                cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PUBLISH_LOCK,))
             cur.execute(
                 self.db.sql(
                     "INSERT INTO twin_events (topic, origin, created, payload) VALUES (?, ?, ?, ?)"
                 ),
-                (topic, ORIGIN, now, orjson.dumps(payload).decode()),
+                (topic, self.origin, now, orjson.dumps(payload).decode()),
             )
             self._published += 1
             if self._published % 200 == 1:
                 cur.execute(
                     self.db.sql("DELETE FROM twin_events WHERE created < ?"), (now - self.keep_s,)
                 )
-        self._deliver(topic, payload)
+            with self._lock:
+                keep_s, count = self._retain.get(topic, (0.0, 0))
+                if keep_s:
+                    self._retain[topic] = (keep_s, count + 1)
+            if keep_s and count % 20 == 0:
+                cur.execute(
+                    self.db.sql("DELETE FROM twin_events WHERE topic = ? AND created < ?"),
+                    (topic, now - keep_s),
+                )
+        if local:
+            self._deliver(topic, payload)
 
     def poll(self) -> int:
         """Deliver what other processes published since the last poll; returns how many."""
@@ -105,7 +162,7 @@ class EventFeed:
         delivered = 0
         for ident, topic, origin, payload in rows:
             self._last = max(self._last, int(ident))
-            if origin == ORIGIN:
+            if origin == self.origin:
                 continue
             self._deliver(str(topic), orjson.loads(payload))
             delivered += 1

@@ -3,6 +3,8 @@
 ``python -m twin.ingest_service --store twin.db --mqtt mqtt://127.0.0.1:1883`` runs the
 live twin without the HTTP API (one per partition of datastreams at scale; the API process
 runs its own subscriber when ``TWIN_MQTT_URL`` is set). It prints ``ready`` once subscribed.
+Processes with the same client id take turns through a lease in the store (ADR 0019): a
+second one waits as a standby, and takes over when the first stops or dies.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: done.set())
     live.start()
     assert live.mqtt is not None
-    if live.mqtt.connected.wait(10):
+    # a predecessor killed without releasing the subscription lease holds it until it expires
+    ttl_s = live.mqtt.settings.lease_ttl_s or 0.0
+    if live.mqtt.connected.wait(10 + 2 * ttl_s):
         print("ready", flush=True)
     else:
         print(f"waiting for the broker at {args.mqtt}", file=sys.stderr, flush=True)

@@ -1,6 +1,12 @@
 """The live twin, assembled: store, SensorThings service, ingest, state, alerts, cases, the
 event bus, and (when a broker is set) the MQTT subscriber and the stale-sensor sweep.
 
+Several live twins over one store (one per API worker process) are one twin: rules, alerts,
+cases and keys live in the store; the bus is bridged through the store's event feed
+(:mod:`twin.fanout`), so a WebSocket client of any process hears every process's events;
+one process at a time holds the MQTT subscription (a lease, :mod:`twin.lease`); the stale
+sweep reads the latest readings from the store (ADR 0019).
+
 ::
 
     live = LiveTwin("twin.db", mqtt=MqttSettings("mqtt://127.0.0.1:1883"))
@@ -23,7 +29,10 @@ from twin.bus import EventBus
 from twin.cases import CaseBook
 from twin.db import LiveDb
 from twin.errors import RequestError
+from twin.fanout import BusBridge
+from twin.feed import EventFeed
 from twin.ingest import Change, Ingestor
+from twin.lease import Lease
 from twin.mqtt import MqttIngest, MqttSettings
 from twin.rules import CasePolicy
 from twin.sta.service import SensorThings
@@ -42,6 +51,14 @@ class LiveTwin:
     mqtt : the broker to subscribe to, or ``None`` for HTTP ingest only
     clock : current time in µs
     sweep_s : how often silent sensors are looked for, seconds
+    feed : the store's event feed to bridge the bus through (``None``: one of its own over
+        ``url``, started by :meth:`start` and closed by :meth:`close`; a given feed is
+        started and closed by its owner)
+
+    Raises
+    ------
+    StoreError
+        If the store cannot be opened or its live tables made.
     """
 
     def __init__(
@@ -50,10 +67,14 @@ class LiveTwin:
         mqtt: MqttSettings | None = None,
         clock: Callable[[], int] = now_us,
         sweep_s: float = 10.0,
+        feed: EventFeed | None = None,
     ) -> None:
         self.clock = clock
         self.db = LiveDb(url)
         self.bus = EventBus()
+        self.feed = feed if feed is not None else EventFeed(url)
+        self._owns_feed = feed is None
+        self.bridge = BusBridge(self.bus, self.feed)
         self.ingestor = Ingestor(self.db, clock=clock)
         self.sta = SensorThings(self.db, self._sink)
         self.sta.on_change = self.ingestor.forget
@@ -63,13 +84,24 @@ class LiveTwin:
         self.alerts.case_opener = self._open_case
         self.ingestor.listeners.append(self._publish_changes)
         self.ingestor.listeners.append(self.alerts.on_changes)
-        self.mqtt = MqttIngest(self.ingestor, mqtt) if mqtt is not None else None
+        self.mqtt: MqttIngest | None = None
+        if mqtt is not None:
+            lease = (
+                Lease(self.db, f"mqtt:{mqtt.client_id}", mqtt.lease_ttl_s)
+                if mqtt.lease_ttl_s is not None
+                else None
+            )
+            self.mqtt = MqttIngest(self.ingestor, mqtt, lease)
         self.sweep_s = sweep_s
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the MQTT subscriber (if any) and the stale-sensor sweep."""
+        """Start following the event feed, the bridge, the MQTT subscriber (if any) and
+        the stale-sensor sweep."""
+        if self._owns_feed:
+            self.feed.start()
+        self.bridge.start()
         if self.mqtt is not None:
             self.mqtt.start()
         self._stop.clear()
@@ -77,18 +109,31 @@ class LiveTwin:
         self._sweeper.start()
 
     def close(self) -> None:
-        """Stop the threads and close the store."""
+        """Stop the threads and close the store (and the feed, if it is this twin's)."""
         self._stop.set()
         if self.mqtt is not None:
             self.mqtt.stop()
         if self._sweeper is not None:
             self._sweeper.join(timeout=5)
+        self.bridge.close()
+        if self._owns_feed:
+            self.feed.close()
         self.db.close()
+
+    def latest(self) -> dict[int, tuple[int, float | None]]:
+        """Datastream id -> (time µs, value) of its latest reading, from the store (which
+        the ingest of every process moves)."""
+        return {
+            int(ds): (int(t), None if v is None else float(v))
+            for ds, t, v in self.db.query(
+                "SELECT datastream_id, phenomenon_time, result FROM live_latest"
+            )
+        }
 
     def _sweep(self) -> None:
         while not self._stop.wait(self.sweep_s):
             try:
-                self.alerts.sweep_stale(self.clock(), dict(self.ingestor.latest))
+                self.alerts.sweep_stale(self.clock(), self.latest())
             except Exception:  # a failed sweep must not end the thread
                 logger.exception("stale sweep failed")
 

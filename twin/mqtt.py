@@ -14,6 +14,13 @@ batch holding them is committed. A message received but not yet stored when the 
 dies is redelivered by the broker; storage is idempotent on (datastream, phenomenon time),
 so nothing acknowledged is lost and nothing is stored twice. Malformed messages are
 dead-lettered and acknowledged: ingest never stops on them.
+
+One subscriber per client id: when several processes over one store each run a live twin
+(``twin serve --workers N``), they share the deployment's client id, and a **lease** in the
+store (:class:`~twin.lease.Lease`, named ``mqtt:<client id>``) decides which one connects;
+the others wait as standbys and one of them takes over within ``lease_ttl_s`` (plus one
+renewal period) when the holder dies, on the same persistent session, so what the broker
+queued or had in flight is delivered to the successor (ADR 0019).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from twin.ingest import Ingestor
+from twin.lease import Lease
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +60,8 @@ class MqttSettings:
     batch_wait_s : longest wait for a batch to fill
     share_group : subscribe as a member of this shared subscription (``$share/GROUP/...``):
         the broker spreads the messages over the group's ingest processes
+    lease_ttl_s : how long the subscription lease lasts unrenewed (renewed every third of
+        it); ``None`` connects without a lease
     """
 
     url: str = "mqtt://127.0.0.1:1883"
@@ -60,6 +70,7 @@ class MqttSettings:
     batch_max: int = 2000
     batch_wait_s: float = 0.02
     share_group: str | None = None
+    lease_ttl_s: float | None = 5.0
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -124,26 +135,41 @@ class MqttIngest:
     ----------
     ingestor : where observations go
     settings : broker and topics
+    lease : connect only while holding this lease (``None``: connect at :meth:`start`)
     """
 
-    def __init__(self, ingestor: Ingestor, settings: MqttSettings) -> None:
+    def __init__(
+        self, ingestor: Ingestor, settings: MqttSettings, lease: Lease | None = None
+    ) -> None:
         self.ingestor = ingestor
         self.settings = settings
+        self.lease = lease
         self.received = 0
+        #: set while connected to the broker and subscribed
         self.connected = threading.Event()
-        self._queue: queue.Queue[paho.MQTTMessage | None] = queue.Queue()
+        #: connections made (a standby that took over counts one more)
+        self.connections = 0
+        #: connections the broker or the network ended (another client on our id, say)
+        self.disconnects = 0
+        self._queue: queue.Queue[tuple[paho.Client, paho.MQTTMessage] | None] = queue.Queue()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._client = paho.Client(
+        self._leaser: threading.Thread | None = None
+        self._client: paho.Client | None = None
+        self._address: tuple[str, int] = ("", 0)  # checked at start()
+
+    def _new_client(self) -> paho.Client:
+        client = paho.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=settings.client_id,
+            client_id=self.settings.client_id,
             clean_session=False,
             manual_ack=True,
         )
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.reconnect_delay_set(min_delay=1, max_delay=5)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.reconnect_delay_set(min_delay=1, max_delay=5)
+        return client
 
     @property
     def topics(self) -> list[str]:
@@ -157,22 +183,65 @@ class MqttIngest:
         ]
 
     def start(self) -> None:
-        """Connect (retrying in the background) and start storing."""
-        host, port = self.settings.host_port
+        """Start storing, and connect (retrying in the background) now or, with a lease,
+        whenever this process holds it."""
+        self._address = self.settings.host_port  # a bad URL fails here, not in a thread
         self._stop.clear()
         self._worker = threading.Thread(target=self._run, name="mqtt-ingest", daemon=True)
         self._worker.start()
-        self._client.connect_async(host, port, keepalive=30)
-        self._client.loop_start()
+        if self.lease is None:
+            self._connect()
+            return
+        self._leaser = threading.Thread(target=self._hold, name="mqtt-lease", daemon=True)
+        self._leaser.start()
 
     def stop(self) -> None:
-        """Store what was received, then disconnect."""
+        """Store what was received, then disconnect (and give the lease up)."""
         self._stop.set()
+        if self._leaser is not None:
+            self._leaser.join(timeout=10)
+            self._leaser = None
         self._queue.put(None)
         if self._worker is not None:
             self._worker.join(timeout=10)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._disconnect()
+        if self.lease is not None:
+            try:
+                self.lease.release()
+            except Exception:  # the lease runs out by itself
+                logger.exception("MQTT ingest: releasing the subscription lease failed")
+
+    def _connect(self) -> None:
+        host, port = self._address
+        client = self._new_client()
+        self._client = client
+        self.connections += 1
+        client.connect_async(host, port, keepalive=30)
+        client.loop_start()
+
+    def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        self.connected.clear()  # first: a disconnect of our own is not counted
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+
+    def _hold(self) -> None:
+        """Take or renew the lease every third of its life; connect while it is held."""
+        assert self.lease is not None
+        while True:
+            try:
+                self.lease.acquire()
+            except Exception:  # the store is away: the lease is held until it runs out
+                logger.exception("MQTT ingest: renewing the subscription lease failed")
+            if self.lease.held and self._client is None:
+                logger.info("MQTT ingest: holding %s, connecting", self.lease.name)
+                self._connect()
+            elif not self.lease.held and self._client is not None:
+                logger.warning("MQTT ingest: lost %s, disconnecting", self.lease.name)
+                self._disconnect()
+            if self._stop.wait(self.lease.ttl_s / 3):
+                return
 
     def _on_connect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
@@ -186,10 +255,12 @@ class MqttIngest:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
     ) -> None:
+        if self.connected.is_set():
+            self.disconnects += 1
         self.connected.clear()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
-        self._queue.put(message)
+        self._queue.put((client, message))
 
     def _run(self) -> None:
         while True:
@@ -214,10 +285,10 @@ class MqttIngest:
                 batch.append(item)
             self._store(batch)
 
-    def _store(self, batch: list[paho.MQTTMessage]) -> None:
+    def _store(self, batch: list[tuple[paho.Client, paho.MQTTMessage]]) -> None:
         bodies: list[Any] = []
         bad: list[tuple[str, str]] = []
-        for message in batch:
+        for _, message in batch:
             found, rejected = parse_message(
                 message.topic, bytes(message.payload), self.settings.prefix
             )
@@ -232,6 +303,7 @@ class MqttIngest:
                 if self._stop.wait(1.0):
                     return
         self.received += len(batch)
-        for message in batch:
-            if message.qos > 0:
-                self._client.ack(message.mid, message.qos)
+        for client, message in batch:
+            # on the connection that brought it (after a lost lease the broker redelivers)
+            if message.qos > 0 and client is self._client:
+                client.ack(message.mid, message.qos)

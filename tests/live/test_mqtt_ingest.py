@@ -87,6 +87,10 @@ def test_shared_subscription_spreads_messages_over_two_ingests(
             body = orjson.dumps({"phenomenonTime": format_time(T0 + k * 1_000_000), "result": k})
             publisher.publish(topic, body, qos=1).wait_for_publish(5)
         wait_for(lambda: _stored(twins[0]) == 200, 10, "200 observations")
+        # counted once the batch's listeners (rules, bus) are done, a moment after the commit
+        wait_for(
+            lambda: sum(t.mqtt.received for t in twins if t.mqtt is not None) >= 200, 5, "counts"
+        )
         received = [t.mqtt.received for t in twins if t.mqtt is not None]
         assert sum(received) == 200 and min(received) > 0
     finally:
