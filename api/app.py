@@ -32,12 +32,12 @@ from api.routes import alerts as live_alerts
 from api.routes import cases as live_cases
 from api.routes import (
     drills,
-    runs,
     health,
     images,
     jobs,
     layers,
     objects,
+    runs,
     scenes,
     sites,
     tiles,
@@ -122,7 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = open_state(config, keys)
         app.state.twin = state
         # live twin (SensorThings, MQTT ingest, alerts, cases): own connection and threads
-        app.state.live = open_live(config)
+        app.state.live = open_live(config, state.feed)
         state.live = app.state.live
         live_layers = LiveLayers(app.state.live.bus, state.layers)
         live_layers.start()

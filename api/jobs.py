@@ -96,7 +96,7 @@ class JobManager:
 
     def list(self, owner: str | None = None, limit: int = 500) -> list[Job]:
         """Jobs and runs, newest first; only ``owner``'s when given."""
-        return self.runs.list(owner=owner, limit=limit)[0]
+        return self.runs.find(owner=owner, limit=limit)[0]
 
     def cancel(self, job_id: str) -> Job:
         """Ask a job to stop: a queued job never starts, a running one stops at its next

@@ -19,14 +19,16 @@ from api.errors import PermissionDeniedError
 from api.keys import READ_ROLES, Principal, Role
 from api.settings import Settings
 from cim.errors import StoreError
+from twin.feed import EventFeed
 from twin.live import LiveTwin
 from twin.mqtt import MqttSettings
 
 
-def open_live(settings: Settings) -> LiveTwin:
+def open_live(settings: Settings, feed: EventFeed | None = None) -> LiveTwin:
     """The live twin of ``settings``, started (MQTT subscriber and sweep). Without
     ``settings.mqtt_url``, ``TWIN_MQTT_URL`` from the environment is used (``twin serve``
-    builds its settings from the command line).
+    builds its settings from the command line). ``feed``: the process's event feed, shared
+    with the layers (one follower thread per process).
 
     Raises
     ------
@@ -39,7 +41,7 @@ def open_live(settings: Settings) -> LiveTwin:
         if url
         else None
     )
-    live = LiveTwin(settings.store_url, mqtt=mqtt)
+    live = LiveTwin(settings.store_url, mqtt=mqtt, feed=feed)
     live.start()
     return live
 

@@ -3,6 +3,18 @@
 Environment variables (read by :meth:`Settings.from_env` only; a bare ``Settings()`` reads
 nothing):
 
+====================  ============================================================
+``TWIN_STORE``        SQLite file or ``postgresql://`` URL (default ``twin.db``)
+``TWIN_KEYS_FILE``    an old key file to import into the store once (ADR 0019)
+``TWIN_API_KEYS``     bootstrap keys ``key:role[:scope,...];...`` (memory only)
+``TWIN_ADMIN_KEY``    one bootstrap admin key
+``TWIN_CACHE``        derived files: tilesets, run folders (``<store>.cache``)
+``TWIN_JOB_WORKERS``  threads for tileset builds and other jobs (default 2)
+``TWIN_RUN_WORKERS``  drill runs at once in worker processes (default cores - 1)
+``TWIN_RAY``          ``auto``, ``local`` or ``ray://host:port``: drills as Ray tasks
+``TWIN_WEB_MODULES``  the viewer's ``node_modules``
+``TWIN_DATA``         the catalogue of named drill inputs (default ``assets/``)
+``TWIN_MQTT_URL``     the MQTT broker of the live ingest
 ====================  ============================================================"""
 
 from __future__ import annotations

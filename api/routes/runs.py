@@ -45,7 +45,7 @@ def list_runs(
 ) -> dict[str, Any]:
     """Drill runs, newest first, filtered by drill, site, state and owner (key id), paged."""
     scopes = list(principal.scopes) if principal.role is Role.PILOT else None
-    records, total = state.runs.list(
+    records, total = state.runs.find(
         kind="drill",
         drill=drill,
         site=site,

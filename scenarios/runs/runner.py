@@ -20,6 +20,7 @@ Both call :func:`scenarios.runs.worker.execute_run`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -137,20 +138,16 @@ class _Worker:
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             self.process.wait(timeout=10)
         self.close_pipes()
 
     def stop(self) -> None:
         """End the worker gently (no more tasks), killing it if it does not end."""
         if self.process.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.process.stdin.close()
-            except OSError:
-                pass
         try:
             self.process.wait(timeout=2)
         except subprocess.TimeoutExpired:
@@ -161,10 +158,8 @@ class _Worker:
         self._reader.join(timeout=2)
         for pipe in (self.process.stdin, self.process.stdout):
             if pipe is not None:
-                try:
+                with contextlib.suppress(OSError):
                     pipe.close()
-                except OSError:
-                    pass
 
 
 class _LocalHandle:

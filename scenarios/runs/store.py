@@ -302,7 +302,7 @@ class RunStore:
             raise NotFoundError(f"no run {run_id!r}")
         return _record(rows[0])
 
-    def list(
+    def find(
         self,
         kind: str | None = None,
         drill: str | None = None,

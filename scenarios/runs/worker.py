@@ -71,10 +71,6 @@ def _connections(paths: WorkerPaths) -> tuple[RunStore, Store]:
     return _OPEN[key]
 
 
-class _Cancelled(Exception):
-    pass
-
-
 def execute_run(run_id: str, paths: WorkerPaths) -> dict[str, Any]:
     """Execute a running run and store its outcome.
 

@@ -167,7 +167,11 @@ def test_flood_closures_chain_into_a_traffic_drill_of_the_same_site_only(
         ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 0.01}, 422, "body.cell_m"),
         ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1e-300}, 422, "body.cell_m"),
         ({"site": SITE, "storm": STORM, "duration_s": 60, "cell_m": 1e300}, 422, "body.cell_m"),
-        ({"site": SITE, "storm": STORM, "duration_s": 60, "record_step_s": 1e-9}, 422, "body.record_step_s"),
+        (
+            {"site": SITE, "storm": STORM, "duration_s": 60, "record_step_s": 1e-9},
+            422,
+            "body.record_step_s",
+        ),
         ({"site": SITE, "storm": STORM, "duration_s": 1e9}, 422, "body.duration_s"),
         ({"site": SITE, "storm": STORM}, 422, "duration_s is required"),
         ({"site": SITE, "duration_s": 60}, 422, "or at least one inflow"),

@@ -49,7 +49,9 @@ def test_job_runs_reports_progress_and_keeps_its_result(runs: RunStore) -> None:
     assert record["started"] is not None and record["finished"] >= record["started"]
 
 
-def test_domain_error_fails_the_job_with_its_message_and_a_bug_is_not_leaked(runs: RunStore) -> None:
+def test_domain_error_fails_the_job_with_its_message_and_a_bug_is_not_leaked(
+    runs: RunStore,
+) -> None:
     manager = JobManager(runs, "test-runner", workers=1)
 
     def bad_input(progress: Progress) -> dict[str, Any]:

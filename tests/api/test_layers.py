@@ -23,8 +23,9 @@ def test_put_then_read_layer(twin: Twin) -> None:
     layer = twin.client.get(f"/sites/{SITE}/layers/height-test", headers=twin.headers("display"))
     assert layer.json()["values"] == _values(twin)
     listing = twin.client.get(f"/sites/{SITE}/layers", headers=twin.headers("display")).json()
-    assert [item["name"] for item in listing] == ["height-test"]
-    assert "values" not in listing[0]
+    # layers live in the store: the session's store may hold other modules' layers too
+    assert "height-test" in [item["name"] for item in listing]
+    assert all("values" not in item for item in listing)
     # the pilot sees only the value of its own building
     pilot = twin.client.get(f"/sites/{SITE}/layers/height-test", headers=twin.headers("pilot"))
     assert pilot.json()["values"] == {twin.building.code: 7.5}
