@@ -106,7 +106,7 @@ class FakeRuns:
 
 def run_record(drill: str, site: str, state: str, result: dict[str, Any]) -> Any:
     """A run record with the fields ``prepare`` reads."""
-    return SimpleNamespace(drill=drill, site=site, state=state, result=result)
+    return SimpleNamespace(kind="drill", drill=drill, site=site, state=state, result=result)
 
 
 @pytest.fixture
