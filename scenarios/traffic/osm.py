@@ -1,5 +1,7 @@
-"""OpenStreetMap road networks (``.osm`` XML and ``.osm.pbf``, read with pyosmium) as a
-:class:`~scenarios.traffic.spec.RoadNetwork`.
+"""OpenStreetMap road networks as a :class:`~scenarios.traffic.spec.RoadNetwork`, from an
+``.osm`` or ``.osm.pbf`` file (:func:`load_osm_roads`, read with pyosmium) or from a site's
+``Road`` objects (:func:`cim.networks.roads.ways_from_roads`): both give OSM ways to one
+builder, :func:`network_from_ways`, so the two networks are the same link by link.
 
 Drivable ways are cut at junctions (nodes shared by ways) and at their ends, so chains of
 shape points become one link. Direction follows ``oneway`` (``yes``/``-1``; motorways and
@@ -16,13 +18,14 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cim.errors import SourceError
-from cim.loaders.osm import read_ways
+from cim.loaders.osm import Way, read_ways
 from scenarios.traffic.grades import OSM_ROAD_CLASS
 from scenarios.traffic.spec import DEFAULT_JAM_DENSITY_VPM, RoadNetwork
 
@@ -42,6 +45,9 @@ CLASS_DEFAULTS: dict[str, tuple[float, int, float]] = {
     "residential": (30.0, 1, 900.0),
     "living_street": (10.0, 1, 600.0),
 }
+
+#: The highway=* classes a traffic network is built of.
+DRIVABLE_CLASSES = frozenset(CLASS_DEFAULTS)
 
 _EARTH_M = 6_371_008.8
 
@@ -88,11 +94,21 @@ def load_osm_roads(
 ) -> tuple[RoadNetwork, OsmReport]:
     """Read the drivable roads of an OSM file into a network.
 
+    The file's ways (:data:`DRIVABLE_CLASSES`, not ``access=no|private``) go through
+    :func:`network_from_ways`, as a site's ``Road`` objects do
+    (:func:`cim.networks.roads.ways_from_roads`).
+
     Parameters
     ----------
     path : ``.osm`` or ``.osm.pbf`` file
     deltan : platoon size the network will run with (sets the minimum link length)
     keep_largest_component : drop nodes outside the largest strongly connected part
+
+    Returns
+    -------
+    network : RoadNetwork
+        Node names are OSM node ids, node ``x``, ``y`` their longitude and latitude.
+    report : OsmReport
 
     Raises
     ------
@@ -100,9 +116,43 @@ def load_osm_roads(
         The file cannot be read, or holds no drivable road.
     """
     path = Path(path)
-    ways = read_ways(path, set(CLASS_DEFAULTS), skip_access=True)
+    ways = read_ways(path, set(DRIVABLE_CLASSES), skip_access=True)
+    return network_from_ways(ways, path, deltan, keep_largest_component)
+
+
+def network_from_ways(
+    ways: Sequence[Way],
+    source: str | Path,
+    deltan: int = 5,
+    keep_largest_component: bool = True,
+) -> tuple[RoadNetwork, OsmReport]:
+    """The network of drivable OSM ways, however they were read (a file, the CIM).
+
+    Ways are cut into links at nodes they share and at their ends; each link is named
+    ``osm:w<way>/<segment><f|b>``. Ways are taken in the order given (an OSM file's order,
+    by way id), which sets the order of the links.
+
+    Parameters
+    ----------
+    ways : (way id, tags, node ids, longitudes, latitudes) per way, each of a class of
+        :data:`CLASS_DEFAULTS`, with at least two nodes
+    source : what the ways came from (a file, a site), named in errors and on the network
+    deltan : platoon size the network will run with (sets the minimum link length)
+    keep_largest_component : drop nodes outside the largest strongly connected part
+
+    Returns
+    -------
+    network : RoadNetwork
+        Node names are OSM node ids, node ``x``, ``y`` their longitude and latitude.
+    report : OsmReport
+
+    Raises
+    ------
+    SourceError
+        If there is no way, or a way is of no class of :data:`CLASS_DEFAULTS`.
+    """
     if not ways:
-        raise SourceError(path, "no drivable roads (highway=motorway..living_street)")
+        raise SourceError(source, "no drivable roads (highway=motorway..living_street)")
     counts: dict[int, int] = {}
     for _, _, refs, _, _ in ways:
         for ref in refs:
@@ -111,7 +161,9 @@ def load_osm_roads(
     node_xy: dict[int, tuple[float, float]] = {}
     rows: list[dict[str, object]] = []
     for way_id, tags, refs, lons, lats in ways:
-        highway = tags["highway"]
+        highway = tags.get("highway", "")
+        if highway not in CLASS_DEFAULTS:
+            raise SourceError(source, f"highway={highway!r} is not drivable", f"w{way_id}")
         speed_default, lanes_default, cap_default = CLASS_DEFAULTS[highway]
         speed = _speed_kmh(tags.get("maxspeed"), speed_default) / 3.6
         oneway_tag = tags.get("oneway", "")
@@ -175,5 +227,5 @@ def load_osm_roads(
     nodes = [{"name": n, "x": node_xy[int(n)][0], "y": node_xy[int(n)][1]} for n in used]
     from scenarios.traffic.loaders import network_from_rows
 
-    network = network_from_rows(path, nodes, rows)
+    network = network_from_rows(source, nodes, rows)
     return network, OsmReport(len(ways), network.n_links, lengthened, dropped)
