@@ -3,8 +3,12 @@
 Two kinds of network:
 
 - ``{"network": NAME, ...}``: ``traffic/NAME_{nodes,links,demand}.csv`` (UXsim's form);
-- ``{"site": SITE, "osm": NAME, "demand": {...}, ...}``: the streets of
-  ``traffic/NAME.osm[.pbf]`` as imported into the site, with a seeded random OD demand.
+- ``{"site": SITE, "osm": NAME, "demand": {...}, ...}``: the site's ``Road`` objects
+  imported from ``traffic/NAME.osm[.pbf]`` (without ``osm``, every road of the site), with a
+  seeded random OD demand. The network is built from the CIM objects
+  (:mod:`cim.networks.roads`), not by reading the file again, by the same builder as a
+  file's network (:func:`scenarios.traffic.osm.network_from_ways`): the site is the one
+  source of the streets.
   Closures may name CIM road codes (every link of the road closes); ``closures_from``
   names a finished site flood run whose road closures are added (``prepare`` reads them
   into ``closures``); the worst congestion grade per road is the layer ``traffic-grade``.
@@ -20,6 +24,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cim.errors import NotFoundError
+from cim.model import CimObject
+from cim.networks.roads import codes_by_way, ways_from_roads
 from cim.store import Store
 from scenarios.drills.base import (
     Drill,
@@ -42,6 +48,8 @@ TRAFFIC_LAYER = "traffic-grade"
 MAX_VEHICLES = 2_000_000
 #: Longest simulated time, s.
 MAX_TIME_S = 86_400.0
+#: The catalogue's OSM files, ``traffic/NAME`` + one of these (the first that exists).
+OSM_SUFFIXES = (".osm.pbf", ".osm")
 
 _LINK = Field(min_length=1, max_length=128, description="link name, link code or CIM road code")
 
@@ -93,11 +101,15 @@ class RandomDemand(BaseModel):
 
 class TrafficDrill(DrillSpec):
     """The body of ``POST /drills/traffic``: a catalogue network (``network``), or the
-    streets of an OSM file imported into a site (``site`` and ``osm``)."""
+    streets of a site (``site``; with ``osm``, only those imported from that file)."""
 
     network: Name | None = Field(None, description="traffic/NAME_nodes.csv of the catalogue")
     site: Name | None = Field(None, description="the site holding the OSM streets")
-    osm: Name | None = Field(None, description="traffic/NAME.osm[.pbf] of the catalogue")
+    osm: Name | None = Field(
+        None,
+        description="site drills: only the roads imported from traffic/NAME.osm[.pbf]; "
+        "None: every road of the site",
+    )
     demand: RandomDemand | None = Field(None, description="site drills: the random demand")
     closures: list[RoadClosure] = Field(default_factory=list, max_length=1_000)
     closures_from: RunId | None = Field(
@@ -115,19 +127,75 @@ class TrafficDrill(DrillSpec):
     def _one_network(self) -> TrafficDrill:
         on_site = self.site is not None or self.osm is not None
         if on_site and self.network is not None:
-            raise ValueError("give network, or site and osm, not both")
-        if on_site and (self.site is None or self.osm is None):
-            raise ValueError("a site traffic drill needs both site and osm")
+            raise ValueError("give network, or site (and osm), not both")
+        if on_site and self.site is None:
+            raise ValueError("osm names the streets of a site: give site too")
         if not on_site and self.network is None:
-            raise ValueError("give network (a catalogue network) or site and osm")
+            raise ValueError("give network (a catalogue network) or site (and osm)")
         if not on_site and (self.demand is not None or self.closures_from is not None):
-            raise ValueError("demand and closures_from are for site drills (site and osm)")
+            raise ValueError("demand and closures_from are for site drills (site)")
         return self
 
 
 def _osm_path(spec: TrafficDrill, data_dir: Path) -> Path:
     assert spec.osm is not None
-    return named_input(data_dir, "traffic", (".osm.pbf", ".osm"), spec.osm, "osm")
+    return named_input(data_dir, "traffic", OSM_SUFFIXES, spec.osm, "osm")
+
+
+def site_roads(spec: TrafficDrill, data_dir: Path, store: Store) -> list[CimObject]:
+    """The ``Road`` objects a site drill runs on: those imported from ``traffic/NAME.osm[.pbf]``
+    (``osm``), or every road of the site.
+
+    Raises
+    ------
+    NotFoundError
+        If the site is unknown, or it holds no roads of ``osm`` and the catalogue no such file.
+    DrillRequestError
+        If the site holds no roads (of that file).
+    """
+    assert spec.site is not None
+    store.site(spec.site)
+    roads = store.by_kind(spec.site, "Road")
+    if spec.osm is None:
+        if not roads:
+            raise DrillRequestError(
+                f"site: site {spec.site!r} holds no streets: import an OSM file first "
+                f"(twin import NAME.osm --site {spec.site})"
+            )
+        return roads
+    for source in (f"{spec.osm}{suffix}" for suffix in OSM_SUFFIXES):
+        chosen = [r for r in roads if r.source == source]
+        if chosen:
+            return chosen
+    path = _osm_path(spec, data_dir)  # an unknown name is 404, naming the known ones
+    raise DrillRequestError(
+        f"osm: site {spec.site!r} holds no streets from {path.name}: import it first "
+        f"(twin import {path.name} --site {spec.site})"
+    )
+
+
+def road_network(
+    roads: list[CimObject], source: str, deltan: int
+) -> tuple[RoadNetwork, dict[str, str]]:
+    """The traffic network of a site's ``Road`` objects and ``way id -> CIM road code``.
+
+    Built by the builder an OSM file's network is built by
+    (:func:`scenarios.traffic.osm.network_from_ways`), so it is the same link by link.
+
+    Raises
+    ------
+    DrillRequestError
+        If none of the roads is drivable.
+    """
+    from scenarios.traffic.osm import DRIVABLE_CLASSES, network_from_ways
+
+    ways = ways_from_roads(roads, DRIVABLE_CLASSES, skip_access=True)
+    if not ways:
+        raise DrillRequestError(
+            f"{source} holds no drivable streets (highway={', '.join(sorted(DRIVABLE_CLASSES))})"
+        )
+    network, _ = network_from_ways(ways, source, deltan=deltan)
+    return network, codes_by_way(roads)
 
 
 def _network(
@@ -135,22 +203,14 @@ def _network(
 ) -> tuple[RoadNetwork, list[DemandWindow], dict[str, str]]:
     """The network, its demand and ``way id -> CIM road code`` (site drills)."""
     from scenarios.traffic import load_uxsim_csv
-    from scenarios.traffic.osm import load_osm_roads
 
     if spec.network is not None:
         nodes = named_input(data_dir, "traffic", ("_nodes.csv",), spec.network, "network")
         network, demand = load_uxsim_csv(str(nodes)[: -len("_nodes.csv")])
         return network, demand, {}
-    assert spec.site is not None
-    store.site(spec.site)
-    path = _osm_path(spec, data_dir)
-    road_of_way = store.codes_of_source(spec.site, path.name)
-    if not road_of_way:
-        raise DrillRequestError(
-            f"osm: site {spec.site!r} holds no streets from {path.name}: import it first "
-            f"(twin import {path.name} --site {spec.site})"
-        )
-    network, _ = load_osm_roads(path, deltan=spec.deltan)
+    roads = site_roads(spec, data_dir, store)
+    source = f"site {spec.site}" + (f", {roads[0].source}" if spec.osm is not None else "")
+    network, road_of_way = road_network(roads, source, spec.deltan)
     return (
         network,
         random_demand(network, spec.demand or RandomDemand.model_validate({})),

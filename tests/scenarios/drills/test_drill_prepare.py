@@ -28,6 +28,13 @@ def _prepare(name: str, body: dict[str, Any], ctx: PrepareContext) -> Any:
         ("traffic", {**OAKLAND, "osm": "atlantis"}, NotFoundError, "west_oakland"),
         ("traffic", {**OAKLAND, "site": "nowhere"}, NotFoundError, "nowhere"),
         ("traffic", {**OAKLAND, "osm": "helsinki_center"}, DrillRequestError, "import it first"),
+        ("traffic", {"site": "bellinge"}, DrillRequestError, "holds no streets: import an OSM"),
+        (
+            "traffic",
+            {"site": "merewether"},  # one road, from GeoJSON: no OSM way
+            DrillRequestError,
+            "site merewether holds no drivable streets",
+        ),
         (
             "traffic",
             {"network": "tokyo_arterial", "closures": [{"link": "no-such-road", "t_start_s": 0}]},

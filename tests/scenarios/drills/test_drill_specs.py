@@ -25,6 +25,7 @@ TODAYS_BODIES: list[tuple[str, dict[str, Any]]] = [
     ("traffic", {"network": "tokyo_arterial", "closures": [{"link": "r", "t_start_s": 0}]}),
     ("traffic", {"network": "t", "meterings": [{"link": "r", "t_start_s": 0, "rate_vps": 0.02}]}),
     ("traffic", {"site": "oakland", "osm": "west_oakland", "demand": {"pairs": 60, "seed": 1}}),
+    ("traffic", {"site": "oakland", "demand": {"pairs": 60, "seed": 1}}),
     (
         "traffic",
         {
@@ -213,7 +214,7 @@ def test_huge_lists_are_refused(name: str, body: dict[str, Any]) -> None:
     ("name", "body", "message"),
     [
         ("traffic", {"network": "t", "site": "s", "osm": "o"}, "not both"),
-        ("traffic", {"site": "oakland"}, "needs both site and osm"),
+        ("traffic", {"osm": "west_oakland"}, "give site too"),
         ("traffic", {"network": "t", "closures_from": "j_1"}, "for site drills"),
         (
             "traffic",
