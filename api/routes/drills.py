@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from api.auth import WRITE_ROLES, Reader
@@ -86,14 +86,33 @@ def may_start(principal: Principal, name: str, spec: DrillSpec) -> None:
         raise NotFoundError(f"no building {unit!r} in this key's unit")
 
 
+def _starter(drill: Drill[Any]) -> Callable[[Principal], Principal]:
+    """The dependency that refuses a key which may never start this drill, before its body
+    is read (a display key gets 403, not a complaint about the body)."""
+    pilots = drill.spec.unit_code is not DrillSpec.unit_code
+
+    def require_starter(principal: Reader) -> Principal:
+        if principal.role in WRITE_ROLES or (principal.role is Role.PILOT and pilots):
+            return principal
+        raise PermissionDeniedError(
+            f"a {principal.role.value} key may not start a {drill.name} drill"
+        )
+
+    return require_starter
+
+
 def _endpoint(drill: Drill[Any]) -> Callable[..., JSONResponse]:
-    def start(state: State, principal: Reader, body: DrillSpec) -> JSONResponse:
+    def start(state: State, principal: Principal, body: DrillSpec) -> JSONResponse:
         may_start(principal, drill.name, body)
         record = submit_drill(state, principal, drill.name, body)
         public = record.to_public()
         return JSONResponse(public, status_code=202, headers={"Location": public["href"]})
 
-    start.__annotations__ = {**start.__annotations__, "body": drill.spec}
+    start.__annotations__ = {
+        **start.__annotations__,
+        "principal": Annotated[Principal, Depends(_starter(drill))],
+        "body": drill.spec,
+    }
     start.__name__ = f"start_{drill.name}_drill"
     start.__doc__ = (
         f"Start a {drill.name} drill: {drill.help}. ``202`` with the run "

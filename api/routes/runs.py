@@ -14,12 +14,12 @@ import struct
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from api.auth import Reader
 from api.errors import PermissionDeniedError
-from api.keys import Role
+from api.keys import Principal, Role
 from api.runs import close_run_alerts, may_cancel, visible_run
 from api.state import State
 from cim.errors import NotFoundError
@@ -82,8 +82,23 @@ def read_run(run_id: str, state: State, principal: Reader) -> dict[str, Any]:
     return visible_run(state, principal, run_id).to_public()
 
 
+def require_canceller(principal: Reader) -> Principal:
+    """Keys that may stop or delete some run: admin, planner, pilot (its own).
+
+    Raises
+    ------
+    PermissionDeniedError
+        For a display or device key (403), before the run is looked up.
+    """
+    if principal.role not in (Role.ADMIN, Role.PLANNER, Role.PILOT):
+        raise PermissionDeniedError(f"a {principal.role.value} key may not stop runs")
+    return principal
+
+
 @router.delete("/{run_id}")
-def delete_run(run_id: str, state: State, principal: Reader) -> dict[str, Any]:
+def delete_run(
+    run_id: str, state: State, principal: Annotated[Principal, Depends(require_canceller)]
+) -> dict[str, Any]:
     """Cancel an unfinished run (it stops within about two seconds), or delete a finished
     one: its per-object results, series, files and layers go, its drill alerts close.
 

@@ -238,6 +238,12 @@ def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
             f"cell_m(={cell_m:g}) makes about {math.ceil(cells)} cells of {spec.venue}, more "
             f"than {MAX_CELLS}: choose a larger cell_m"
         )
+    holds = crowd_spec.fd.rho_max_pm2 * venue.area_m2
+    if spec.agents > holds:
+        raise DrillRequestError(
+            f"agents(={spec.agents}) exceed what venue {spec.venue} holds at jam density "
+            f"({int(holds)} on {venue.area_m2:.0f} m²)"
+        )
     return spec
 
 

@@ -120,7 +120,7 @@ def execute_run(run_id: str, paths: WorkerPaths) -> dict[str, Any]:
         message = f"run {run_id} ran out of memory"
         runs.finish(run_id, RunState.FAILED, message, {"type": "MemoryError", "message": message})
         return {"run": run_id, "state": "failed", "message": message}
-    except TwinError as exc:
+    except (TwinError, ValueError) as exc:  # bad input the engine found: its message
         shutil.rmtree(folder, ignore_errors=True)
         error = {"type": type(exc).__name__, "message": str(exc)}
         runs.finish(run_id, RunState.FAILED, str(exc), error)

@@ -31,8 +31,9 @@ def _write_routes(twin: Twin) -> list[tuple[str, str]]:
     return routes
 
 
-#: What a unit pilot may change: its unit's alerts and cases (it works them); nothing else.
-PILOT_WRITES = ("/alerts", "/cases")
+#: What a unit pilot may change: its unit's alerts and cases (it works them), and start (and
+#: stop) its own building's evacuation drill; nothing else.
+PILOT_WRITES = ("/alerts", "/cases", "/drills/evacuation", "/runs/")
 
 
 @pytest.mark.parametrize("role", ["display", "pilot"])

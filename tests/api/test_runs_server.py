@@ -65,15 +65,17 @@ def test_a_run_reads_the_same_from_every_worker_and_outlives_a_restart(
                 answers.append(fresh.get(f"/runs/{run_id}").json())
         assert {a["state"] for a in answers} == {"succeeded"}
         assert all(a["result"] == done["result"] for a in answers)
-        layers = {
-            fresh.get("/sites/bellinge/layers/flood-network-depth").status_code
-            for fresh in (server.client(deployment.display) for _ in range(10))
-        }
+        layers = set()
+        for _ in range(10):
+            with server.client(deployment.display) as fresh:
+                layers.add(fresh.get("/sites/bellinge/layers/flood-network-depth").status_code)
         assert layers == {200}
         raised = done["result"]["drill_alerts"]
         assert raised is not None and raised["count"] > 0 and raised["drill"] == run_id
         objects = display.get(f"/runs/{run_id}/objects", params={"metric": "max_depth_m"})
         assert objects.status_code == 200 and len(objects.json()["objects"]) > 10
+        planner.close()
+        display.close()
     # a restart: the run, its result, its layer and its alerts are still there
     with serving(deployment.store, deployment.cache, workers=1) as server:
         display = server.client(deployment.display)
@@ -87,12 +89,14 @@ def test_a_run_reads_the_same_from_every_worker_and_outlives_a_restart(
         assert len(mine) == raised["count"]
         listed = display.get("/runs", params={"drill": "flood", "state": "succeeded"}).json()
         assert run_id in [r["id"] for r in listed["runs"]]
+        display.close()
+        planner.close()
 
 
 def test_kill_9_mid_run_leaves_it_interrupted_without_partial_files(
     deployment: Deployment,
 ) -> None:
-    body = {"venue": "waterfront", "agents": 150000, "seed": 1}
+    body = {"venue": "waterfront", "agents": 70000, "seed": 1}
     server = start_server(deployment.store, deployment.cache, workers=2)
     try:
         planner = server.client(deployment.planner)
@@ -108,10 +112,12 @@ def test_kill_9_mid_run_leaves_it_interrupted_without_partial_files(
         assert record["state"] == "running", record
         folder = deployment.cache / "runs" / run_id
         assert folder.is_dir()
+        planner.close()
     finally:
         server.kill()
     with serving(deployment.store, deployment.cache, workers=1) as server:
-        record = server.client(deployment.display).get(f"/runs/{run_id}").json()
+        with server.client(deployment.display) as display:
+            record = display.get(f"/runs/{run_id}").json()
         assert record["state"] == "interrupted", record
         assert not folder.exists()
     with sqlite3.connect(deployment.store) as db:

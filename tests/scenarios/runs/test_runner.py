@@ -23,7 +23,7 @@ from scenarios.runs.worker import WorkerPaths
 
 ASSETS = Path(__file__).parents[3] / "assets"
 TRAFFIC = {"network": "tokyo_arterial", "seed": 3}
-LONG_CROWD = {"venue": "waterfront", "agents": 150000, "seed": 1}
+LONG_CROWD = {"venue": "waterfront", "agents": 70000, "seed": 1}
 
 
 @pytest.fixture(scope="module")
