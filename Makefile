@@ -104,6 +104,11 @@ bench-serving: $(VENV)/.installed-dev ## tile serving under 50 clients: our API 
 	   DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx wrk >/dev/null)
 	$(PY) bench/tiles_serving.py
 
+bench-runs: $(VENV)/.installed-dev ## API latency with 0 vs 4 drills running; 20 traffic drills serial/pool/Ray (installs wrk)
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
+	$(PY) bench/runs.py
+.PHONY: bench-runs
+
 # VTK renders PNG snapshots off-screen through EGL (render/images.py); the wheels link the
 # system's libEGL, which Debian ships as libegl1 + libegl-mesa0
 $(VENV)/.egl-checked:

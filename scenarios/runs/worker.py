@@ -17,6 +17,7 @@ libraries print goes to stderr)::
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import logging
@@ -186,6 +187,9 @@ def _die_with_parent() -> None:
 def main() -> int:
     """The local worker loop: tasks on stdin, answers on a private copy of stdout."""
     _die_with_parent()
+    # drills yield the cores to the process serving HTTP (ADR 0018)
+    with contextlib.suppress(OSError):
+        os.nice(10)
     parent = os.getppid()
     answers = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answers
