@@ -470,6 +470,9 @@ class Runner:
 
     def _finish_succeeded(self, run_id: str, finish: dict[str, Any]) -> None:
         extra: dict[str, Any] = {}
+        if self.runs.cancels_asked([run_id]):  # cancelled while finishing: nothing on the twin
+            self._end(run_id, RunState.CANCELLED, "cancelled")
+            return
         if self.on_succeeded is not None:
             try:
                 extra = self.on_succeeded(run_id, finish) or {}
@@ -478,7 +481,7 @@ class Runner:
                 self._end(run_id, RunState.FAILED, "finishing the run on the twin failed", "Error")
                 return
         if not self.runs.mark_succeeded(run_id, extra):
-            shutil.rmtree(self.runs.folder(run_id), ignore_errors=True)
+            self._end(run_id, RunState.CANCELLED, "cancelled")
 
     def _kill(self, item: _Running, reason: str) -> None:
         item.handle.kill()

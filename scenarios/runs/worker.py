@@ -153,6 +153,7 @@ def execute_run(run_id: str, paths: WorkerPaths) -> dict[str, Any]:
     series = [(s.metric, s.unit, s.times_s, s.codes, s.values) for s in result.series]
     if not runs.store_outcome(run_id, stored, objects, series, files):
         shutil.rmtree(folder, ignore_errors=True)
+        runs.finish(run_id, RunState.CANCELLED, "cancelled")
         return {"run": run_id, "state": "cancelled", "message": "cancelled"}
     finish = {
         "site": record.site,

@@ -189,3 +189,18 @@ def test_runs_of_a_dead_holder_become_interrupted_with_their_files_removed(
     finally:
         runner.close()
         runs.close()
+
+
+def test_a_cancel_asked_while_a_run_finishes_ends_it_cancelled_with_nothing_kept(
+    local: Bench,
+) -> None:
+    for _ in range(5):
+        run_id = local.submit("traffic", TRAFFIC)
+        while local.runs.get(run_id).state.value == "queued":
+            time.sleep(0.01)
+        local.runs.request_cancel(run_id)
+        record = local.wait(run_id, timeout_s=10)
+        assert record.state in (RunState.CANCELLED, RunState.SUCCEEDED), record
+        if record.state is RunState.CANCELLED:
+            assert local.runs.objects(run_id) == [] and record.result is None
+            assert run_id not in [r for r, _ in local.finished]
