@@ -19,7 +19,7 @@ help: ## list the targets
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[terrain,postgres,ray]"
+	$(PY) -m pip install --quiet -e ".[terrain,postgres,ray,ifc]"
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed node_modules/.installed
