@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -537,7 +539,8 @@ def cached_grid(
             path.unlink(missing_ok=True)  # a damaged cache file is rebuilt
     grid = build_grid(venue, cell_m, window_m, zone_m)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp.npz")
+    # one temporary file per process: runs building the same venue at once must not share it
+    partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npz")
     np.savez(
         partial,
         shape=np.array(grid.shape),

@@ -191,6 +191,10 @@ def main() -> int:
     # drills yield the cores to the process serving HTTP (ADR 0018)
     with contextlib.suppress(OSError):
         os.nice(10)
+        # the worker is its own session, hence its own scheduler autogroup: nice only counts
+        # inside the group unless the group's own weight is lowered too
+        with open("/proc/self/autogroup", "w", encoding="ascii") as group:
+            group.write("10")
     parent = os.getppid()
     answers = os.fdopen(os.dup(1), "wb", buffering=0)
     os.dup2(2, 1)  # whatever a library prints goes to stderr, never into the answers
