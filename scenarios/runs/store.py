@@ -698,10 +698,17 @@ class RunStore:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process of this host runs: a zombie (killed, not yet reaped by an init that
+    may never reap it) is dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
