@@ -35,7 +35,7 @@ ASSETS = ROOT / "assets" / "swmm"
 _SWMM = """
 import json, resource, sys, time
 from pyswmm import Nodes, Simulation, SystemStats
-from scenarios.flood.units import unit_system
+from cim.loaders.swmm_units import unit_system
 t = time.perf_counter()
 with Simulation(sys.argv[1]) as sim:
     u = unit_system(sim.flow_units)

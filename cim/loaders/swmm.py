@@ -44,6 +44,7 @@ from cim.loaders.base import ParsedSource, SourceObject
 from cim.loaders.geojson import _add_polygons, _extrude, _interleave, _Rings
 from cim.loaders.osm import _polygons
 from cim.loaders.swmm_sections import Line, read_sections
+from cim.loaders.swmm_units import unit_system
 
 #: GB/T 30428.2-2013 component class of a manhole cover: 0103 雨水井盖 (storm water)
 MANHOLE_CLASS = "0103"
@@ -57,10 +58,6 @@ OUTFALL_SIDE_M = 1.0
 REGULATOR_M = 0.4
 #: Thickness (m) of a subcatchment's slab
 SLAB_M = 0.05
-#: Feet per metre of files in US flow units
-_US_UNITS = frozenset({"CFS", "GPM", "MGD"})
-_FOOT_M = 0.3048
-_ACRE_M2 = 4046.8564224
 
 _NODE_SECTIONS = {
     "JUNCTIONS": "Manhole",
@@ -149,9 +146,11 @@ def load_swmm(path: str | Path, crs: str | None) -> ParsedSource:
     except ValueError as exc:
         raise CRSError(path, str(exc)) from None
     inp = _File(path)
-    flow_units = inp.option("FLOW_UNITS", "CFS")
-    length_m = _FOOT_M if flow_units in _US_UNITS else 1.0
-    area_m2 = _ACRE_M2 if flow_units in _US_UNITS else 10_000.0
+    try:
+        units = unit_system(inp.option("FLOW_UNITS", "CFS"))
+    except ValueError as exc:
+        raise SourceError(path, f"[OPTIONS] {exc}") from None
+    length_m, area_m2 = units.length, units.area
     elevation_offsets = inp.option("LINK_OFFSETS", "DEPTH") == "ELEVATION"
 
     xy = _coordinates(inp, "COORDINATES")
@@ -312,7 +311,7 @@ def load_swmm(path: str | Path, crs: str | None) -> ParsedSource:
         raise SourceError(path, "no drainage network: no nodes, links or subcatchments")
     node_points = [shapely.Point(xy[n]) for n in nodes]
     network.attributes = {
-        "flow_units": flow_units,
+        "flow_units": units.flow_units,
         "nodes": len(nodes),
         "links": len(links),
         "subcatchments": len(inp.rows("SUBCATCHMENTS")),

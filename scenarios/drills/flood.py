@@ -199,7 +199,24 @@ def _site_objects(spec: FloodDrill, ctx: PrepareContext | RunContext, inp: Path)
             f"network: site {spec.site!r} holds no import of {inp.name}: "
             "import it with twin import --crs"
         )
+    _same_as_imported(spec.site, inp, ctx)
     return objects
+
+
+def _same_as_imported(site: str, inp: Path, ctx: PrepareContext | RunContext) -> None:
+    """Refuse a network whose file changed after its import into ``site``: the CIM's nodes
+    (the codes results are keyed by) and the hydraulic model must come from the same bytes."""
+    from cim.importer import file_sha256
+
+    imported = {s["key"]: s["sha256"] for s in ctx.store.sources(site)}.get(inp.name)
+    now = file_sha256(inp)
+    if imported is not None and imported != now:
+        raise DrillRequestError(
+            f"network: {inp.name} changed after its import into site {site!r} "
+            f"(imported sha256 {imported[:12]}, now {now[:12]}): import it again "
+            f"(twin import --site {site} --crs CRS {inp.name}) so that the CIM and the drill "
+            "hold the same network"
+        )
 
 
 def prepare(spec: FloodDrill, ctx: PrepareContext) -> FloodDrill:

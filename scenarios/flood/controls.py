@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from cim.errors import SourceError
+from cim.loaders.swmm_units import unit_system
 from scenarios.flood.network import Network
-from scenarios.flood.units import unit_system
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "=": operator.eq,

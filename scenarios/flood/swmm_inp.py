@@ -3,7 +3,8 @@
 Sections read: OPTIONS, JUNCTIONS, OUTFALLS, STORAGE, CONDUITS, XSECTIONS, LOSSES, PUMPS,
 ORIFICES, WEIRS, CURVES, SUBCATCHMENTS, SUBAREAS, INFILTRATION (Horton), RAINGAGES (time
 series or rain file), TIMESERIES, COORDINATES, INFLOWS (flow), DWF (average flow). The file's
-flow units fix the other units (:mod:`scenarios.flood.units`); everything comes out SI.
+flow units fix the other units (:mod:`cim.loaders.swmm_units`, the one unit table the CIM
+loader uses too); everything comes out SI.
 Sections that would change the hydraulics but are not modelled (CONTROLS, LID_USAGE,
 GROUNDWATER, ...) are listed in ``Network.ignored_sections``; display-only sections
 (MAP, VERTICES, Polygons, TAGS, ...) are skipped silently.
@@ -25,6 +26,7 @@ import numpy as np
 
 from cim.errors import SourceError
 from cim.loaders.swmm_sections import Line, read_sections
+from cim.loaders.swmm_units import UnitSystem, unit_system
 from scenarios.flood.network import (
     Curve,
     Inflow,
@@ -39,7 +41,6 @@ from scenarios.flood.network import (
     XSection,
 )
 from scenarios.flood.transect import TransectProfile, TransectTables, transect_tables
-from scenarios.flood.units import UnitSystem, unit_system
 
 #: cross-section shapes the solver models; others are refused naming the line
 SUPPORTED_SHAPES = frozenset(

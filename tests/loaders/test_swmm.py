@@ -172,6 +172,7 @@ def test_an_inp_without_crs_is_refused_naming_the_file(store: Store, assets: Pat
             r"line 143: .*unknown node 'NOWHERE'",
         ),
         ("G72F813          583258.6799990733", "G72F813          east", r"line 208: x must be"),
+        ("FLOW_UNITS           LPS", "FLOW_UNITS           LITRES", r"FLOW_UNITS\(=LITRES\)"),
     ],
 )
 def test_a_malformed_row_is_refused_with_its_line(

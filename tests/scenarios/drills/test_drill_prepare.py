@@ -3,10 +3,11 @@ resolves what would change (closures of an earlier run, live rain) into the spec
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from drill_sites import FakeRuns, Sites, run_record
+from drill_sites import ASSETS, FakeRuns, Sites, run_record
 
 from cim.errors import NotFoundError, TwinError
 from scenarios.drills import drill
@@ -229,3 +230,19 @@ def test_a_crowd_grid_over_the_cell_limit_is_refused(
     with pytest.raises(DrillRequestError, match=r"cell_m.* cells of waterfront, more than 10000"):
         _prepare("crowd", {"venue": "waterfront", "agents": 10, "cell_m": 0.5}, prepare_ctx)
     _prepare("crowd", {"venue": "waterfront", "agents": 10, "cell_m": 5}, prepare_ctx)
+
+
+def test_a_network_changed_after_its_import_is_refused(sites: Sites, tmp_path: Path) -> None:
+    """The drill and the CIM must hold the same network: a catalogue file edited after its
+    import into the site is refused, naming both checksums; the file as imported runs."""
+    catalogue = tmp_path / "data"
+    (catalogue / "swmm").mkdir(parents=True)
+    original = (ASSETS / "swmm" / "bellinge_small.inp").read_bytes()
+    copy = catalogue / "swmm" / "bellinge_small.inp"
+    copy.write_bytes(original)
+    ctx = PrepareContext(sites.store, catalogue, sites.tmp / "cache", str(sites.path))
+    body = {"network": "bellinge_small", "site": "bellinge", "storm": STORM}
+    assert _prepare("flood", body, ctx).network == "bellinge_small"
+    copy.write_bytes(original.replace(b"[JUNCTIONS]", b"[JUNCTIONS]\n; edited", 1))
+    with pytest.raises(DrillRequestError, match=r"bellinge_small.inp changed after its import"):
+        _prepare("flood", body, ctx)

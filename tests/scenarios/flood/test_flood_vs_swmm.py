@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from pyswmm import Nodes, Simulation, SystemStats
 
+from cim.loaders.swmm_units import unit_system
 from scenarios.flood import FloodSpec, LinkSetting, PumpFailure, run
-from scenarios.flood.units import unit_system
 
 
 def _swmm(source: Path, hours: float | None = None) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""SWMM's unit systems and the factors that take each quantity to SI.
+"""SWMM's unit systems and the factors that take each quantity to SI: the one table of the
+CIM loader (:mod:`cim.loaders.swmm`) and the flood model's reader (:mod:`scenarios.flood.swmm_inp`).
 
 A SWMM file states its ``FLOW_UNITS``; that choice fixes every other unit in the file: CFS,
 GPM and MGD mean US customary (feet, acres, inches), CMS, LPS and MLD mean metric (metres,
