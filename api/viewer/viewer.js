@@ -467,7 +467,8 @@ async function evacuate(site) {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
     });
     let job = await started.json();
-    while (job.state !== 'succeeded' && job.state !== 'failed' && job.state !== 'cancelled') {
+    // poll while the run is under way; any end (succeeded, failed, cancelled, interrupted) stops
+    while (job.state === 'queued' || job.state === 'running') {
       button.textContent = `evacuation drill ${Math.round(100 * (job.progress || 0))} %`;
       await new Promise((r) => setTimeout(r, 300));
       job = await (await api(`/runs/${job.id}`)).json();
@@ -477,7 +478,9 @@ async function evacuate(site) {
     viewer.evacuation = result;
     const s = result.summary;
     $('evacuation').hidden = false;
-    $('evacuation-total').textContent = `${s.out} / ${s.people} out · T100 ${s.t100_s} s · T90 ${s.t90_s} s`;
+    const secs = (v) => (v === null || v === undefined ? '—' : `${v} s`);
+    const left = s.people - s.out;
+    $('evacuation-total').textContent = `${s.out} / ${s.people} out · T100 ${s.t100_s == null && left > 0 ? `— (${left} not out)` : secs(s.t100_s)} · T90 ${secs(s.t90_s)}`;
     $('evacuation-storeys').replaceChildren(...result.storeys.map((st) => Object.assign(
       document.createElement('li'), { textContent: `${st.name}: ${st.people} people, out ${st.out_s} s${st.trapped ? `, ${st.trapped} trapped` : ''}` })));
     $('evacuation-bottlenecks').replaceChildren(...s.bottlenecks.slice(0, 3).map((b) => Object.assign(
@@ -546,9 +549,13 @@ const CROWD_MAX_PM2 = 6;
 let crowdScene = null;
 async function loadCrowd(jobId) {
   const job = await (await api(`/runs/${encodeURIComponent(jobId)}`)).json();
-  if (job.state !== 'succeeded') {
+  if (job.state === 'queued' || job.state === 'running') {
     status(`crowd drill ${job.state} ${Math.round((job.progress || 0) * 100)}%`);
     setTimeout(() => loadCrowd(jobId).catch(fail), 1000);
+    return;
+  }
+  if (job.state !== 'succeeded') {
+    status(`crowd drill ${job.state}: ${job.message || (job.error && job.error.message) || ''}`);
     return;
   }
   const zones = job.result.zones || [];

@@ -360,7 +360,8 @@ def test_the_unit_page_of_a_building_pilot(
     _wait(browser, "window.twinViewer.evacuation !== null", 60)
     summary = browser.execute_script("return window.twinViewer.evacuation.summary")
     assert summary["everyone_out"] and summary["people"] == 7  # the room's live count
-    assert "T100" in browser.find_element(By.ID, "evacuation-total").text
+    total = browser.find_element(By.ID, "evacuation-total").text
+    assert "T100" in total and "null" not in total, total
     assert browser.find_elements(By.CSS_SELECTOR, "#evacuation-storeys li")
     _wait(browser, "(window.twinViewer.layer || {}).name === 'evacuation-density'")
     _wait(browser, "window.twinViewer.coloured > 0")
