@@ -26,6 +26,7 @@ from api.etag import ETagMiddleware
 from api.jobs import JobManager
 from api.keys import KeyStore
 from api.layers import LayerHub
+from api.limits import BodyLimitMiddleware
 from api.live_deps import open_live
 from api.live_layers import LiveLayers
 from api.routes import alerts as live_alerts
@@ -149,7 +150,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the last added is the outermost: ETags are computed on the body before gzip
     app.add_middleware(ETagMiddleware)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(TileFastPath)  # outermost: cached tiles skip the rest
+    app.add_middleware(TileFastPath)  # cached tiles skip the rest
+    # outermost: a body over the limit, or one sent without a valid key, is never read
+    app.add_middleware(BodyLimitMiddleware, settings=config)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(sites.router)

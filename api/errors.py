@@ -2,7 +2,10 @@
 
 Every error response has the body ``{"error": {"type": ..., "message": ...}}`` (plus
 ``"parameter"`` for a bad query parameter, ``"details"`` for a request that fails
-validation); a traceback never reaches the client.
+validation, ``"limit"`` and ``"value"`` for a request beyond a bound of the service); a
+traceback never reaches the client, and a message never echoes more than
+:data:`ECHO_CHARS` characters of one word of the request (a huge id or code is cut).
+:func:`responses` documents these answers in the OpenAPI schema (:class:`ErrorResponse`).
 
 ==========================================  ======
 error                                       status
@@ -14,7 +17,9 @@ error                                       status
 ``ConflictError``                           409
 ``SourceError``, ``CRSError``               422
 ``RequestValidationError``                  422
-``StoreError``                              503
+a body beyond the limit (:mod:`api.limits`)  413
+``LimitError`` (a bound of the service)     400
+``StoreError``, ``QueryTimeoutError``       503
 any other ``TwinError``                     400
 anything else                               500
 ==========================================  ======
@@ -23,14 +28,17 @@ anything else                               500
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import ConflictError, NotFoundError, SourceError, StoreError, TwinError
+from twin.errors import LimitError, QueryTimeoutError
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,68 @@ _STATUS: tuple[tuple[type[TwinError], int], ...] = (
     (StoreError, 503),
     (TwinError, 400),
 )
+
+
+#: Longest run of non-blank characters a message repeats from a request; longer ones are cut.
+ECHO_CHARS = 64
+#: Longest message of an error answer, characters.
+MESSAGE_CHARS = 2_000
+#: Most fields one validation error answer names.
+VALIDATION_DETAILS = 20
+_LONG_WORD = re.compile(r"\S{" + str(ECHO_CHARS + 1) + ",}")
+
+
+def shorten(message: str) -> str:
+    """``message`` with every word longer than :data:`ECHO_CHARS` cut (``…`` and how many
+    characters were left out), at most :data:`MESSAGE_CHARS` long."""
+
+    def cut(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return f"{word[: ECHO_CHARS - 1]}…(+{len(word) - ECHO_CHARS + 1} chars)"
+
+    text = _LONG_WORD.sub(cut, message)
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong."""
+
+    type: str = Field(description="the kind of error (`NotFoundError`, `LimitError`...)")
+    message: str = Field(description="what is wrong and, where it helps, what to do")
+    parameter: str | None = Field(None, description="the query parameter at fault")
+    details: list[dict[str, Any]] | None = Field(
+        None, description="one item per failed field of a request that fails validation"
+    )
+    limit: str | None = Field(None, description="the setting (environment variable) exceeded")
+    value: float | None = Field(None, description="that setting's value")
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+#: What each error status means, for the OpenAPI schema.
+_DESCRIPTIONS = {
+    400: "The request is malformed, contradicts the twin or goes beyond a bound of the "
+    "service (`limit` names it)",
+    401: "No API key, or one that is not known",
+    403: "The key's role may not do this",
+    404: "No such thing (or it is outside the key's scope)",
+    409: "The thing is not in a state that allows this",
+    413: "The request body is larger than the limit (`limit` names it)",
+    422: "A parameter or the body fails validation (`details` names each field)",
+    503: "The store does not answer, or a query ran past the statement timeout",
+}
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of error ``statuses``, each with the shared error body."""
+    return {
+        status: {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        for status in statuses
+    }
 
 
 class QueryError(ValueError):
@@ -77,14 +147,19 @@ def _twin_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, TwinError)
     status = status_of(exc)
     if status >= 500:
-        logger.warning("%s %s: %s", request.method, request.url.path, exc)
-    return JSONResponse(error_body(type(exc).__name__, str(exc)), status_code=status)
+        logger.warning("%s %s: %s", request.method, request.url.path, shorten(str(exc)))
+    extra: dict[str, Any] = {}
+    if isinstance(exc, LimitError | QueryTimeoutError):
+        extra = {"limit": exc.limit, "value": exc.value}
+    return JSONResponse(
+        error_body(type(exc).__name__, shorten(str(exc)), **extra), status_code=status
+    )
 
 
 def _query_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, QueryError)
     return JSONResponse(
-        error_body("QueryError", str(exc), parameter=exc.parameter), status_code=400
+        error_body("QueryError", shorten(str(exc)), parameter=exc.parameter), status_code=400
     )
 
 
@@ -103,11 +178,15 @@ def _permission_error(request: Request, exc: Exception) -> JSONResponse:
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     # the offending input is left out: it may be long, or a secret sent in the wrong place
+    # at most VALIDATION_DETAILS items, each part of a location cut like a message's words
     details = [
-        {"loc": [str(part) for part in item.get("loc", ())], "message": item.get("msg", "")}
-        for item in exc.errors()
+        {
+            "loc": [shorten(str(part)) for part in item.get("loc", ())],
+            "message": item.get("msg", ""),
+        }
+        for item in exc.errors()[:VALIDATION_DETAILS]
     ]
-    message = "; ".join(f"{'.'.join(d['loc'])}: {d['message']}" for d in details)
+    message = shorten("; ".join(f"{'.'.join(d['loc'])}: {d['message']}" for d in details))
     return JSONResponse(
         error_body("ValidationError", message or "invalid request", details=details),
         status_code=422,

@@ -15,7 +15,11 @@ nothing):
 ``TWIN_WEB_MODULES``  the viewer's ``node_modules``
 ``TWIN_DATA``         the catalogue of named drill inputs (default ``assets/``)
 ``TWIN_MQTT_URL``     the MQTT broker of the live ingest
-====================  ============================================================"""
+====================  ============================================================
+
+The request limits (body size, SensorThings ``$filter``/``$top``/``$expand`` bounds, the
+statement timeout) have their own ``TWIN_*`` variables, listed in :data:`LIMIT_ENV` and in
+``docs/limits.md``."""
 
 from __future__ import annotations
 
@@ -23,12 +27,34 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from twin.sta.limits import StaLimits
 
 #: Where ``make install`` puts the viewer's npm modules (the checkout's ``node_modules``).
 WEB_MODULES = Path(__file__).resolve().parents[1] / "node_modules"
 
 #: The named inputs drills run on: the checkout's ``assets/``.
 DATA_DIR = Path(__file__).resolve().parents[1] / "assets"
+
+#: Largest request body, bytes, of every route but the uploads (``TWIN_MAX_BODY_BYTES``).
+MAX_BODY_BYTES = 1 << 20
+#: Largest request body, bytes, of the upload routes (``PUT`` a layer, ``CreateObservations``;
+#: ``TWIN_MAX_UPLOAD_BYTES``).
+MAX_UPLOAD_BYTES = 64 << 20
+
+#: Setting -> (environment variable, type, lowest, highest) of the request limits.
+LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
+    "max_body_bytes": ("TWIN_MAX_BODY_BYTES", int, 1024, 1 << 30),
+    "max_upload_bytes": ("TWIN_MAX_UPLOAD_BYTES", int, 1024, 1 << 32),
+    "sta_filter_max_chars": ("TWIN_STA_FILTER_MAX_CHARS", int, 16, 1 << 20),
+    "sta_filter_max_depth": ("TWIN_STA_FILTER_MAX_DEPTH", int, 1, 64),
+    "sta_filter_max_terms": ("TWIN_STA_FILTER_MAX_TERMS", int, 1, 10_000),
+    "sta_max_top": ("TWIN_STA_MAX_TOP", int, 1, 1_000_000),
+    "sta_expand_max_depth": ("TWIN_STA_EXPAND_MAX_DEPTH", int, 0, 10),
+    "sta_max_entities": ("TWIN_STA_MAX_ENTITIES", int, 1, 10_000_000),
+    "sta_timeout_s": ("TWIN_STA_TIMEOUT_S", float, 0.01, 3_600),
+}
 
 #: The old key file of a PostgreSQL store, which has no path to sit next to (imported into
 #: the store's ``api_keys`` when found, ADR 0019).
@@ -74,6 +100,15 @@ class Settings:
     run_workers : drill runs executing at once in worker processes (``TWIN_RUN_WORKERS``)
     ray_address : ``None`` for local worker processes, ``auto``/``local``/``ray://host:port``
         to run each drill as a Ray task (``TWIN_RAY``)
+    max_body_bytes : largest request body of every route but the uploads (413 above it)
+    max_upload_bytes : largest request body of the upload routes (``PUT`` a layer,
+        ``CreateObservations``)
+    sta_filter_max_chars, sta_filter_max_depth, sta_filter_max_terms : bounds of a
+        SensorThings ``$filter``: its length, nesting depth and conditions (400 above them)
+    sta_max_top : the largest SensorThings ``$top``
+    sta_expand_max_depth : how deep SensorThings ``$expand`` may nest
+    sta_max_entities : most entities one SensorThings answer holds, expanded ones included
+    sta_timeout_s : longest a SensorThings statement may run (503 past it)
     """
 
     store_url: str | Path = "twin.db"
@@ -89,6 +124,29 @@ class Settings:
     mqtt_client_id: str = "citytwin-ingest"
     run_workers: int = field(default_factory=lambda: default_run_workers())
     ray_address: str | None = None
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+    sta_filter_max_chars: int = StaLimits.filter_max_chars
+    sta_filter_max_depth: int = StaLimits.filter_max_depth
+    sta_filter_max_terms: int = StaLimits.filter_max_terms
+    sta_max_top: int = StaLimits.max_top
+    sta_expand_max_depth: int = StaLimits.expand_max_depth
+    sta_max_entities: int = StaLimits.max_entities
+    sta_timeout_s: float = StaLimits.timeout_s
+
+    @property
+    def sta_limits(self) -> StaLimits:
+        """The SensorThings bounds of these settings."""
+        return StaLimits(
+            filter_max_chars=self.sta_filter_max_chars,
+            filter_max_depth=self.sta_filter_max_depth,
+            filter_max_terms=self.sta_filter_max_terms,
+            max_top=self.sta_max_top,
+            expand_max_depth=self.sta_expand_max_depth,
+            max_entities=self.sta_max_entities,
+            timeout_s=self.sta_timeout_s,
+        )
 
     @property
     def data_path(self) -> Path:
@@ -122,7 +180,8 @@ class Settings:
         Raises
         ------
         ValueError
-            If ``TWIN_API_KEYS`` or ``TWIN_JOB_WORKERS`` is malformed.
+            If ``TWIN_API_KEYS``, ``TWIN_JOB_WORKERS`` or a limit of :data:`LIMIT_ENV` is
+            malformed or out of its range.
         """
         env = os.environ if environ is None else environ
         keys = parse_bootstrap_keys(env.get("TWIN_API_KEYS", ""))
@@ -153,7 +212,32 @@ class Settings:
             web_modules=env.get("TWIN_WEB_MODULES") or WEB_MODULES,
             data_dir=env.get("TWIN_DATA") or DATA_DIR,
             mqtt_url=env.get("TWIN_MQTT_URL") or None,
+            **limits_from_env(env),
         )
+
+
+def limits_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The limits of :data:`LIMIT_ENV` set in ``env`` (unset ones keep their defaults).
+
+    Raises
+    ------
+    ValueError
+        If one is not a number of its type, or outside its range (the message names it).
+    """
+    out: dict[str, Any] = {}
+    for name, (variable, kind, lowest, highest) in LIMIT_ENV.items():
+        text = env.get(variable, "").strip()
+        if not text:
+            continue
+        try:
+            value: int | float = int(text) if kind is int else float(text)
+        except ValueError:
+            what = "whole number" if kind is int else "number"
+            raise ValueError(f"{variable} must be a {what}, got {text[:40]!r}") from None
+        if not lowest <= value <= highest:
+            raise ValueError(f"{variable} must be in {lowest:g}..{highest:g}, got {value:g}")
+        out[name] = value
+    return out
 
 
 def default_run_workers() -> int:

@@ -1,0 +1,57 @@
+"""Bounds of one SensorThings request: what a ``$filter`` may hold, how many entities an
+answer may carry, how long a statement may run.
+
+Each bound is a setting of the API (``api.settings.Settings.sta_*``, environment variable in
+:data:`ENV`); a request beyond one is refused with :class:`~twin.errors.LimitError` (400) or,
+for the statement timeout, :class:`~twin.errors.QueryTimeoutError` (503), both naming the
+setting. ``docs/limits.md`` lists them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The largest integer the stores hold (SQLite ``INTEGER``, PostgreSQL ``BIGINT``).
+MAX_INT = 2**63 - 1
+
+#: Bound -> the environment variable that sets it.
+ENV = {
+    "filter_max_chars": "TWIN_STA_FILTER_MAX_CHARS",
+    "filter_max_depth": "TWIN_STA_FILTER_MAX_DEPTH",
+    "filter_max_terms": "TWIN_STA_FILTER_MAX_TERMS",
+    "max_top": "TWIN_STA_MAX_TOP",
+    "expand_max_depth": "TWIN_STA_EXPAND_MAX_DEPTH",
+    "max_entities": "TWIN_STA_MAX_ENTITIES",
+    "timeout_s": "TWIN_STA_TIMEOUT_S",
+}
+
+
+@dataclass(frozen=True)
+class StaLimits:
+    """The bounds of SensorThings requests.
+
+    Attributes
+    ----------
+    filter_max_chars : longest ``$filter``, characters
+    filter_max_depth : deepest nesting of a ``$filter`` (parentheses, ``not``, function calls
+        and chained arithmetic, each one level)
+    filter_max_terms : most conditions (comparisons and boolean functions) in a ``$filter``;
+        OR-ed equalities of one property are sent to the store as one ``IN`` list
+    max_top : the largest ``$top``, at any level of ``$expand``
+    expand_max_depth : how deep ``$expand`` may nest (``Things?$expand=Datastreams/
+        Observations`` is 2)
+    max_entities : most entities one answer holds, expanded ones included
+    timeout_s : longest one SensorThings statement may run, seconds
+    """
+
+    filter_max_chars: int = 8_192
+    filter_max_depth: int = 32
+    filter_max_terms: int = 500
+    max_top: int = 10_000
+    expand_max_depth: int = 3
+    max_entities: int = 20_000
+    timeout_s: float = 5.0
+
+    def name(self, bound: str) -> str:
+        """How a message names ``bound``: its environment variable and value."""
+        return f"{ENV[bound]}={getattr(self, bound):g}"
