@@ -2,9 +2,10 @@
 answer may carry, how long a statement may run.
 
 Each bound is a setting of the API (``api.settings.Settings.sta_*``, environment variable in
-:data:`ENV`); a request beyond one is refused with :class:`~twin.errors.LimitError` (400) or,
-for the statement timeout, :class:`~twin.errors.QueryTimeoutError` (503), both naming the
-setting. ``docs/limits.md`` lists them.
+:data:`ENV`). Not yet enforced: the SensorThings query path does not read these bounds yet
+(issue 18); once it does, a request beyond one is refused with
+:class:`~twin.errors.LimitError` (400) or, for the statement timeout,
+:class:`~twin.errors.QueryTimeoutError` (503), both naming the setting.
 """
 
 from __future__ import annotations
