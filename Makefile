@@ -81,8 +81,12 @@ services: ## check (and start if stopped) the PostgreSQL server and MQTT broker 
 browser: ## install Debian's Chromium and ChromeDriver for the viewer's browser test (once)
 	@bash .ci/browser
 
-test: $(VENV)/.installed-dev services browser ## install what the tests need and run the whole suite
+test: $(VENV)/.installed-dev services browser ## install what the tests need and run the whole suite, then the API suite served
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-served
+
+test-served: $(VENV)/.installed-dev services ## the API suite against the real `twin serve --workers 4`
+	TWIN_TEST_SERVE_WORKERS=4 $(PY) -m pytest tests/api
 
 lint: $(VENV)/.installed-dev ## import-linter, ruff and mypy --strict
 	$(VENV)/bin/lint-imports

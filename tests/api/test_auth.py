@@ -69,6 +69,7 @@ def test_device_may_not_read(twin: Twin) -> None:
         assert response.json()["error"]["type"] == "PermissionDeniedError"
 
 
+@pytest.mark.inprocess
 def test_store_holds_hashes_only(twin: Twin) -> None:
     # the module's key file was imported into the store at the first request, then retired
     assert not twin.settings.keys_path.exists()
@@ -94,6 +95,7 @@ def test_key_created_while_serving_works_at_once(twin: Twin) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.inprocess
 def test_bootstrap_keys_from_the_environment(twin: Twin) -> None:
     code = twin.building.code
     settings = Settings.from_env(

@@ -8,15 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from denhaag_twin import TestClient
+from served import Client, app_client
 
-from api.app import create_app
 from api.keys import KeyStore
 from api.settings import Settings
 from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import open_store
 from tests.live.live_helpers import thing_body
+
+#: also against the real multi-process server (``make test-served``)
+pytestmark = pytest.mark.served
 
 pytest.importorskip("ifcopenshell")
 
@@ -27,7 +29,7 @@ SITE = "campus"
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[TestClient, dict[str, dict[str, str]], str, dict[str, str]]]:
+) -> Iterator[tuple[Client, dict[str, dict[str, str]], str, dict[str, str]]]:
     """(client, headers per role, building code, storey code by name)."""
     path = tmp_path_factory.mktemp("evac-api") / "t.db"
     store = open_store(path)
@@ -43,13 +45,13 @@ def served(
     finally:
         store.close()
     settings = Settings(store_url=path)
-    keys = KeyStore(settings.keys_path)
+    keys = KeyStore(settings.store_url)
     headers = {
         role: {"X-API-Key": keys.create_key(role, name=role)}
         for role in ("admin", "planner", "display", "device")
     }
     headers["pilot"] = {"X-API-Key": keys.create_key("pilot", [building.code], name="pilot")}
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         yield client, headers, building.code, storeys
 
 
@@ -57,7 +59,7 @@ def _items(answer: Any) -> list[dict[str, Any]]:
     return list(answer["objects"] if isinstance(answer, dict) else answer)
 
 
-def _wait(client: TestClient, headers: dict[str, str], job: dict[str, Any]) -> dict[str, Any]:
+def _wait(client: Client, headers: dict[str, str], job: dict[str, Any]) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while job["state"] not in ("succeeded", "failed", "cancelled"):
         assert time.monotonic() < deadline, job
@@ -67,7 +69,7 @@ def _wait(client: TestClient, headers: dict[str, str], job: dict[str, Any]) -> d
 
 
 def test_evacuation_runs_as_a_job_and_leaves_a_density_layer(
-    served: tuple[TestClient, dict[str, dict[str, str]], str, dict[str, str]],
+    served: tuple[Client, dict[str, dict[str, str]], str, dict[str, str]],
 ) -> None:
     client, headers, building, storeys = served
     body = {
@@ -103,7 +105,7 @@ def test_evacuation_runs_as_a_job_and_leaves_a_density_layer(
     ],
 )
 def test_bad_requests_are_refused_before_a_job_starts(
-    served: tuple[TestClient, dict[str, dict[str, str]], str, dict[str, str]],
+    served: tuple[Client, dict[str, dict[str, str]], str, dict[str, str]],
     change: dict[str, Any],
     status: int,
     message: str,
@@ -116,7 +118,7 @@ def test_bad_requests_are_refused_before_a_job_starts(
 
 
 def test_a_pilot_runs_the_evacuation_of_its_own_building_only(
-    served: tuple[TestClient, dict[str, dict[str, str]], str, dict[str, str]],
+    served: tuple[Client, dict[str, dict[str, str]], str, dict[str, str]],
 ) -> None:
     client, headers, building, _ = served
     pilot = headers["pilot"]
@@ -151,7 +153,7 @@ def test_a_pilot_runs_the_evacuation_of_its_own_building_only(
 
 
 def test_live_people_counts_of_the_rooms_are_the_occupants(
-    served: tuple[TestClient, dict[str, dict[str, str]], str, dict[str, str]],
+    served: tuple[Client, dict[str, dict[str, str]], str, dict[str, str]],
 ) -> None:
     from twin.times import format_time, now_us
 

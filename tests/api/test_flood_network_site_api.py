@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from denhaag_twin import TestClient
+from served import Client, app_client
 
-from api.app import create_app
 from api.keys import KeyStore
 from api.settings import Settings
 from cim.importer import import_source
@@ -22,6 +21,9 @@ from cim.store import open_store
 from tests.live.live_helpers import thing_body
 from twin.times import format_time, now_us
 
+#: also against the real multi-process server (``make test-served``)
+pytestmark = pytest.mark.served
+
 ASSETS = Path(__file__).parents[2] / "assets"
 SITE = "bellinge"
 STORM = {"formula": "shanghai-2017", "return_period_a": 5, "duration_min": 60}
@@ -29,7 +31,7 @@ STORM = {"formula": "shanghai-2017", "return_period_a": 5, "duration_min": 60}
 
 @dataclass(frozen=True)
 class Net:
-    client: TestClient
+    client: Client
     planner: dict[str, str]
     device: dict[str, str]
     admin: dict[str, str]
@@ -56,11 +58,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     finally:
         store.close()
     settings = Settings(store_url=path)
-    keys = KeyStore(settings.keys_path)
+    keys = KeyStore(settings.store_url)
     planner = {"X-API-Key": keys.create_key("planner")}
     device = {"X-API-Key": keys.create_key("device")}
     admin = {"X-API-Key": keys.create_key("admin")}
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         yield Net(client, planner, device, admin, codes, gauge)
 
 
@@ -172,10 +174,10 @@ def test_a_gauge_in_the_wrong_unit_is_named(tmp_path: Path) -> None:
     finally:
         store.close()
     settings = Settings(store_url=path)
-    keys = KeyStore(settings.keys_path)
+    keys = KeyStore(settings.store_url)
     planner = {"X-API-Key": keys.create_key("planner")}
     admin = {"X-API-Key": keys.create_key("admin")}
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         other = Net(client, planner, planner, admin, {}, gauge)
         body = {"network": "bellinge_small", "site": SITE, "rain": {"live": {}}}
         silent = client.post("/drills/flood", json=body, headers=planner)

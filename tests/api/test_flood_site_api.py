@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import rasterio
 from denhaag_twin import TestClient
+from served import Client, app_client
 
 from api.app import create_app
 from api.cli import main
@@ -26,6 +27,9 @@ from cim.store import open_store
 from scenarios.traffic.osm import load_osm_roads
 from tests.live.live_helpers import thing_body
 
+#: also against the real multi-process server (``make test-served``)
+pytestmark = pytest.mark.served
+
 ASSETS = Path(__file__).parents[2] / "assets"
 SITE = "merewether"
 STORM = {"formula": "shanghai-2017", "return_period_a": 50, "duration_min": 60}
@@ -33,7 +37,7 @@ STORM = {"formula": "shanghai-2017", "return_period_a": 50, "duration_min": 60}
 
 @dataclass(frozen=True)
 class Site:
-    client: TestClient
+    client: Client
     headers: dict[str, str]
     display: dict[str, str]
     buildings: set[str]
@@ -57,10 +61,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         store.close()
     settings = Settings(store_url=path)
-    keys = KeyStore(settings.keys_path)
+    keys = KeyStore(settings.store_url)
     headers = {"X-API-Key": keys.create_key("planner")}
     display = {"X-API-Key": keys.create_key("display")}
-    with TestClient(create_app(settings)) as client:
+    with app_client(settings) as client:
         yield Site(client, headers, display, buildings, road.code, path)
 
 
@@ -235,6 +239,7 @@ def test_cli_runs_a_site_drill_from_the_store(
     assert "exactly one" in capsys.readouterr().err
 
 
+@pytest.mark.inprocess
 def test_closures_from_a_flood_job_close_those_roads_in_the_traffic_drill(
     tmp_path: Path,
 ) -> None:
@@ -249,8 +254,8 @@ def test_closures_from_a_flood_job_close_those_roads_in_the_traffic_drill(
     way = network.link_codes[0].removeprefix("osm:").split("/")[0]
     road = road_of_way[way]
     settings = Settings(store_url=tmp_path / "t.db")
-    headers = {"X-API-Key": KeyStore(settings.keys_path).create_key("planner")}
-    with TestClient(create_app(settings)) as client:
+    headers = {"X-API-Key": KeyStore(settings.store_url).create_key("planner")}
+    with TestClient(create_app(settings)) as client:  # looks inside: in process only
         state = client.app.state.twin  # type: ignore[attr-defined]
         # a finished site flood run on oakland (no terrain there yet) closing one road at 600 s
         flooded = {"closures": [{"code": road, "t_start_s": 600.0, "duration_s": None}]}
@@ -306,6 +311,7 @@ def test_crowd_drill_on_a_cim_object_raises_zone_alerts(twin: Any) -> None:
     assert bad.status_code == 404
 
 
+@pytest.mark.inprocess
 def test_a_drill_over_the_cell_limit_is_refused(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -326,7 +332,7 @@ def test_live_rain_of_the_sites_gauges_floods_the_site(site: Site) -> None:
     of the site's gauges (one here) as measured over the last 20 min, then held 10 min."""
     from twin.times import format_time, now_us
 
-    keys = KeyStore(Settings(store_url=site.store).keys_path)
+    keys = KeyStore(site.store)
     admin = {"X-API-Key": keys.create_key("admin")}
     body: dict[str, Any] = {
         "site": SITE,

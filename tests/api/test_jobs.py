@@ -122,6 +122,7 @@ def test_unknown_job_is_not_found(runs: RunStore) -> None:
     manager.shutdown()
 
 
+@pytest.mark.inprocess
 def test_jobs_over_http_are_private_to_their_owner(twin: Twin) -> None:
     state = twin.client.app.state.twin  # type: ignore[attr-defined]
     planner = state.keys.authenticate(twin.keys["planner"])

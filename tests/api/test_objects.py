@@ -76,6 +76,7 @@ def test_tree_from_a_root(twin: Twin) -> None:
     assert [p["code"] for p in building["children"]] == sorted(p.code for p in twin.parts)
 
 
+@pytest.mark.inprocess
 def test_tree_is_capped(twin: Twin, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(objects_route, "TREE_NODE_CAP", 10)
     tree = _get(twin, f"/sites/{SITE}/tree", depth=6)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from denhaag_twin import Twin
 
-from api.layers import Layer
+from twin.layers import Layer, LayerTable
 
 TRAFFIC = {"network": "tokyo_arterial", "seed": 2}
 
@@ -129,8 +129,13 @@ def test_deleting_a_run_closes_its_alerts_and_removes_its_files_and_layers(twin:
     for hostile in ("../t.db", "%2e%2e%2ft.db", "density.exe", "x" * 300 + ".png"):
         response = twin.client.get(f"/runs/{run_id}/files/{hostile}", headers=twin.headers("admin"))
         assert response.status_code == 404, hostile
-    state = twin.client.app.state.twin  # type: ignore[attr-defined]
-    state.layers.put(Layer("denhaag", "crowd-test", {twin.building.code: 2.5}, run_id=run_id))
+    # a layer the run made, written to the store as a drill writes it (any worker then sees it)
+    table = LayerTable(twin.settings.store_url)
+    try:
+        table.put(Layer("denhaag", "crowd-test", {twin.building.code: 2.5}, run_id=run_id))
+    finally:
+        table.close()
+    runs_folder = twin.settings.cache_path / "runs"
     admin = twin.headers("admin")
     deleted = twin.client.delete(f"/runs/{run_id}", headers=twin.headers("planner")).json()
     assert deleted == {
@@ -141,7 +146,8 @@ def test_deleting_a_run_closes_its_alerts_and_removes_its_files_and_layers(twin:
     }
     assert twin.client.get(f"/runs/{run_id}", headers=admin).status_code == 404
     assert twin.client.get(png, headers=admin).status_code == 404
-    assert not (state.runs.folder(run_id)).exists()
+    assert (runs_folder / run_id).parent.is_dir()
+    assert not (runs_folder / run_id).exists()
     alerts = twin.client.get("/alerts", params={"source": "drill"}, headers=admin).json()
     mine = [a for a in alerts if a["drill"] == run_id]
     assert mine and {a["state"] for a in mine} == {"closed"}
