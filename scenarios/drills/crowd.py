@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
+from cim.errors import SourceError
 from scenarios.crowd import spec as engine
 from scenarios.drills.base import (
     Drill,
@@ -205,6 +206,13 @@ def _crowd_spec(
         raise DrillRequestError(f"crowd: {exc}") from None
 
 
+def _venue_error(spec: CrowdDrill, path: Path, exc: SourceError) -> DrillRequestError:
+    """A bad catalogue venue, named by its file name: a client never learns the server's
+    folders."""
+    where = path.name + (f", object {exc.object_id!r}" if exc.object_id is not None else "")
+    return DrillRequestError(f"crowd: venue {spec.venue} ({where}): {exc.reason}")
+
+
 def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
     """Check the venue, the measures against its exits and walkable area, the grid's size,
     and the CIM object the venue stands for.
@@ -217,7 +225,6 @@ def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
         If a measure names no exit or spawn, a one-way polygon misses the walkable area, or
         the grid would have more than :data:`MAX_CELLS` cells.
     """
-    from cim.errors import SourceError
     from scenarios.crowd import load_venue
     from scenarios.crowd.grid import auto_cell_m
     from scenarios.crowd.model import check_spec
@@ -229,7 +236,9 @@ def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
     try:
         venue = load_venue(path)
         check_spec(venue, crowd_spec)
-    except (SourceError, ValueError) as exc:
+    except SourceError as exc:
+        raise _venue_error(spec, path, exc) from None
+    except ValueError as exc:
         raise DrillRequestError(f"crowd: {exc}") from None
     cell_m = spec.cell_m or auto_cell_m(venue)
     cells = venue.area_m2 / cell_m**2
@@ -253,9 +262,8 @@ def run(spec: CrowdDrill, ctx: RunContext) -> RunResult:
     Raises
     ------
     DrillRequestError
-        If the venue no longer fits the spec.
-    cim.errors.SourceError
-        If the venue file is unreadable.
+        If the venue no longer fits the spec, or its file is unreadable (named by its file
+        name, not the server's path).
     """
     from scenarios.crowd import run as run_crowd
     from scenarios.drills.alerts import crowd_alerts
@@ -264,7 +272,10 @@ def run(spec: CrowdDrill, ctx: RunContext) -> RunResult:
     png = ctx.files_dir / "density.png"
     cache = ctx.cache_dir / "crowd" / f"{spec.venue}.npz"
     cache.mkdir(parents=True, exist_ok=True)
-    result = run_crowd(_crowd_spec(spec, path, png, cache), ctx.progress)
+    try:
+        result = run_crowd(_crowd_spec(spec, path, png, cache), ctx.progress)
+    except SourceError as exc:
+        raise _venue_error(spec, path, exc) from None
     detail = result.to_dict()
     detail["density_png"] = png.name if png.is_file() else None
     times = np.asarray(result.curve_t_s, dtype=np.float64)

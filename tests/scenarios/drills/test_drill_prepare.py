@@ -246,3 +246,19 @@ def test_a_network_changed_after_its_import_is_refused(sites: Sites, tmp_path: P
     copy.write_bytes(original.replace(b"[JUNCTIONS]", b"[JUNCTIONS]\n; edited", 1))
     with pytest.raises(DrillRequestError, match=r"bellinge_small.inp changed after its import"):
         _prepare("flood", body, ctx)
+
+
+def test_a_broken_venue_is_named_by_its_file_not_the_servers_path(
+    sites: Sites, tmp_path: Path
+) -> None:
+    """A catalogue venue that does not parse is refused naming the venue and its file; the
+    message never carries the server's folders."""
+    data = tmp_path / "catalogue"
+    (data / "crowd").mkdir(parents=True)
+    (data / "crowd" / "plaza.geojson").write_text('{"type": "FeatureCollection", "features": [')
+    ctx = PrepareContext(sites.store, data, tmp_path / "cache", str(sites.path))
+    with pytest.raises(DrillRequestError) as refused:
+        _prepare("crowd", {"venue": "plaza", "agents": 10}, ctx)
+    message = str(refused.value)
+    assert message.startswith("crowd: venue plaza (plaza.geojson): not JSON"), message
+    assert str(tmp_path) not in message and "/" not in message

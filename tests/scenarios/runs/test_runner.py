@@ -90,7 +90,10 @@ def on_ray(tmp_path: Path, ray_executor: RayExecutor) -> Iterator[Bench]:
 
 def _worker_pids() -> set[int]:
     out = subprocess.run(
-        ["pgrep", "-f", "scenarios.runs.worker"], capture_output=True, text=True, check=False
+        ["pgrep", "-P", str(os.getpid()), "-f", "scenarios.runs.worker"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return {int(p) for p in out.stdout.split()}
 
