@@ -17,6 +17,7 @@ from typing import Any
 
 from twin.errors import RequestError
 from twin.sta.entities import ENTITY_SETS, EntitySet, Relation
+from twin.sta.limits import MAX_INT
 from twin.times import now_us, parse_time
 
 _TOKEN = re.compile(
@@ -127,7 +128,15 @@ class _Parser:
         if kind == "string":
             return ("lit", value[1:-1].replace("''", "'"))
         if kind == "number":
-            return ("lit", float(value) if any(c in value for c in ".eE") else int(value))
+            if any(c in value for c in ".eE"):
+                return ("lit", float(value))
+            number = int(value)
+            if not -MAX_INT - 1 <= number <= MAX_INT:
+                raise RequestError(
+                    f"$filter: the integer {number} is beyond the 64-bit range of the store "
+                    f"(write it as a decimal, {number:.3e}, to compare with a number)"
+                )
+            return ("lit", number)
         if kind == "time":
             try:
                 return ("lit", parse_time(value))

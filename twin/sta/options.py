@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from twin.errors import RequestError
+from twin.sta.limits import MAX_INT
 
 #: Page size when ``$top`` is not given, and the largest ``$top`` allowed.
 DEFAULT_TOP = 100
@@ -62,14 +63,13 @@ def _split(text: str, separator: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _integer(name: str, text: str, upper: int | None = None) -> int:
+def _integer(name: str, text: str, upper: int = MAX_INT) -> int:
     try:
         value = int(text)
     except ValueError:
         raise RequestError(f"{name}: {text[:30]!r} is not an integer") from None
-    if value < 0 or (upper is not None and value > upper):
-        bound = f"0..{upper}" if upper is not None else ">= 0"
-        raise RequestError(f"{name}: {value} is outside {bound}")
+    if value < 0 or value > upper:
+        raise RequestError(f"{name}: {value} is outside 0..{upper}")
     return value
 
 

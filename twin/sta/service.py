@@ -24,6 +24,7 @@ from twin.db import LiveDb
 from twin.errors import RequestError
 from twin.sta.entities import ENTITY_SETS, OBSERVATION_NUMERIC, EntitySet, Field, Relation
 from twin.sta.filter import FilterCompiler
+from twin.sta.limits import MAX_INT
 from twin.sta.options import Options, parse_options
 from twin.times import format_time, parse_time
 
@@ -81,7 +82,7 @@ class SensorThings:
         entities = ENTITY_SETS[match.group(1)]
         target = Target(entities, "1 = 1", [], False)
         if match.group(2) is not None:
-            target = Target(entities, "id = ?", [int(match.group(2))], True)
+            target = Target(entities, "id = ?", [_ident(entities, match.group(2))], True)
         for i, segment in enumerate(segments[1:], start=1):
             if segment == "$value" and target.property is not None and i == len(segments) - 1:
                 target.raw_value = True
@@ -109,7 +110,7 @@ class SensorThings:
             )
             if match.group(2) is not None:
                 target.where = f"({target.where}) AND id = ?"
-                target.params.append(int(match.group(2)))
+                target.params.append(_ident(target.entities, match.group(2)))
                 target.single = True
         return target
 
@@ -588,6 +589,15 @@ _CASCADE: dict[str, tuple[str, ...]] = {
         "DELETE FROM sta_features WHERE id = ?",
     ),
 }
+
+
+def _ident(entities: EntitySet, digits: str) -> int:
+    """The id in a path segment (``Things(12)``); one beyond the stores' integers names no
+    entity."""
+    value = int(digits)
+    if value > MAX_INT:
+        raise NotFoundError(f"no {entities.singular} with id {value}: ids end at {MAX_INT}")
+    return value
 
 
 def _back(relation: Relation) -> str:

@@ -1,0 +1,210 @@
+"""Integers beyond what the stores hold (int64), and negative ones, in every place a request
+carries one: SensorThings paths, ``$skip``, ``$top``, ``$filter`` literals, the history and
+aggregate routes, ``POST /live/compact`` and ``CreateObservations``. Each is refused or
+answered (400, 404, 422), never a 500, and nothing is stored on a refusal."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from live_helpers import thing_body
+
+from api.app import create_app
+from api.keys import KeyStore
+from api.settings import Settings
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r".*httpx2")
+    from fastapi.testclient import TestClient
+
+PG_URL = os.environ.get("TWIN_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+HUGE = (2**63, 10**30, -1)
+WINDOW = {"start": "2026-11-26T10:00:00Z", "end": "2026-11-26T12:00:00Z"}
+
+
+@dataclass
+class Api:
+    client: TestClient
+    keys: dict[str, str]
+    datastream: int
+
+    def h(self, role: str = "admin") -> dict[str, str]:
+        return {"X-API-Key": self.keys[role]}
+
+    def count(self, entity_set: str) -> int:
+        answer = self.client.get(
+            f"/sta/v1.1/{entity_set}", params={"$count": "true", "$top": "0"}, headers=self.h()
+        )
+        return int(answer.json()["@iot.count"])
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def store_url_of_module(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An empty store for the module, once per engine."""
+    if request.param == "sqlite":
+        yield str(tmp_path_factory.mktemp("huge") / "t.db")
+        return
+    import psycopg
+
+    name = f"twin_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_URL.rpartition('/')[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def api(store_url_of_module: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The API over an empty store with one Thing (no MQTT), once per engine."""
+    cache: Path = tmp_path_factory.mktemp("cache")
+    settings = Settings(store_url=store_url_of_module, cache_dir=cache, mqtt_url=None)
+    keystore = KeyStore(store_url_of_module)
+    keys = {r: keystore.create_key(r) for r in ("admin", "device")}
+    keystore.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("TWIN_MQTT_URL", raising=False)
+        client = TestClient(create_app(settings), raise_server_exceptions=False)
+        client.__enter__()
+    try:
+        headers = {"X-API-Key": keys["admin"]}
+        made = client.post(
+            "/sta/v1.1/Things", json=thing_body("a", "AAA", "depth"), headers=headers
+        )
+        assert made.status_code == 201, made.text
+        ds = client.get(f"/sta/v1.1/Things({made.json()['@iot.id']})/Datastreams", headers=headers)
+        yield Api(client, keys, int(ds.json()["value"][0]["@iot.id"]))
+    finally:
+        client.__exit__(None, None, None)
+
+
+def _refused(answer: Any, value: int) -> None:
+    """A 4xx that names ``value`` (cut to the first digits if the message shortens it)."""
+    assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+    assert str(value)[:12] in answer.json()["error"]["message"], answer.text
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize(
+    "path",
+    [
+        "Datastreams({})",
+        "Datastreams({})/Observations",
+        "Things({})/Datastreams({})",
+        "Datastreams({})/name/$value",
+    ],
+)
+def test_sta_paths_with_huge_ids_are_not_found(api: Api, path: str, value: int) -> None:
+    answer = api.client.get(f"/sta/v1.1/{path.format(value, value)}", headers=api.h())
+    if value < 0:  # not an id at all: the path is malformed
+        assert answer.status_code == 400, answer.text
+        return
+    assert answer.status_code == 404, answer.text
+    assert str(value) in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize("option", ["$skip", "$top"])
+def test_paging_with_huge_numbers_is_refused(api: Api, option: str, value: int) -> None:
+    answer = api.client.get("/sta/v1.1/Things", params={option: str(value)}, headers=api.h())
+    _refused(answer, value)
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize(
+    "text", ["id eq {}", "result gt {}", "{} lt result add 1", "phenomenonTime ge {}"]
+)
+def test_filter_literals_beyond_int64_are_refused(api: Api, text: str, value: int) -> None:
+    answer = api.client.get(
+        "/sta/v1.1/Observations", params={"$filter": text.format(value)}, headers=api.h()
+    )
+    if value < 0:
+        assert answer.status_code == 200, answer.text
+        return
+    _refused(answer, value)
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize("route", ["history", "aggregates"])
+def test_history_and_aggregates_of_huge_ids(api: Api, route: str, value: int) -> None:
+    answer = api.client.get(f"/live/datastreams/{value}/{route}", params=WINDOW, headers=api.h())
+    # a validation error names the parameter, never the input
+    assert answer.status_code == 422, answer.text
+    assert "path.ident" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize("parameter", ["limit", "interval_s"])
+def test_history_and_aggregates_with_huge_numbers(api: Api, parameter: str, value: int) -> None:
+    route = "history" if parameter == "limit" else "aggregates"
+    answer = api.client.get(
+        f"/live/datastreams/{api.datastream}/{route}",
+        params={**WINDOW, parameter: str(value)},
+        headers=api.h(),
+    )
+    assert 400 <= answer.status_code < 500, answer.text
+    assert parameter in answer.text
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize("field", ["retention_s", "rollup_interval_s"])
+def test_compact_with_huge_durations_is_refused(api: Api, field: str, value: int) -> None:
+    body = {"retention_s": 3600, field: value}
+    answer = api.client.post("/live/compact", json=body, headers=api.h())
+    assert 400 <= answer.status_code < 500, answer.text
+    assert field in answer.text
+
+
+@pytest.mark.parametrize("value", HUGE)
+@pytest.mark.parametrize("where", ["datastream", "time", "result"])
+def test_create_observations_with_huge_numbers(api: Api, where: str, value: int) -> None:
+    before = api.count("Observations")
+    row: list[Any] = ["2026-11-26T10:00:00Z", 1.0]
+    datastream = api.datastream
+    if where == "datastream":
+        datastream = value
+    elif where == "time":
+        row[0] = value * 10**15  # epoch seconds: -1 is a time, -10**15 is not
+    else:
+        row[1] = value
+    body = [
+        {
+            "Datastream": {"@iot.id": datastream},
+            "components": ["phenomenonTime", "result"],
+            "dataArray": [row],
+        }
+    ]
+    answer = api.client.post("/sta/v1.1/CreateObservations", json=body, headers=api.h("device"))
+    assert answer.status_code < 500, answer.text
+    if where == "result":  # a number is a result, however large
+        return
+    # the row is refused (``"error"`` in its place) or the request is
+    assert answer.status_code != 201 or answer.json() == ["error"], answer.text
+    assert api.count("Observations") == before
+
+
+@pytest.mark.parametrize("value", HUGE)
+def test_post_observation_to_huge_datastream(api: Api, value: int) -> None:
+    before = api.count("Observations")
+    body = {"phenomenonTime": "2026-11-26T10:00:00Z", "result": 1.0}
+    answer = api.client.post(
+        f"/sta/v1.1/Datastreams({value})/Observations", json=body, headers=api.h("device")
+    )
+    assert 400 <= answer.status_code < 500, answer.text
+    body["Datastream"] = {"@iot.id": value}  # type: ignore[assignment]
+    answer = api.client.post("/sta/v1.1/Observations", json=body, headers=api.h("device"))
+    assert 400 <= answer.status_code < 500, answer.text
+    assert api.count("Observations") == before
