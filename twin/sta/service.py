@@ -21,10 +21,10 @@ import orjson
 
 from cim.errors import NotFoundError
 from twin.db import LiveDb
-from twin.errors import RequestError
+from twin.errors import LimitError, RequestError
 from twin.sta.entities import ENTITY_SETS, OBSERVATION_NUMERIC, EntitySet, Field, Relation
 from twin.sta.filter import FilterCompiler
-from twin.sta.limits import MAX_INT
+from twin.sta.limits import ENV, MAX_INT, StaLimits
 from twin.sta.options import Options, parse_options
 from twin.times import format_time, parse_time
 
@@ -55,11 +55,19 @@ class SensorThings:
     ----------
     db : the live store
     observation_sink : where created Observations go (the ingest)
+    limits : the bounds of one request (``$filter``, ``$top``, ``$expand``, answer size,
+        statement time)
     """
 
-    def __init__(self, db: LiveDb, observation_sink: ObservationSink | None = None) -> None:
+    def __init__(
+        self,
+        db: LiveDb,
+        observation_sink: ObservationSink | None = None,
+        limits: StaLimits | None = None,
+    ) -> None:
         self.db = db
-        self.filters = FilterCompiler(db.postgres)
+        self.limits = limits if limits is not None else StaLimits()
+        self.filters = FilterCompiler(db.postgres, self.limits)
         self.observation_sink = observation_sink
         #: called after an update or delete (the ingest drops its cached datastreams)
         self.on_change: Callable[[], None] | None = None
@@ -174,6 +182,14 @@ class SensorThings:
         try:
             return self._read(path, params, base_url, scopes)
         except Exception as exc:
+            if _too_complex(exc):
+                # a filter within the depth limit the store's SQL parser still cannot take
+                # (deep navigation, a deployment's large TWIN_STA_FILTER_MAX_DEPTH)
+                raise LimitError(
+                    ENV["filter_max_depth"],
+                    self.limits.filter_max_depth,
+                    "$filter nests deeper than the store can evaluate: flatten it",
+                ) from None
             # a filter that compares across types (text with a number...) is refused by
             # PostgreSQL's type checks: the request is at fault, not the service
             names = {k.__name__ for k in type(exc).__mro__}
@@ -589,6 +605,17 @@ _CASCADE: dict[str, tuple[str, ...]] = {
         "DELETE FROM sta_features WHERE id = ?",
     ),
 }
+
+
+def _too_complex(exc: Exception) -> bool:
+    """Whether the store refused a statement as too deep or too large for its parser
+    (SQLite's parser stack and expression depth, PostgreSQL's stack depth)."""
+    if getattr(exc, "sqlstate", None) in ("54001", "54000"):
+        return True
+    text = str(exc)
+    return type(exc).__name__ == "OperationalError" and (
+        "parser stack overflow" in text or "Expression tree is too large" in text
+    )
 
 
 def _ident(entities: EntitySet, digits: str) -> int:
