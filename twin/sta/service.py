@@ -48,6 +48,37 @@ class Target:
     parent: tuple[str, int] | None = None
 
 
+class Cost:
+    """What one read may still spend: entities in its answer (expanded ones included).
+
+    Parameters
+    ----------
+    limits : the bounds of the request
+    """
+
+    def __init__(self, limits: StaLimits) -> None:
+        self.limits = limits
+        self.entities_left = limits.max_entities
+
+    def take(self, entities: int) -> None:
+        """Count ``entities`` more into the answer.
+
+        Raises
+        ------
+        LimitError
+            If the answer would hold more than ``limits.max_entities``.
+        """
+        self.entities_left -= entities
+        if self.entities_left < 0:
+            bound = self.limits.max_entities
+            raise LimitError(
+                ENV["max_entities"],
+                bound,
+                f"the answer would hold more than {bound} entities, expanded ones included: "
+                "lower $top, at the top or inside $expand",
+            )
+
+
 class SensorThings:
     """The SensorThings service over a :class:`~twin.db.LiveDb`.
 
@@ -205,27 +236,30 @@ class SensorThings:
         scopes: Sequence[str] | None,
     ) -> Any:
         target = self.resolve(path)
-        options = parse_options(params)
+        options = parse_options(params, self.limits)
         base = base_url.rstrip("/")
+        cost = Cost(self.limits)
         if target.single:
-            rows = self._select(target, Options(select=options.select), scopes)
+            rows = self._select(target, Options(select=options.select), scopes, cost)
             if not rows:
                 raise NotFoundError(f"no {target.entities.singular} at {path!r}")
-            entity = self._render(target.entities, rows[0], base, options, scopes)
+            cost.take(1)
+            entity = self._render(target.entities, rows[0], base, options, scopes, cost)
             if target.property is not None:
                 key = "@iot.id" if target.property in ("id", "@iot.id") else target.property
                 value = entity.get(key)
                 return value if target.raw_value else {target.property: value}
             return entity
-        rows = self._select(target, options, scopes)
+        rows = self._select(target, options, scopes, cost)
         out: dict[str, Any] = {}
         if options.count:
-            out["@iot.count"] = self._count(target, options, scopes)
+            out["@iot.count"] = self._count(target, options, scopes, cost)
         more = len(rows) > options.top
         rows = rows[: options.top]
         if more:
             out["@iot.nextLink"] = self._next_link(base, path, params, options)
-        out["value"] = [self._render(target.entities, r, base, options, scopes) for r in rows]
+        cost.take(len(rows))
+        out["value"] = [self._render(target.entities, r, base, options, scopes, cost) for r in rows]
         return out
 
     def _where(
@@ -266,7 +300,7 @@ class SensorThings:
         return ", ".join(keys)
 
     def _select(
-        self, target: Target, options: Options, scopes: Sequence[str] | None
+        self, target: Target, options: Options, scopes: Sequence[str] | None, cost: Cost
     ) -> list[dict[str, Any]]:
         where, params = self._where(target, options, scopes)
         columns = self._columns(target.entities)
@@ -277,7 +311,9 @@ class SensorThings:
         rows = self.db.query(sql, [*params, options.top + 1, options.skip])
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
-    def _count(self, target: Target, options: Options, scopes: Sequence[str] | None) -> int:
+    def _count(
+        self, target: Target, options: Options, scopes: Sequence[str] | None, cost: Cost
+    ) -> int:
         where, params = self._where(target, options, scopes)
         rows = self.db.query(f"SELECT COUNT(*) FROM {target.entities.table} WHERE {where}", params)
         return int(rows[0][0])
@@ -297,6 +333,7 @@ class SensorThings:
         base: str,
         options: Options,
         scopes: Sequence[str] | None,
+        cost: Cost,
     ) -> dict[str, Any]:
         ident = int(row["id"])
         self_link = f"{base}/{entities.name}({ident})"
@@ -320,7 +357,7 @@ class SensorThings:
             found = entities.relation(name)
             if found is None:
                 raise RequestError(f"$expand: {entities.singular} has no relation {name!r}")
-            out[name] = self._expand(entities, found, ident, nested, base, scopes)
+            out[name] = self._expand(entities, found, ident, nested, base, scopes, cost)
         return out
 
     def _expand(
@@ -331,13 +368,19 @@ class SensorThings:
         nested: Options,
         base: str,
         scopes: Sequence[str] | None,
+        cost: Cost,
     ) -> Any:
         target_set = ENTITY_SETS[relation.target]
         target = Target(target_set, relation.step(entities.table, "id = ?"), [ident], False)
-        rows = self._select(target, nested, scopes)
+        rows = self._select(target, nested, scopes, cost)
         if not relation.many:
-            return self._render(target_set, rows[0], base, nested, scopes) if rows else None
-        return [self._render(target_set, r, base, nested, scopes) for r in rows[: nested.top]]
+            if not rows:
+                return None
+            cost.take(1)
+            return self._render(target_set, rows[0], base, nested, scopes, cost)
+        rows = rows[: nested.top]
+        cost.take(len(rows))
+        return [self._render(target_set, r, base, nested, scopes, cost) for r in rows]
 
     # -- writing ------------------------------------------------------------------------------
     def create(self, path: str, body: Any, scopes: Sequence[str] | None = None) -> int:
