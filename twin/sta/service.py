@@ -20,7 +20,7 @@ from urllib.parse import quote
 import orjson
 
 from cim.errors import NotFoundError
-from twin.db import LiveDb
+from twin.db import Deadline, LiveDb
 from twin.errors import LimitError, RequestError
 from twin.sta.entities import ENTITY_SETS, OBSERVATION_NUMERIC, EntitySet, Field, Relation
 from twin.sta.filter import FilterCompiler
@@ -49,7 +49,8 @@ class Target:
 
 
 class Cost:
-    """What one read may still spend: entities in its answer (expanded ones included).
+    """What one read may still spend: entities in its answer (expanded ones included) and
+    time (all its statements share one deadline).
 
     Parameters
     ----------
@@ -59,6 +60,7 @@ class Cost:
     def __init__(self, limits: StaLimits) -> None:
         self.limits = limits
         self.entities_left = limits.max_entities
+        self.deadline = Deadline.after(limits.timeout_s, ENV["timeout_s"])
 
     def take(self, entities: int) -> None:
         """Count ``entities`` more into the answer.
@@ -308,14 +310,15 @@ class SensorThings:
             f"SELECT {', '.join(columns)} FROM {target.entities.table} WHERE {where} "
             f"ORDER BY {self._order(target.entities, options)} LIMIT ? OFFSET ?"
         )
-        rows = self.db.query(sql, [*params, options.top + 1, options.skip])
+        rows = self.db.read(sql, [*params, options.top + 1, options.skip], cost.deadline)
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def _count(
         self, target: Target, options: Options, scopes: Sequence[str] | None, cost: Cost
     ) -> int:
         where, params = self._where(target, options, scopes)
-        rows = self.db.query(f"SELECT COUNT(*) FROM {target.entities.table} WHERE {where}", params)
+        sql = f"SELECT COUNT(*) FROM {target.entities.table} WHERE {where}"
+        rows = self.db.read(sql, params, cost.deadline)
         return int(rows[0][0])
 
     @staticmethod
