@@ -1,11 +1,16 @@
-"""Integers beyond what the stores hold (int64), and negative ones, in every place a request
-carries one: SensorThings paths, ``$skip``, ``$top``, ``$filter`` literals, the history and
-aggregate routes, ``POST /live/compact`` and ``CreateObservations``. Each is refused or
-answered (400, 404, 422), never a 500, and nothing is stored on a refusal."""
+"""Hostile SensorThings requests through the API, on both engines.
+
+The bounds of :class:`~twin.sta.limits.StaLimits` answer 400 (``LimitError``) or 503
+(``QueryTimeoutError``) with the setting and its value in the body. Integers beyond what the
+stores hold (int64), and negative ones, in every place a request carries one (SensorThings
+paths, ``$skip``, ``$top``, ``$filter`` literals, the history and aggregate routes,
+``POST /live/compact`` and ``CreateObservations``) are refused or answered (400, 404, 422),
+never a 500, and nothing is stored on a refusal."""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -19,6 +24,7 @@ from live_helpers import thing_body
 from api.app import create_app
 from api.keys import KeyStore
 from api.settings import Settings
+from twin.sta.limits import StaLimits
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r".*httpx2")
@@ -34,6 +40,7 @@ class Api:
     client: TestClient
     keys: dict[str, str]
     datastream: int
+    settings: Settings
 
     def h(self, role: str = "admin") -> dict[str, str]:
         return {"X-API-Key": self.keys[role]}
@@ -86,9 +93,60 @@ def api(store_url_of_module: str, tmp_path_factory: pytest.TempPathFactory) -> I
         )
         assert made.status_code == 201, made.text
         ds = client.get(f"/sta/v1.1/Things({made.json()['@iot.id']})/Datastreams", headers=headers)
-        yield Api(client, keys, int(ds.json()["value"][0]["@iot.id"]))
+        yield Api(client, keys, int(ds.json()["value"][0]["@iot.id"]), settings)
     finally:
         client.__exit__(None, None, None)
+
+
+def _limit(answer: Any, status: int, limit: str, value: float) -> str:
+    """The message of a refusal at ``limit``."""
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert (error["limit"], error["value"]) == (limit, value), error
+    assert f"{limit}={value:g}" in error["message"]
+    return str(error["message"])
+
+
+def test_the_settings_bound_the_service(api: Api) -> None:
+    live = api.client.app.state.live  # type: ignore[attr-defined]
+    assert live.sta.limits == api.settings.sta_limits
+
+
+def test_filter_bounds_answer_400(api: Api) -> None:
+    started = time.perf_counter()
+    deep = "(" * 164 + "result gt 0" + ")" * 164
+    answer = api.client.get("/sta/v1.1/Observations", params={"$filter": deep}, headers=api.h())
+    assert "deeper than 32 levels" in _limit(answer, 400, "TWIN_STA_FILTER_MAX_DEPTH", 32)
+    long = " or ".join(["result gt 0"] * 1_000)
+    answer = api.client.get("/sta/v1.1/Observations", params={"$filter": long}, headers=api.h())
+    assert "characters long" in _limit(answer, 400, "TWIN_STA_FILTER_MAX_CHARS", 8192)
+    many = " or ".join(["id eq 1"] * 501)
+    answer = api.client.get("/sta/v1.1/Observations", params={"$filter": many}, headers=api.h())
+    assert "501 conditions" in _limit(answer, 400, "TWIN_STA_FILTER_MAX_TERMS", 500)
+    assert time.perf_counter() - started < 5
+    ids = " or ".join(f"id eq {i}" for i in range(1, 301))
+    answer = api.client.get("/sta/v1.1/Datastreams", params={"$filter": ids}, headers=api.h())
+    assert answer.status_code == 200 and len(answer.json()["value"]) == 1
+
+
+def test_answer_bounds_answer_400(api: Api) -> None:
+    query = {"$top": "20", "$expand": "Observations($top=10001)"}
+    answer = api.client.get("/sta/v1.1/Datastreams", params=query, headers=api.h())
+    assert "inside $expand" in _limit(answer, 400, "TWIN_STA_MAX_TOP", 10_000)
+    query = {"$expand": "Datastreams/Thing/Datastreams/Observations"}
+    answer = api.client.get("/sta/v1.1/Things", params=query, headers=api.h())
+    _limit(answer, 400, "TWIN_STA_EXPAND_MAX_DEPTH", 3)
+
+
+def test_the_statement_timeout_answers_503(api: Api) -> None:
+    live = api.client.app.state.live  # type: ignore[attr-defined]
+    live.sta.limits = StaLimits(timeout_s=1e-6)
+    try:
+        answer = api.client.get("/sta/v1.1/Observations", headers=api.h())
+    finally:
+        live.sta.limits = api.settings.sta_limits
+    assert "ran longer than" in _limit(answer, 503, "TWIN_STA_TIMEOUT_S", 1e-6)
+    assert api.client.get("/sta/v1.1/Observations", headers=api.h()).status_code == 200
 
 
 def _refused(answer: Any, value: int) -> None:
