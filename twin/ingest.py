@@ -252,6 +252,8 @@ class Ingestor:
             feature = foi.get("@iot.id") if isinstance(foi, dict) else None
             if not isinstance(feature, int) or isinstance(feature, bool):
                 raise RejectedError('FeatureOfInterest must be {"@iot.id": id}')
+            if not -MAX_INT - 1 <= feature <= MAX_INT:
+                raise RejectedError(f"FeatureOfInterest {feature}: ids end at {MAX_INT}")
         else:
             feature = self.feature_of(ident)
         return Reading(

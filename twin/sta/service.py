@@ -448,6 +448,10 @@ class SensorThings:
     def _exists(self, cur: Any, entities: EntitySet, ident: Any) -> int:
         if not isinstance(ident, int) or isinstance(ident, bool):
             raise RequestError(f"@iot.id of a {entities.singular} must be an integer")
+        if not -MAX_INT - 1 <= ident <= MAX_INT:
+            raise NotFoundError(
+                f"no {entities.singular} with @iot.id {ident}: ids end at {MAX_INT}"
+            )
         cur.execute(self.db.sql(f"SELECT id FROM {entities.table} WHERE id = ?"), (ident,))
         if cur.fetchone() is None:
             raise NotFoundError(f"no {entities.singular} with @iot.id {ident}")
@@ -684,7 +688,10 @@ def _encode(entities: EntitySet, field: Field, value: Any) -> Any:
     if field.kind == "json":
         if field.name == "properties" and not isinstance(value, dict):
             raise RequestError(f"{entities.singular}.properties must be an object")
-        return orjson.dumps(value).decode()
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError as exc:  # an integer beyond 64 bits
+            raise RequestError(f"{entities.singular}.{field.name}: {exc}") from None
     if field.kind == "time":
         if value is None:
             return None
