@@ -170,11 +170,13 @@ class LiveDb:
         self._url = str(url)
         self._readers: list[Any] = []
         self._readers_lock = threading.Lock()
+        self._closed = False
         self._migrate()
 
     def close(self) -> None:
         """Close the connection (and the idle read connections)."""
         with self._readers_lock:
+            self._closed = True
             readers, self._readers = self._readers, []
         for connection in readers:
             connection.close()
@@ -306,7 +308,7 @@ class LiveDb:
     def _give_back(self, connection: Any) -> None:
         broken = bool(getattr(connection, "closed", False))
         with self._readers_lock:
-            if not broken and len(self._readers) < READ_POOL:
+            if not broken and not self._closed and len(self._readers) < READ_POOL:
                 self._readers.append(connection)
                 return
         if not broken:
