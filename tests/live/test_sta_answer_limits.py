@@ -76,3 +76,24 @@ def test_the_default_page_never_exceeds_a_smaller_max_top(live: LiveTwin) -> Non
     live.sta.limits = StaLimits(max_top=7)
     answer = live.sta.read("Observations", {}, BASE)
     assert len(answer["value"]) == 7 and "$top=7" in answer["@iot.nextLink"]
+
+
+def test_the_pilots_request_at_the_default_bounds(live: LiveTwin) -> None:
+    """``Datastreams?$top=20&$expand=Observations($top=10000)`` over 3 Datastreams of
+    10,000 Observations each: 30,020 entities, beyond the default 20,000."""
+    for k in range(3):
+        thing = live.sta.create("Things", thing_body(f"gauge {k}", f"AAA{k:03d}", "depth"))
+        ds = datastream_of(live, thing)
+        with live.db.transaction() as cur:
+            cur.executemany(
+                live.db.sql(
+                    "INSERT INTO sta_observations (datastream_id, phenomenon_time, result, "
+                    "received) VALUES (?, ?, ?, ?)"
+                ),
+                [(ds, i * 1_000_000, float(i), 0) for i in range(10_000)],
+            )
+    query = {"$top": "20", "$expand": "Observations($top=10000)"}
+    started = time.perf_counter()
+    with pytest.raises(LimitError, match="more than 20000 entities.*TWIN_STA_MAX_ENTITIES=20000"):
+        live.sta.read("Datastreams", query, BASE)
+    assert time.perf_counter() - started < 5
