@@ -94,6 +94,6 @@ def test_the_pilots_request_at_the_default_bounds(live: LiveTwin) -> None:
             )
     query = {"$top": "20", "$expand": "Observations($top=10000)"}
     started = time.perf_counter()
-    with pytest.raises(LimitError, match="more than 20000 entities.*TWIN_STA_MAX_ENTITIES=20000"):
+    with pytest.raises(LimitError, match=r"more than 20000 entities.*TWIN_STA_MAX_ENTITIES=20000"):
         live.sta.read("Datastreams", query, BASE)
     assert time.perf_counter() - started < 5

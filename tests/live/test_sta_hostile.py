@@ -352,3 +352,22 @@ def test_entity_bodies_with_huge_numbers(api: Api, where: str, value: int) -> No
 def test_odd_filters_are_answered_or_refused_never_500(api: Api, text: str) -> None:
     answer = api.client.get("/sta/v1.1/Observations", params={"$filter": text}, headers=api.h())
     assert answer.status_code in (200, 400), answer.text
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"$orderby": ",".join(["name"] * 3_000)},
+        {"$orderby": ",".join(["result desc"] * 3_000)},
+        {"$orderby": ",".join(["result desc", "name"] * 1_500)},
+        {"$select": ",".join(["name"] * 3_000)},
+        {"$expand": ",".join(["Datastream"] * 3_000)},
+    ],
+    ids=["orderby", "orderby desc", "orderby mixed", "select", "expand"],
+)
+def test_long_option_lists_are_answered_or_refused_never_500(
+    api: Api, params: dict[str, str]
+) -> None:
+    for path in ("Observations", "Things"):
+        answer = api.client.get(f"/sta/v1.1/{path}", params=params, headers=api.h())
+        assert answer.status_code in (200, 400), answer.text

@@ -288,7 +288,9 @@ class SensorThings:
         return columns
 
     def _order(self, entities: EntitySet, options: Options) -> str:
-        keys = []
+        # a column sorts once, at its first mention: a repeated key changes nothing, and a
+        # list of thousands would pass SQLite's bound on ORDER BY terms
+        keys: dict[str, str] = {}
         for name, descending in options.orderby:
             if name in ("id", "@iot.id"):
                 column = "id"
@@ -297,9 +299,9 @@ class SensorThings:
                 if field is None or field.kind == "json":
                     raise RequestError(f"$orderby: {entities.singular} cannot sort by {name!r}")
                 column = field.column
-            keys.append(f"{column} {'DESC' if descending else 'ASC'}")
-        keys.append("id ASC")
-        return ", ".join(keys)
+            keys.setdefault(column, f"{column} {'DESC' if descending else 'ASC'}")
+        keys.setdefault("id", "id ASC")
+        return ", ".join(keys.values())
 
     def _select(
         self, target: Target, options: Options, scopes: Sequence[str] | None, cost: Cost
