@@ -41,7 +41,7 @@ def open_live(settings: Settings, feed: EventFeed | None = None) -> LiveTwin:
         if url
         else None
     )
-    live = LiveTwin(settings.store_url, mqtt=mqtt, feed=feed)
+    live = LiveTwin(settings.store_url, mqtt=mqtt, feed=feed, sta_limits=settings.sta_limits)
     live.start()
     return live
 

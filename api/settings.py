@@ -108,7 +108,7 @@ class Settings:
     sta_max_top : the largest SensorThings ``$top``
     sta_expand_max_depth : how deep SensorThings ``$expand`` may nest
     sta_max_entities : most entities one SensorThings answer holds, expanded ones included
-    sta_timeout_s : longest a SensorThings statement may run (503 past it)
+    sta_timeout_s : longest a SensorThings read may run, its statements together (503 past it)
     """
 
     store_url: str | Path = "twin.db"

@@ -2,8 +2,13 @@
 
 :class:`LiveDb` owns its own connection to the store (opened with
 :func:`cim.store.open_store`), so the ingest thread never shares a cursor with the API's CIM
-reads. SQL is written once with ``?`` placeholders; :meth:`LiveDb.sql` rewrites it for
-psycopg, and the DDL spells the two engines' identity columns through ``{id}``.
+reads. Reads a client can make expensive (SensorThings queries) go through
+:meth:`LiveDb.read` instead: on connections of their own (a small pool), never holding the
+lock the ingest writes under, and stopped at a :class:`Deadline` (PostgreSQL
+``SET LOCAL statement_timeout``, a SQLite progress handler).
+
+SQL is written once with ``?`` placeholders; :meth:`LiveDb.sql` rewrites it for psycopg, and
+the DDL spells the two engines' identity columns through ``{id}``.
 
 Times are integer microseconds since the Unix epoch (UTC) in ``BIGINT`` columns: exact, so
 ``(datastream, phenomenon time)`` is a sound idempotency key, and ordered the same in both
@@ -12,14 +17,18 @@ engines.
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cim.errors import StoreError
 from cim.store import Store, open_store
+from twin.errors import QueryTimeoutError
 
 LIVE_SCHEMA_VERSION = "1"
 
@@ -101,6 +110,46 @@ _POSTGRES_DDL = [
 ]
 
 
+#: Idle read connections kept open for :meth:`LiveDb.read`.
+READ_POOL = 4
+#: SQLite virtual-machine steps between two looks at the clock of a bounded read.
+_PROGRESS_STEPS = 1_000
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When the statements of one request must have finished.
+
+    Attributes
+    ----------
+    at_s : :func:`time.monotonic` time of the end, seconds
+    timeout_s : the whole time allowed, seconds (for the message)
+    limit : the setting that sets it (``TWIN_STA_TIMEOUT_S``)
+    """
+
+    at_s: float
+    timeout_s: float
+    limit: str
+
+    @classmethod
+    def after(cls, timeout_s: float, limit: str) -> Deadline:
+        """A deadline ``timeout_s`` from now."""
+        return cls(time.monotonic() + timeout_s, timeout_s, limit)
+
+    def left_s(self) -> float:
+        """Seconds left.
+
+        Raises
+        ------
+        QueryTimeoutError
+            If none are.
+        """
+        left = self.at_s - time.monotonic()
+        if left <= 0:
+            raise QueryTimeoutError(self.limit, self.timeout_s)
+        return left
+
+
 class LiveDb:
     """A connection of the live twin to the store, with its tables created.
 
@@ -118,10 +167,19 @@ class LiveDb:
         self.store: Store = open_store(url)
         self.postgres = self.store.placeholder != "?"
         self.lock = threading.RLock()
+        self._url = str(url)
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
+        self._closed = False
         self._migrate()
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and the idle read connections)."""
+        with self._readers_lock:
+            self._closed = True
+            readers, self._readers = self._readers, []
+        for connection in readers:
+            connection.close()
         self.store.close()
 
     def sql(self, text: str) -> str:
@@ -176,6 +234,85 @@ class LiveDb:
                 return [tuple(row) for row in cursor.fetchall()]
             finally:
                 cursor.close()
+
+    def read(self, text: str, params: Sequence[Any], deadline: Deadline) -> list[tuple[Any, ...]]:
+        """Rows of one read on a read connection of its own, stopped at ``deadline``.
+
+        The connection is not this store's main one: a long read never holds the lock the
+        ingest writes under, and (WAL, MVCC) never blocks a writer.
+
+        Raises
+        ------
+        QueryTimeoutError
+            If the deadline passes before the rows are read.
+        """
+        connection = self._take_reader()
+        try:
+            if self.postgres:
+                rows = self._read_postgres(connection, text, params, deadline)
+            else:
+                rows = self._read_sqlite(connection, text, params, deadline)
+        except BaseException:
+            self._give_back(connection)
+            raise
+        self._give_back(connection)
+        return rows
+
+    def _read_sqlite(
+        self, connection: Any, text: str, params: Sequence[Any], deadline: Deadline
+    ) -> list[tuple[Any, ...]]:
+        end = time.monotonic() + deadline.left_s()
+        connection.set_progress_handler(lambda: int(time.monotonic() > end), _PROGRESS_STEPS)
+        cursor = connection.cursor()
+        try:
+            cursor.execute(text, tuple(params))
+            return [tuple(row) for row in cursor.fetchall()]
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc) and time.monotonic() > end:
+                raise QueryTimeoutError(deadline.limit, deadline.timeout_s) from None
+            raise
+        finally:
+            cursor.close()
+            connection.set_progress_handler(None, 0)
+
+    def _read_postgres(
+        self, connection: Any, text: str, params: Sequence[Any], deadline: Deadline
+    ) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        timeout_ms = max(1, int(deadline.left_s() * 1000))
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION READ ONLY")
+                cursor.execute(f"SET LOCAL statement_timeout = {timeout_ms}")
+                cursor.execute(self.sql(text), tuple(params))
+                return [tuple(row) for row in cursor.fetchall()]
+        except psycopg.errors.QueryCanceled:
+            raise QueryTimeoutError(deadline.limit, deadline.timeout_s) from None
+
+    def _take_reader(self) -> Any:
+        with self._readers_lock:
+            if self._readers:
+                return self._readers.pop()
+        try:
+            if self.postgres:
+                import psycopg
+
+                return psycopg.connect(self._url, autocommit=True)
+            connection = sqlite3.connect(self._url, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA query_only = ON")
+            return connection
+        except Exception as exc:
+            raise StoreError(f"{self.store.url}: cannot open a read connection ({exc})") from None
+
+    def _give_back(self, connection: Any) -> None:
+        broken = bool(getattr(connection, "closed", False))
+        with self._readers_lock:
+            if not broken and not self._closed and len(self._readers) < READ_POOL:
+                self._readers.append(connection)
+                return
+        if not broken:
+            connection.close()
 
     def execute(self, text: str, params: Sequence[Any] = ()) -> int:
         """Run one write in its own transaction; returns the row count."""

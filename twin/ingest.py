@@ -12,6 +12,7 @@ hear only about datastreams whose latest value moved.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections import Counter
@@ -23,6 +24,7 @@ import orjson
 
 from twin.db import LiveDb
 from twin.sta.entities import OBSERVATION_NUMERIC
+from twin.sta.limits import MAX_INT
 from twin.times import now_us, parse_time
 
 #: Observations further ahead of the clock than this are refused, microseconds.
@@ -132,6 +134,8 @@ class Ingestor:
         info = self._datastreams.get(ident)
         if info is not None:
             return info
+        if not -MAX_INT - 1 <= ident <= MAX_INT:  # beyond the store's integers: no such id
+            return None
         # the first miss loads every datastream in one query; later misses one each
         where, params = ("1 = 1", ()) if not self._datastreams else ("d.id = ?", (ident,))
         rows = self.db.query(
@@ -229,7 +233,7 @@ class Ingestor:
             if not math.isfinite(value):
                 raise RejectedError("result is not finite")
         else:
-            result_json = orjson.dumps(result).decode()
+            result_json = _json_text("result", result)
         try:
             time_us = parse_time(body["phenomenonTime"]) if "phenomenonTime" in body else now
         except ValueError as exc:
@@ -248,6 +252,8 @@ class Ingestor:
             feature = foi.get("@iot.id") if isinstance(foi, dict) else None
             if not isinstance(feature, int) or isinstance(feature, bool):
                 raise RejectedError('FeatureOfInterest must be {"@iot.id": id}')
+            if not -MAX_INT - 1 <= feature <= MAX_INT:
+                raise RejectedError(f"FeatureOfInterest {feature}: ids end at {MAX_INT}")
         else:
             feature = self.feature_of(ident)
         return Reading(
@@ -256,7 +262,7 @@ class Ingestor:
             value,
             result_json,
             result_time,
-            orjson.dumps(parameters).decode() if parameters is not None else None,
+            _json_text("parameters", parameters) if parameters is not None else None,
             feature,
         )
 
@@ -295,7 +301,7 @@ class Ingestor:
                 reason = str(exc)
                 report.rejected.append((index, reason))
                 self.counters[_reason_key(reason)] += 1
-                text = orjson.dumps(body, default=str).decode()[:DEAD_PAYLOAD_CHARS]
+                text = _payload_text(body)[:DEAD_PAYLOAD_CHARS]
                 dead.append((now, source, reason, text))
         with self._lock:
             changes = self._write(readings, dead, now, report, want_ids)
@@ -433,6 +439,23 @@ class Ingestor:
     def dead_letter_count(self) -> int:
         """How many dead letters the store holds."""
         return int(self.db.query("SELECT COUNT(*) FROM live_dead_letters")[0][0])
+
+
+def _json_text(name: str, value: Any) -> str:
+    """``value`` as JSON text to store; an integer beyond 64 bits is refused (orjson, and the
+    readers of the store, stop at 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError as exc:
+        raise RejectedError(f"{name}: {exc}") from None
+
+
+def _payload_text(body: Any) -> str:
+    """A rejected body as JSON text for its dead letter, whatever numbers it holds."""
+    try:
+        return orjson.dumps(body, default=str).decode()
+    except TypeError:  # an integer beyond 64 bits: the standard library writes any integer
+        return json.dumps(body, default=str)
 
 
 def _reason_key(reason: str) -> str:

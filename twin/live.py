@@ -35,6 +35,7 @@ from twin.ingest import Change, Ingestor
 from twin.lease import Lease
 from twin.mqtt import MqttIngest, MqttSettings
 from twin.rules import CasePolicy
+from twin.sta.limits import StaLimits
 from twin.sta.service import SensorThings
 from twin.state import LiveState, scope_clause
 from twin.times import format_time, now_us, parse_time
@@ -54,6 +55,7 @@ class LiveTwin:
     feed : the store's event feed to bridge the bus through (``None``: one of its own over
         ``url``, started by :meth:`start` and closed by :meth:`close`; a given feed is
         started and closed by its owner)
+    sta_limits : the bounds of SensorThings requests (``None``: the defaults)
 
     Raises
     ------
@@ -68,6 +70,7 @@ class LiveTwin:
         clock: Callable[[], int] = now_us,
         sweep_s: float = 10.0,
         feed: EventFeed | None = None,
+        sta_limits: StaLimits | None = None,
     ) -> None:
         self.clock = clock
         self.db = LiveDb(url)
@@ -76,7 +79,7 @@ class LiveTwin:
         self._owns_feed = feed is None
         self.bridge = BusBridge(self.bus, self.feed)
         self.ingestor = Ingestor(self.db, clock=clock)
-        self.sta = SensorThings(self.db, self._sink)
+        self.sta = SensorThings(self.db, self._sink, sta_limits)
         self.sta.on_change = self.ingestor.forget
         self.state = LiveState(self.db)
         self.alerts = AlertBook(self.db, self.bus)

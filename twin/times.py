@@ -12,6 +12,9 @@ import math
 import time
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: Epoch seconds of the first and last times ISO 8601 can write (years 1 and 9999).
+_FIRST_S = (dt.datetime(1, 1, 1, tzinfo=dt.UTC) - _EPOCH).total_seconds()
+_LAST_S = (dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC) - _EPOCH).total_seconds()
 
 
 def now_us() -> int:
@@ -32,6 +35,8 @@ def parse_time(value: object) -> int:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise ValueError(f"{value!r} is not a finite time")
+        if not _FIRST_S <= value <= _LAST_S:
+            raise ValueError(f"{value!r} epoch seconds is outside the years 1..9999")
         return round(float(value) * 1_000_000)
     if not isinstance(value, str):
         raise ValueError(f"{value!r} is not a time")

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from api.auth import first_message_principal
@@ -27,16 +27,23 @@ from api.state import get_state
 from cim.errors import NotFoundError, TwinError
 from twin.bus import KINDS, Subscription
 from twin.errors import RequestError
+from twin.sta.limits import MAX_INT
 from twin.times import format_time, parse_time
 
 router = APIRouter(prefix="/live", tags=["live"])
 
 
+#: The longest duration a route takes, seconds: its microseconds fit the stores' integers.
+MAX_SECONDS = MAX_INT // 1_000_000
+#: A datastream id in a path: the stores' integers end at ``MAX_INT``.
+DatastreamId = Annotated[int, Path(ge=0, le=MAX_INT, description="datastream id")]
+
+
 class CompactRequest(BaseModel):
     """Retention: raw history older than ``retention_s`` is rolled into aggregates."""
 
-    retention_s: int = Field(gt=0)
-    rollup_interval_s: int = Field(60, gt=0)
+    retention_s: int = Field(gt=0, le=MAX_SECONDS)
+    rollup_interval_s: int = Field(60, gt=0, le=MAX_SECONDS)
 
 
 def _time(name: str, text: str) -> int:
@@ -82,7 +89,7 @@ def read_object_state(code: str, live: Live, principal: LiveReader) -> dict[str,
 
 @router.get("/datastreams/{ident}/history")
 def read_history(
-    ident: int,
+    ident: DatastreamId,
     live: Live,
     principal: LiveReader,
     start: Annotated[str, Query(description="ISO 8601, inclusive")],
@@ -97,12 +104,14 @@ def read_history(
 
 @router.get("/datastreams/{ident}/aggregates")
 def read_aggregates(
-    ident: int,
+    ident: DatastreamId,
     live: Live,
     principal: LiveReader,
     start: Annotated[str, Query(description="ISO 8601, inclusive")],
     end: Annotated[str, Query(description="ISO 8601, exclusive")],
-    interval_s: Annotated[int, Query(gt=0, description="bucket length, seconds")] = 3600,
+    interval_s: Annotated[
+        int, Query(gt=0, le=MAX_SECONDS, description="bucket length, seconds")
+    ] = 3600,
 ) -> dict[str, Any]:
     """``n, min, max, mean`` per interval of one datastream in ``[start, end)``."""
     _check_datastream(live, principal, ident)

@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from twin.errors import RequestError
+from twin.errors import LimitError, RequestError
 from twin.sta.entities import ENTITY_SETS, EntitySet, Relation
+from twin.sta.limits import ENV, MAX_INT, StaLimits
 from twin.times import now_us, parse_time
 
 _TOKEN = re.compile(
@@ -56,9 +57,22 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, limits: StaLimits) -> None:
+        self.limits = limits
         self.tokens = _tokens(text)
         self.pos = 0
+        self.depth = 0
+
+    def deeper(self) -> None:
+        """One level further in (a parenthesis, ``not``, a call, a chained operator)."""
+        self.depth += 1
+        if self.depth > self.limits.filter_max_depth:
+            raise LimitError(
+                ENV["filter_max_depth"],
+                self.limits.filter_max_depth,
+                f"$filter nests deeper than {self.limits.filter_max_depth} levels "
+                "(parentheses, not, function calls and chained arithmetic each count one)",
+            )
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -89,20 +103,25 @@ class _Parser:
         return node
 
     def or_(self) -> Node:
-        node = self.and_()
+        # and/or chains are flat lists (``("or", [a, b, c])``), never a deep tree
+        items = [self.and_()]
         while self.word("or"):
-            node = ("or", node, self.and_())
-        return node
+            items.append(self.and_())
+        return items[0] if len(items) == 1 else ("or", items)
 
     def and_(self) -> Node:
-        node = self.not_()
+        items = [self.not_()]
         while self.word("and"):
-            node = ("and", node, self.not_())
-        return node
+            items.append(self.not_())
+        return items[0] if len(items) == 1 else ("and", items)
 
     def not_(self) -> Node:
         if self.word("not"):
-            return ("not", self.not_())
+            outer = self.depth
+            self.deeper()
+            node = ("not", self.not_())
+            self.depth = outer
+            return node
         return self.compare()
 
     def compare(self) -> Node:
@@ -113,21 +132,35 @@ class _Parser:
         return ("cmp", op, left, self.arith())
 
     def arith(self) -> Node:
+        outer = self.depth
         node = self.primary()
         while (op := self.word(*_ARITH)) is not None:
+            self.deeper()  # a chain is a left-deep tree: each operator one level
             node = ("arith", op, node, self.primary())
+        self.depth = outer
         return node
 
     def primary(self) -> Node:
         kind, value = self.take()
         if kind == "punct" and value == "(":
+            outer = self.depth
+            self.deeper()
             node = self.or_()
             self.expect(")")
+            self.depth = outer
             return node
         if kind == "string":
             return ("lit", value[1:-1].replace("''", "'"))
         if kind == "number":
-            return ("lit", float(value) if any(c in value for c in ".eE") else int(value))
+            if any(c in value for c in ".eE"):
+                return ("lit", float(value))
+            number = int(value)
+            if not -MAX_INT - 1 <= number <= MAX_INT:
+                raise RequestError(
+                    f"$filter: the integer {number} is beyond the 64-bit range of the store "
+                    f"(write it as a decimal, {number:.3e}, to compare with a number)"
+                )
+            return ("lit", number)
         if kind == "time":
             try:
                 return ("lit", parse_time(value))
@@ -141,6 +174,8 @@ class _Parser:
             token = self.peek()
             if token == ("punct", "("):
                 self.take()
+                outer = self.depth
+                self.deeper()
                 args: list[Node] = []
                 if self.peek() != ("punct", ")"):
                     args.append(self.or_())
@@ -148,6 +183,7 @@ class _Parser:
                         self.take()
                         args.append(self.or_())
                 self.expect(")")
+                self.depth = outer
                 if value == "now" and not args:
                     return ("lit", now_us())
                 if value not in _FUNCTIONS:
@@ -157,15 +193,45 @@ class _Parser:
         raise RequestError(f"$filter: unexpected {value!r}")
 
 
-def parse_filter(text: str) -> Node:
-    """The syntax tree of a ``$filter`` expression.
+def _terms(node: Node) -> int:
+    """How many conditions (comparisons and boolean functions) a tree holds."""
+    head = node[0]
+    if head in ("and", "or"):
+        return sum(_terms(item) for item in node[1])
+    if head == "not":
+        return _terms(node[1])
+    return 1
+
+
+def parse_filter(text: str, limits: StaLimits | None = None) -> Node:
+    """The syntax tree of a ``$filter`` expression, within ``limits``.
+
+    ``and`` and ``or`` chains are one node each, ``("or", [a, b, c])``.
 
     Raises
     ------
+    LimitError
+        If the expression is longer, deeper or holds more conditions than ``limits`` allow.
     RequestError
         If the expression cannot be read.
     """
-    return _Parser(text).parse()
+    limits = limits if limits is not None else StaLimits()
+    if len(text) > limits.filter_max_chars:
+        raise LimitError(
+            ENV["filter_max_chars"],
+            limits.filter_max_chars,
+            f"$filter is {len(text)} characters long, more than {limits.filter_max_chars}",
+        )
+    tree = _Parser(text, limits).parse()
+    terms = _terms(tree)
+    if terms > limits.filter_max_terms:
+        raise LimitError(
+            ENV["filter_max_terms"],
+            limits.filter_max_terms,
+            f"$filter holds {terms} conditions, more than {limits.filter_max_terms} "
+            "(OR-ed equalities of one property, id eq 1 or id eq 2, count one each)",
+        )
+    return tree
 
 
 @dataclass
@@ -207,33 +273,55 @@ class FilterCompiler:
     Parameters
     ----------
     postgres : whether the SQL is for PostgreSQL (JSON paths are spelled differently)
+    limits : how long, deep and large a ``$filter`` may be
     """
 
-    def __init__(self, postgres: bool) -> None:
+    def __init__(self, postgres: bool, limits: StaLimits | None = None) -> None:
         self.postgres = postgres
+        self.limits = limits if limits is not None else StaLimits()
 
     def compile(self, entities: EntitySet, text: str) -> tuple[str, list[Any]]:
         """``WHERE`` fragment and parameters of ``text`` on ``entities``.
 
         Raises
         ------
+        LimitError
+            If the expression is beyond a bound of ``limits``.
         RequestError
             If the expression cannot be read or names an unknown property.
         """
-        sql = self._bool(entities, parse_filter(text))
+        sql = self._bool(entities, parse_filter(text, self.limits))
         return sql.text, sql.params
 
     def _bool(self, entities: EntitySet, node: Node) -> _Sql:
         head = node[0]
         if head in ("and", "or"):
-            left, right = self._bool(entities, node[1]), self._bool(entities, node[2])
-            return _Sql(f"({left.text} {head.upper()} {right.text})", left.params + right.params)
+            items = node[1]
+            parts = self._in_lists(entities, items) if head == "or" else []
+            parts += [self._bool(entities, item) for item in items if not _is_listed(item)]
+            return _balanced(parts, head.upper())
         if head == "not":
             inner = self._bool(entities, node[1])
             return _Sql(f"(NOT {inner.text})", inner.params)
         if head in ("cmp", "call"):
             return self._atom(entities, node)
         raise RequestError("$filter: the expression is not a condition")
+
+    def _in_lists(self, entities: EntitySet, items: list[Node]) -> list[_Sql]:
+        """``IN`` lists of the OR-ed equalities of one property with a literal
+        (``id eq 1 or id eq 2`` -> ``id IN (?, ?)``)."""
+        groups: dict[tuple[tuple[str, ...], bool], list[Any]] = {}
+        for item in items:
+            if _is_listed(item):
+                path, value = _listed(item)
+                groups.setdefault((path, _is_number(value)), []).append(value)
+        out = []
+        for (path, numeric), values in groups.items():
+            column = self._value(entities, ("path", path), ("lit", 0) if numeric else None)
+            marks = ", ".join("?" for _ in values)
+            params = [int(v) if isinstance(v, bool) else v for v in values]
+            out.append(_Sql(f"({column.text} IN ({marks}))", params))
+        return out
 
     def _atom(self, entities: EntitySet, node: Node) -> _Sql:
         """A comparison or boolean function; navigation prefixes become subqueries."""
@@ -331,6 +419,34 @@ class FilterCompiler:
             text = f"({field.column}::jsonb #>> '{{{','.join(keys)}}}')"
             return f"CAST({text} AS DOUBLE PRECISION)" if numeric else text
         return f"json_extract({field.column}, '$.{'.'.join(keys)}')"
+
+
+def _is_listed(node: Node) -> bool:
+    """Whether ``node`` is ``path eq literal`` (or ``literal eq path``) on the entity's own
+    property, with a literal that is not null: a member of an ``IN`` list."""
+    if node[0] != "cmp" or node[1] != "eq":
+        return False
+    left, right = node[2], node[3]
+    if left[0] == "lit":
+        left, right = right, left
+    return left[0] == "path" and len(left[1]) == 1 and right[0] == "lit" and right[1] is not None
+
+
+def _listed(node: Node) -> tuple[tuple[str, ...], Any]:
+    left, right = node[2], node[3]
+    if left[0] == "lit":
+        left, right = right, left
+    return left[1], right[1]
+
+
+def _balanced(parts: list[_Sql], word: str) -> _Sql:
+    """``parts`` joined by ``word`` as a balanced tree: the SQL nests ``log2(n)`` deep, not
+    ``n`` (SQLite's parser and expression depth are bounded)."""
+    if len(parts) == 1:
+        return parts[0]
+    middle = len(parts) // 2
+    left, right = _balanced(parts[:middle], word), _balanced(parts[middle:], word)
+    return _Sql(f"({left.text} {word} {right.text})", left.params + right.params)
 
 
 def _is_number(value: object) -> bool:

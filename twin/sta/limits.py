@@ -2,10 +2,14 @@
 answer may carry, how long a statement may run.
 
 Each bound is a setting of the API (``api.settings.Settings.sta_*``, environment variable in
-:data:`ENV`). Not yet enforced: the SensorThings query path does not read these bounds yet
-(issue 18); once it does, a request beyond one is refused with
+:data:`ENV`), handed to :class:`~twin.sta.service.SensorThings` by the live twin and
+enforced on every read: the ``$filter`` parser checks length, depth and conditions
+(:mod:`twin.sta.filter`), the options parser ``$top`` and ``$expand`` depth
+(:mod:`twin.sta.options`), the service the entities of an answer and the deadline of its
+statements (:meth:`twin.db.LiveDb.read`). A request beyond one is refused with
 :class:`~twin.errors.LimitError` (400) or, for the statement timeout,
-:class:`~twin.errors.QueryTimeoutError` (503), both naming the setting.
+:class:`~twin.errors.QueryTimeoutError` (503), both naming the setting. ``docs/limits.md``
+lists them; ADR 0020 says why.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ class StaLimits:
     expand_max_depth : how deep ``$expand`` may nest (``Things?$expand=Datastreams/
         Observations`` is 2)
     max_entities : most entities one answer holds, expanded ones included
-    timeout_s : longest one SensorThings statement may run, seconds
+    timeout_s : longest one SensorThings read (all its statements together) may run, seconds
     """
 
     filter_max_chars: int = 8_192

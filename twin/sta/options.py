@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from twin.errors import RequestError
+from twin.errors import LimitError, RequestError
+from twin.sta.limits import ENV, MAX_INT, StaLimits
 
-#: Page size when ``$top`` is not given, and the largest ``$top`` allowed.
+#: Page size when ``$top`` is not given (or ``TWIN_STA_MAX_TOP``, if that is smaller).
 DEFAULT_TOP = 100
-MAX_TOP = 10_000
 
 _KNOWN = ("$filter", "$top", "$skip", "$orderby", "$count", "$select", "$expand")
 
@@ -62,31 +62,45 @@ def _split(text: str, separator: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _integer(name: str, text: str, upper: int | None = None) -> int:
+def _integer(name: str, text: str, upper: int = MAX_INT) -> int:
     try:
         value = int(text)
     except ValueError:
         raise RequestError(f"{name}: {text[:30]!r} is not an integer") from None
-    if value < 0 or (upper is not None and value > upper):
-        bound = f"0..{upper}" if upper is not None else ">= 0"
-        raise RequestError(f"{name}: {value} is outside {bound}")
+    if value < 0 or value > upper:
+        raise RequestError(f"{name}: {value} is outside 0..{upper}")
     return value
 
 
-def parse_options(params: Mapping[str, str]) -> Options:
+def parse_options(params: Mapping[str, str], limits: StaLimits | None = None) -> Options:
     """Options from query parameters (``{"$top": "10", ...}``); other keys are ignored.
 
     Raises
     ------
+    LimitError
+        If a ``$top`` (at any level) is beyond ``limits.max_top`` or ``$expand`` nests deeper
+        than ``limits.expand_max_depth``.
     RequestError
         If an option is malformed.
     """
-    options = Options()
+    return _parse(params, limits if limits is not None else StaLimits())
+
+
+def _parse(params: Mapping[str, str], limits: StaLimits, level: int = 0) -> Options:
+    options = Options(top=min(DEFAULT_TOP, limits.max_top))
     if "$filter" in params:
         options.filter = params["$filter"]
     if "$top" in params:
-        options.top = _integer("$top", params["$top"], MAX_TOP)
+        options.top = _integer("$top", params["$top"])
         options.top_given = True
+        if options.top > limits.max_top:
+            where = "$top" if level == 0 else "$top inside $expand"
+            raise LimitError(
+                ENV["max_top"],
+                limits.max_top,
+                f"{where}={options.top} is more than {limits.max_top}: page with $skip "
+                "or follow @iot.nextLink",
+            )
     if "$skip" in params:
         options.skip = _integer("$skip", params["$skip"])
     if "$count" in params:
@@ -104,12 +118,18 @@ def parse_options(params: Mapping[str, str]) -> Options:
         options.select = _split(params["$select"], ",")
     if "$expand" in params:
         for item in _split(params["$expand"], ","):
-            _add_expand(options, item)
+            _add_expand(options, item, limits, level + 1)
     return options
 
 
-def _add_expand(options: Options, item: str) -> None:
+def _add_expand(options: Options, item: str, limits: StaLimits, level: int) -> None:
     """Add one ``$expand`` item: ``Name``, ``Name(opts)`` or ``A/B`` (``A($expand=B)``)."""
+    if level > limits.expand_max_depth:  # refused before a deeper level is even read
+        raise LimitError(
+            ENV["expand_max_depth"],
+            limits.expand_max_depth,
+            f"$expand nests deeper than {limits.expand_max_depth} levels",
+        )
     name, _, rest = item.partition("(")
     nested_text = ""
     if rest:
@@ -118,10 +138,10 @@ def _add_expand(options: Options, item: str) -> None:
         nested_text = rest[:-1]
     path = name.strip().split("/")
     head = path[0]
-    child = options.expand.setdefault(head, Options())
+    child = options.expand.setdefault(head, Options(top=min(DEFAULT_TOP, limits.max_top)))
     if len(path) > 1:
         tail = "/".join(path[1:]) + (f"({nested_text})" if rest else "")
-        _add_expand(child, tail)
+        _add_expand(child, tail, limits, level + 1)
         return
     if nested_text:
         nested: dict[str, str] = {}
@@ -130,6 +150,6 @@ def _add_expand(options: Options, item: str) -> None:
             if not eq or key.strip() not in _KNOWN:
                 raise RequestError(f"$expand: {part[:60]!r} is not a query option")
             nested[key.strip()] = value
-        parsed = parse_options(nested)
+        parsed = _parse(nested, limits, level)
         parsed.expand = {**child.expand, **parsed.expand}
         options.expand[head] = parsed

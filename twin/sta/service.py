@@ -20,10 +20,11 @@ from urllib.parse import quote
 import orjson
 
 from cim.errors import NotFoundError
-from twin.db import LiveDb
-from twin.errors import RequestError
+from twin.db import Deadline, LiveDb
+from twin.errors import LimitError, RequestError
 from twin.sta.entities import ENTITY_SETS, OBSERVATION_NUMERIC, EntitySet, Field, Relation
 from twin.sta.filter import FilterCompiler
+from twin.sta.limits import ENV, MAX_INT, StaLimits
 from twin.sta.options import Options, parse_options
 from twin.times import format_time, parse_time
 
@@ -47,6 +48,39 @@ class Target:
     parent: tuple[str, int] | None = None
 
 
+class Cost:
+    """What one read may still spend: entities in its answer (expanded ones included) and
+    time (all its statements share one deadline).
+
+    Parameters
+    ----------
+    limits : the bounds of the request
+    """
+
+    def __init__(self, limits: StaLimits) -> None:
+        self.limits = limits
+        self.entities_left = limits.max_entities
+        self.deadline = Deadline.after(limits.timeout_s, ENV["timeout_s"])
+
+    def take(self, entities: int) -> None:
+        """Count ``entities`` more into the answer.
+
+        Raises
+        ------
+        LimitError
+            If the answer would hold more than ``limits.max_entities``.
+        """
+        self.entities_left -= entities
+        if self.entities_left < 0:
+            bound = self.limits.max_entities
+            raise LimitError(
+                ENV["max_entities"],
+                bound,
+                f"the answer would hold more than {bound} entities, expanded ones included: "
+                "lower $top, at the top or inside $expand",
+            )
+
+
 class SensorThings:
     """The SensorThings service over a :class:`~twin.db.LiveDb`.
 
@@ -54,11 +88,19 @@ class SensorThings:
     ----------
     db : the live store
     observation_sink : where created Observations go (the ingest)
+    limits : the bounds of one request (``$filter``, ``$top``, ``$expand``, answer size,
+        statement time)
     """
 
-    def __init__(self, db: LiveDb, observation_sink: ObservationSink | None = None) -> None:
+    def __init__(
+        self,
+        db: LiveDb,
+        observation_sink: ObservationSink | None = None,
+        limits: StaLimits | None = None,
+    ) -> None:
         self.db = db
-        self.filters = FilterCompiler(db.postgres)
+        self.limits = limits if limits is not None else StaLimits()
+        self.filters = FilterCompiler(db.postgres, self.limits)
         self.observation_sink = observation_sink
         #: called after an update or delete (the ingest drops its cached datastreams)
         self.on_change: Callable[[], None] | None = None
@@ -81,7 +123,7 @@ class SensorThings:
         entities = ENTITY_SETS[match.group(1)]
         target = Target(entities, "1 = 1", [], False)
         if match.group(2) is not None:
-            target = Target(entities, "id = ?", [int(match.group(2))], True)
+            target = Target(entities, "id = ?", [_ident(entities, match.group(2))], True)
         for i, segment in enumerate(segments[1:], start=1):
             if segment == "$value" and target.property is not None and i == len(segments) - 1:
                 target.raw_value = True
@@ -109,7 +151,7 @@ class SensorThings:
             )
             if match.group(2) is not None:
                 target.where = f"({target.where}) AND id = ?"
-                target.params.append(int(match.group(2)))
+                target.params.append(_ident(target.entities, match.group(2)))
                 target.single = True
         return target
 
@@ -173,6 +215,14 @@ class SensorThings:
         try:
             return self._read(path, params, base_url, scopes)
         except Exception as exc:
+            if _too_complex(exc):
+                # a filter within the depth limit the store's SQL parser still cannot take
+                # (deep navigation, a deployment's large TWIN_STA_FILTER_MAX_DEPTH)
+                raise LimitError(
+                    ENV["filter_max_depth"],
+                    self.limits.filter_max_depth,
+                    "$filter nests deeper than the store can evaluate: flatten it",
+                ) from None
             # a filter that compares across types (text with a number...) is refused by
             # PostgreSQL's type checks: the request is at fault, not the service
             names = {k.__name__ for k in type(exc).__mro__}
@@ -188,27 +238,30 @@ class SensorThings:
         scopes: Sequence[str] | None,
     ) -> Any:
         target = self.resolve(path)
-        options = parse_options(params)
+        options = parse_options(params, self.limits)
         base = base_url.rstrip("/")
+        cost = Cost(self.limits)
         if target.single:
-            rows = self._select(target, Options(select=options.select), scopes)
+            rows = self._select(target, Options(select=options.select), scopes, cost)
             if not rows:
                 raise NotFoundError(f"no {target.entities.singular} at {path!r}")
-            entity = self._render(target.entities, rows[0], base, options, scopes)
+            cost.take(1)
+            entity = self._render(target.entities, rows[0], base, options, scopes, cost)
             if target.property is not None:
                 key = "@iot.id" if target.property in ("id", "@iot.id") else target.property
                 value = entity.get(key)
                 return value if target.raw_value else {target.property: value}
             return entity
-        rows = self._select(target, options, scopes)
+        rows = self._select(target, options, scopes, cost)
         out: dict[str, Any] = {}
         if options.count:
-            out["@iot.count"] = self._count(target, options, scopes)
+            out["@iot.count"] = self._count(target, options, scopes, cost)
         more = len(rows) > options.top
         rows = rows[: options.top]
         if more:
             out["@iot.nextLink"] = self._next_link(base, path, params, options)
-        out["value"] = [self._render(target.entities, r, base, options, scopes) for r in rows]
+        cost.take(len(rows))
+        out["value"] = [self._render(target.entities, r, base, options, scopes, cost) for r in rows]
         return out
 
     def _where(
@@ -235,7 +288,9 @@ class SensorThings:
         return columns
 
     def _order(self, entities: EntitySet, options: Options) -> str:
-        keys = []
+        # a column sorts once, at its first mention: a repeated key changes nothing, and a
+        # list of thousands would pass SQLite's bound on ORDER BY terms
+        keys: dict[str, str] = {}
         for name, descending in options.orderby:
             if name in ("id", "@iot.id"):
                 column = "id"
@@ -244,12 +299,12 @@ class SensorThings:
                 if field is None or field.kind == "json":
                     raise RequestError(f"$orderby: {entities.singular} cannot sort by {name!r}")
                 column = field.column
-            keys.append(f"{column} {'DESC' if descending else 'ASC'}")
-        keys.append("id ASC")
-        return ", ".join(keys)
+            keys.setdefault(column, f"{column} {'DESC' if descending else 'ASC'}")
+        keys.setdefault("id", "id ASC")
+        return ", ".join(keys.values())
 
     def _select(
-        self, target: Target, options: Options, scopes: Sequence[str] | None
+        self, target: Target, options: Options, scopes: Sequence[str] | None, cost: Cost
     ) -> list[dict[str, Any]]:
         where, params = self._where(target, options, scopes)
         columns = self._columns(target.entities)
@@ -257,12 +312,15 @@ class SensorThings:
             f"SELECT {', '.join(columns)} FROM {target.entities.table} WHERE {where} "
             f"ORDER BY {self._order(target.entities, options)} LIMIT ? OFFSET ?"
         )
-        rows = self.db.query(sql, [*params, options.top + 1, options.skip])
+        rows = self.db.read(sql, [*params, options.top + 1, options.skip], cost.deadline)
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
-    def _count(self, target: Target, options: Options, scopes: Sequence[str] | None) -> int:
+    def _count(
+        self, target: Target, options: Options, scopes: Sequence[str] | None, cost: Cost
+    ) -> int:
         where, params = self._where(target, options, scopes)
-        rows = self.db.query(f"SELECT COUNT(*) FROM {target.entities.table} WHERE {where}", params)
+        sql = f"SELECT COUNT(*) FROM {target.entities.table} WHERE {where}"
+        rows = self.db.read(sql, params, cost.deadline)
         return int(rows[0][0])
 
     @staticmethod
@@ -280,6 +338,7 @@ class SensorThings:
         base: str,
         options: Options,
         scopes: Sequence[str] | None,
+        cost: Cost,
     ) -> dict[str, Any]:
         ident = int(row["id"])
         self_link = f"{base}/{entities.name}({ident})"
@@ -303,7 +362,7 @@ class SensorThings:
             found = entities.relation(name)
             if found is None:
                 raise RequestError(f"$expand: {entities.singular} has no relation {name!r}")
-            out[name] = self._expand(entities, found, ident, nested, base, scopes)
+            out[name] = self._expand(entities, found, ident, nested, base, scopes, cost)
         return out
 
     def _expand(
@@ -314,13 +373,19 @@ class SensorThings:
         nested: Options,
         base: str,
         scopes: Sequence[str] | None,
+        cost: Cost,
     ) -> Any:
         target_set = ENTITY_SETS[relation.target]
         target = Target(target_set, relation.step(entities.table, "id = ?"), [ident], False)
-        rows = self._select(target, nested, scopes)
+        rows = self._select(target, nested, scopes, cost)
         if not relation.many:
-            return self._render(target_set, rows[0], base, nested, scopes) if rows else None
-        return [self._render(target_set, r, base, nested, scopes) for r in rows[: nested.top]]
+            if not rows:
+                return None
+            cost.take(1)
+            return self._render(target_set, rows[0], base, nested, scopes, cost)
+        rows = rows[: nested.top]
+        cost.take(len(rows))
+        return [self._render(target_set, r, base, nested, scopes, cost) for r in rows]
 
     # -- writing ------------------------------------------------------------------------------
     def create(self, path: str, body: Any, scopes: Sequence[str] | None = None) -> int:
@@ -385,6 +450,10 @@ class SensorThings:
     def _exists(self, cur: Any, entities: EntitySet, ident: Any) -> int:
         if not isinstance(ident, int) or isinstance(ident, bool):
             raise RequestError(f"@iot.id of a {entities.singular} must be an integer")
+        if not -MAX_INT - 1 <= ident <= MAX_INT:
+            raise NotFoundError(
+                f"no {entities.singular} with @iot.id {ident}: ids end at {MAX_INT}"
+            )
         cur.execute(self.db.sql(f"SELECT id FROM {entities.table} WHERE id = ?"), (ident,))
         if cur.fetchone() is None:
             raise NotFoundError(f"no {entities.singular} with @iot.id {ident}")
@@ -590,6 +659,26 @@ _CASCADE: dict[str, tuple[str, ...]] = {
 }
 
 
+def _too_complex(exc: Exception) -> bool:
+    """Whether the store refused a statement as too deep or too large for its parser
+    (SQLite's parser stack and expression depth, PostgreSQL's stack depth)."""
+    if getattr(exc, "sqlstate", None) in ("54001", "54000"):
+        return True
+    text = str(exc)
+    return type(exc).__name__ == "OperationalError" and (
+        "parser stack overflow" in text or "Expression tree is too large" in text
+    )
+
+
+def _ident(entities: EntitySet, digits: str) -> int:
+    """The id in a path segment (``Things(12)``); one beyond the stores' integers names no
+    entity."""
+    value = int(digits)
+    if value > MAX_INT:
+        raise NotFoundError(f"no {entities.singular} with id {value}: ids end at {MAX_INT}")
+    return value
+
+
 def _back(relation: Relation) -> str:
     """The to-one relation pointing back along a to-many relation."""
     return {"thing_id": "Thing", "sensor_id": "Sensor", "observed_property_id": "ObservedProperty"}[
@@ -601,7 +690,10 @@ def _encode(entities: EntitySet, field: Field, value: Any) -> Any:
     if field.kind == "json":
         if field.name == "properties" and not isinstance(value, dict):
             raise RequestError(f"{entities.singular}.properties must be an object")
-        return orjson.dumps(value).decode()
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError as exc:  # an integer beyond 64 bits
+            raise RequestError(f"{entities.singular}.{field.name}: {exc}") from None
     if field.kind == "time":
         if value is None:
             return None
