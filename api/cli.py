@@ -79,8 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--mesh-step", type=int, default=4, help="DEM cells per mesh vertex")
     imp.add_argument(
         "--division",
-        default=DEFAULT_DIVISION,
-        help="12-digit county+street+community code of a new site",
+        default=None,
+        help=f"12-digit county+street+community code of a new site (default: the first "
+        f"street of county {DEFAULT_DIVISION[:6]} no site of the store uses)",
     )
     imp.add_argument("--cell", type=float, default=100.0, help="grid cell edge (m) of a new site")
     imp.add_argument(

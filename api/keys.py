@@ -21,12 +21,13 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,12 @@ from api.settings import BootstrapKey
 from cim.errors import StoreError
 from twin.db import LiveDb
 
+logger = logging.getLogger(__name__)
+
 KEY_PREFIX = "twk_"
 _SCOPE = re.compile(r"[0-9A-Za-z]{1,32}")
+#: a site name in a scope (``SITE:CODE``), as sites are named at import
+_SITE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class Role(StrEnum):
@@ -63,21 +68,58 @@ class Principal:
     role : what the key may do
     scopes : for a pilot, the code prefixes it may see; empty for every other role
     name : the key's human name
+    sites : the site of each scope (``""`` for a scope of an old key that named none and
+        could not be placed: it matches no site)
     """
 
     key_id: str
     role: Role
     scopes: tuple[str, ...] = ()
     name: str = ""
+    sites: tuple[str, ...] = ()
 
     @property
     def scoped(self) -> bool:
         """Whether this principal sees only part of the CIM."""
         return self.role is Role.PILOT
 
-    def sees(self, code: str) -> bool:
-        """Whether an object code is within this principal's scope."""
-        return not self.scoped or code.startswith(self.scopes)
+    @property
+    def grants(self) -> tuple[str, ...]:
+        """The scopes as stored: ``SITE:CODE`` (a bare ``CODE`` where no site is known)."""
+        return tuple(
+            f"{site}:{code}" if site else code
+            for code, site in zip(self.scopes, self.sites, strict=True)
+        )
+
+    def sees(self, code: str, site: str | None = None) -> bool:
+        """Whether object ``code`` (of ``site``, when the caller knows it) is within this
+        principal's scope: under one of its unit codes, in that unit's site."""
+        if not self.scoped:
+            return True
+        return any(
+            code.startswith(prefix) and bool(own) and (site is None or own == site)
+            for prefix, own in zip(self.scopes, self.sites, strict=True)
+        )
+
+    def sees_site(self, site: str) -> bool:
+        """Whether anything of ``site`` is within this principal's scope."""
+        return not self.scoped or site in self.sites
+
+    def in_site(self, site: str) -> tuple[str, ...]:
+        """The code prefixes this principal may see in ``site`` (all of them unscoped: ``()``
+        then means everything)."""
+        return tuple(p for p, s in zip(self.scopes, self.sites, strict=True) if s == site)
+
+
+def principal_of(key_id: str, role: Role, grants: Iterable[str], name: str = "") -> Principal:
+    """A principal from stored scopes (``SITE:CODE``, or a bare ``CODE`` of an old key)."""
+    codes: list[str] = []
+    sites: list[str] = []
+    for grant in grants:
+        site, _, code = grant.rpartition(":")
+        codes.append(code)
+        sites.append(site)
+    return Principal(key_id, role, tuple(codes), name, tuple(sites))
 
 
 class UnknownKeyError(Exception):
@@ -96,7 +138,7 @@ def validate_grant(role: str, scopes: Iterable[str]) -> tuple[Role, tuple[str, .
     ------
     ValueError
         If the role is unknown, a pilot has no scope, another role has one, or a scope is
-        not a code prefix (1 to 32 letters and digits).
+        not ``SITE:CODE`` or ``CODE`` (a code prefix of 1 to 32 letters and digits).
     """
     try:
         parsed = Role(role)
@@ -105,8 +147,11 @@ def validate_grant(role: str, scopes: Iterable[str]) -> tuple[Role, tuple[str, .
         raise ValueError(f"role(={role!r}) must be one of {allowed}") from None
     cleaned = tuple(dict.fromkeys(s.strip() for s in scopes))
     for scope in cleaned:
-        if not _SCOPE.fullmatch(scope):
-            raise ValueError(f"scope(={scope!r}) must be a code prefix of letters and digits")
+        site, colon, code = scope.rpartition(":")
+        if not _SCOPE.fullmatch(code) or (colon and not _SITE.fullmatch(site)):
+            raise ValueError(
+                f"scope(={scope!r}) must be SITE:CODE or CODE, a code prefix of letters and digits"
+            )
     if parsed is Role.PILOT and not cleaned:
         raise ValueError("a pilot key needs at least one unit code scope")
     if parsed is not Role.PILOT and cleaned:
@@ -168,6 +213,7 @@ class KeyStore:
     ) -> None:
         self._lock = threading.RLock()
         self._db: LiveDb | None = None
+        self._placements: dict[str, str] = {}
         file_only = not _is_url(store) and str(store).endswith(".json")
         self.store: str | Path | None = None if file_only else store
         default = Path(store) if file_only else legacy_keys_file(store)
@@ -179,7 +225,7 @@ class KeyStore:
             role, scopes = validate_grant(key.role, key.scopes)
             digest = hash_key(key.key)
             self._bootstrap.append(
-                _Record(digest, Principal(digest[:12], role, scopes, "bootstrap"), "")
+                _Record(digest, principal_of(digest[:12], role, scopes, "bootstrap"), "")
             )
 
     # -- the store ----------------------------------------------------------------------------
@@ -252,7 +298,7 @@ class KeyStore:
             if hmac.compare_digest(digest, record.sha256) and found is None:
                 found = record.principal
         if found is not None:
-            return found
+            return self._placed(found)
         with self._lock:
             db = self._database()
             if db is None:
@@ -270,7 +316,41 @@ class KeyStore:
                 found = record.principal
         if found is None:
             raise UnknownKeyError("unknown API key")
-        return found
+        return self._placed(found)
+
+    def _sites_of(self, code: str) -> list[str]:
+        """The sites holding object ``code`` (one in a store made since codes are unique in
+        the store; an older store may hold a code in several). Call with the lock held."""
+        db = self._database()
+        if db is None:
+            return []
+        rows = db.query("SELECT DISTINCT site FROM objects WHERE code = ?", (code,))
+        return sorted(str(r[0]) for r in rows)
+
+    def _placed(self, principal: Principal) -> Principal:
+        """``principal`` with each scope of an old key (a bare code) placed in the one site
+        holding that code; a code held by no site or by several stays unplaced and matches
+        nothing (the key must be re-issued as ``SITE:CODE``)."""
+        if all(principal.sites) or not principal.scoped:
+            return principal
+        sites = list(principal.sites)
+        with self._lock:
+            for index, (code, site) in enumerate(zip(principal.scopes, sites, strict=True)):
+                if site:
+                    continue
+                if code not in self._placements:
+                    held = self._sites_of(code)
+                    self._placements[code] = held[0] if len(held) == 1 else ""
+                    if len(held) != 1:
+                        logger.warning(
+                            "pilot key %s: scope %s is held by %s; it sees nothing there until "
+                            "re-issued as SITE:CODE",
+                            principal.key_id,
+                            code,
+                            ", ".join(held) or "no site",
+                        )
+                sites[index] = self._placements[code]
+        return replace(principal, sites=tuple(sites))
 
     def list_keys(self) -> list[dict[str, Any]]:
         """The live keys without their hashes: id, name, role, scopes, created.
@@ -298,7 +378,7 @@ class KeyStore:
                 "id": r.principal.key_id,
                 "name": r.principal.name,
                 "role": r.principal.role.value,
-                "scopes": list(r.principal.scopes),
+                "scopes": list(r.principal.grants),
                 "created": r.created,
             }
             for r in records
@@ -322,10 +402,12 @@ class KeyStore:
             If the store cannot be opened.
         """
         parsed, cleaned = validate_grant(role, scopes)
+        if self.store is not None:
+            cleaned = self._name_sites(cleaned)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         digest = hash_key(key)
         created = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        record = _Record(digest, Principal(digest[:12], parsed, cleaned, name), created)
+        record = _Record(digest, principal_of(digest[:12], parsed, cleaned, name), created)
         with self._lock:
             db = self._database()
             if db is None:
@@ -341,6 +423,29 @@ class KeyStore:
                         _row(record),
                     )
         return key
+
+    def _name_sites(self, scopes: tuple[str, ...]) -> tuple[str, ...]:
+        """``scopes`` with the site of each bare code named (``SITE:CODE``).
+
+        Raises
+        ------
+        ValueError
+            If no site, or more than one, holds a bare code.
+        """
+        named = []
+        with self._lock:
+            for scope in scopes:
+                if ":" in scope:
+                    named.append(scope)
+                    continue
+                held = self._sites_of(scope)
+                if len(held) != 1:
+                    where = f"sites {', '.join(held)} hold" if held else "no site holds"
+                    raise ValueError(
+                        f"scope(={scope!r}): {where} that code; name the site as SITE:{scope}"
+                    )
+                named.append(f"{held[0]}:{scope}")
+        return tuple(named)
 
     def revoke_key(self, key_id: str) -> bool:
         """Revoke the live key with this id; returns whether one was revoked.
@@ -375,7 +480,7 @@ def _row(r: _Record) -> tuple[str, str, str, str, str, str]:
         r.sha256,
         r.principal.key_id,
         r.principal.role.value,
-        json.dumps(list(r.principal.scopes)),
+        json.dumps(list(r.principal.grants)),
         r.principal.name,
         r.created,
     )
@@ -385,7 +490,7 @@ def _record(row: tuple[Any, ...]) -> _Record:
     digest, ident, role, scopes, name, created = row
     return _Record(
         str(digest),
-        Principal(str(ident), Role(role), tuple(json.loads(scopes)), str(name)),
+        principal_of(str(ident), Role(role), json.loads(scopes), str(name)),
         created,
     )
 
@@ -421,10 +526,10 @@ class _KeyFile:
             records = [
                 _Record(
                     item["sha256"],
-                    Principal(
+                    principal_of(
                         item["id"],
                         Role(item["role"]),
-                        tuple(item["scopes"]),
+                        item["scopes"],
                         item.get("name", ""),
                     ),
                     item.get("created", ""),
@@ -465,7 +570,7 @@ class _KeyFile:
                     "id": r.principal.key_id,
                     "sha256": r.sha256,
                     "role": r.principal.role.value,
-                    "scopes": list(r.principal.scopes),
+                    "scopes": list(r.principal.grants),
                     "name": r.principal.name,
                     "created": r.created,
                 }

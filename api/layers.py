@@ -31,7 +31,7 @@ class LayerError(TwinError):
 
 def public_layer(layer: Layer, principal: Principal) -> dict[str, Any]:
     """The public form of a layer, with only the codes the principal may see."""
-    values = {c: v for c, v in layer.values.items() if principal.sees(c)}
+    values = {c: v for c, v in layer.values.items() if principal.sees(c, layer.site)}
     finite = list(values.values())
     return {
         "site": layer.site,

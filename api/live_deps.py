@@ -64,8 +64,14 @@ Live = Annotated[LiveTwin, Depends(get_live)]
 
 
 def scopes_of(principal: Principal) -> tuple[str, ...] | None:
-    """The code prefixes a principal is limited to, or ``None`` for everything."""
-    return principal.scopes if principal.scoped else None
+    """The code prefixes a principal is limited to, or ``None`` for everything.
+
+    Only scopes placed in a site count: codes are unique in the store, so a placed prefix
+    names one site's objects; an old key's code held by several sites counts for nothing.
+    """
+    if not principal.scoped:
+        return None
+    return tuple(p for p, site in zip(principal.scopes, principal.sites, strict=True) if site)
 
 
 def check_role(principal: Principal, roles: frozenset[Role], what: str) -> None:

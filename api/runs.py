@@ -139,7 +139,7 @@ def may_see(principal: Principal, record: RunRecord) -> bool:
     if principal.role is Role.ADMIN:
         return True
     if principal.role is Role.PILOT:
-        return record.scope is not None and principal.sees(record.scope)
+        return record.scope is not None and principal.sees(record.scope, record.site)
     if record.kind != "drill":
         return record.owner == principal.key_id
     return principal.role in (Role.PLANNER, Role.DISPLAY)

@@ -104,7 +104,8 @@ def import_source(
     progress("place", 0.6)
     boxes, shapes = _boxes_and_footprints(parsed)
     if existing is None:
-        grid, info = _new_site(site, site_crs, boxes, division or DEFAULT_DIVISION, cell_m)
+        division = _division_of_new_site(store, site, division)
+        grid, info = _new_site(site, site_crs, boxes, division, cell_m)
     else:
         info = existing
         grid = GridSpec(info.division, *info.origin, cell_m=info.cell_m)
@@ -284,6 +285,62 @@ def _boxes_and_footprints(parsed: ParsedSource) -> tuple[NDArray[np.float64], li
     return boxes, shapes
 
 
+def _division_of_new_site(store: Store, site: str, division: str | None) -> str:
+    """The division of a new site: ``division`` when no site of the store holds its first
+    community, else refused; without one, the sample county's first street no site uses.
+    Codes are unique in the store: every code at and below a community, hence every unit a
+    pilot may be scoped to, belongs to one site only.
+
+    Raises
+    ------
+    SourceError
+        If ``division``'s community is another site's, or no street of the county is free.
+    """
+    taken = store.community_codes()
+    for other in store.sites():  # a site's own first community, even before it has cells
+        taken.setdefault(other.division, other.name)
+    if division is not None:
+        if division in taken:
+            raise SourceError(
+                site,
+                f"division {division} is already site {taken[division]}'s: codes are unique "
+                "in the store; give the new site a division of its own",
+            )
+        return division
+    county = DEFAULT_DIVISION[:6]
+    streets = {code[:9] for code in taken}
+    for street in range(int(DEFAULT_DIVISION[6:9]), 1000):
+        candidate = f"{county}{street:03d}{DEFAULT_DIVISION[9:]}"
+        if candidate[:9] not in streets:
+            return candidate
+    raise SourceError(site, f"every street of county {county} holds a site: give --division")
+
+
+class _CommunityPool:
+    """Codes for a site's new communities: the next numbers under its street that no site
+    of the store holds."""
+
+    def __init__(self, division: str, taken: set[str]) -> None:
+        self.division = division
+        self.taken = taken
+        self.index = 0
+
+    def take(self) -> str:
+        """The next free community code.
+
+        Raises
+        ------
+        ValueError
+            If the street has no free community number left.
+        """
+        while True:
+            code = community_code(self.division, self.index)
+            self.index += 1
+            if code not in self.taken:
+                self.taken.add(code)
+                return code
+
+
 def _new_site(
     name: str, crs: Any, boxes: NDArray[np.float64], division: str, cell_m: float
 ) -> tuple[GridSpec, SiteInfo]:
@@ -326,9 +383,12 @@ def _plan(
     exists = store.find_site(info.name) is not None
     known = store.codes_of_source(info.name, key) if exists else {}
     # codes this source had keep their numbers; new objects take the next free ones
-    allocator = SequenceAllocator(store.codes(info.name) if exists else [])
+    # seeded with every site's codes: county-level codes (terrain, street components) are
+    # numbered across the store, so no two sites share one
+    allocator = SequenceAllocator(store.all_codes())
     communities = store.communities(info.name) if exists else {}
     new_communities: dict[tuple[int, int], str] = {}
+    pool = _CommunityPool(grid.division, set(store.community_codes()))
 
     # where each object lies: its footprint centroid, else its box centre
     anchors = np.full((len(objects), 2), np.nan)
@@ -350,7 +410,7 @@ def _plan(
         code = communities.get((bi, bj)) or new_communities.get((bi, bj))
         if code is None and used:
             try:
-                code = community_code(grid.division, len(communities) + len(new_communities))
+                code = pool.take()
             except ValueError as exc:
                 raise SourceError(path, str(exc)) from None
             new_communities[(bi, bj)] = code
@@ -425,7 +485,7 @@ def _plan(
             )
         )
     rasters = {codes[position[sid]]: g for sid, g in parsed.rasters.items() if sid in position}
-    admin = _admin_objects(info, grid, boxes, used_cells, communities, new_communities)
+    admin = _admin_objects(info, grid, boxes, used_cells, communities, new_communities, pool)
     return ImportPlan(
         site=info,
         source_key=key,
@@ -469,6 +529,7 @@ def _admin_objects(
     used_cells: set[tuple[int, int]],
     communities: dict[tuple[int, int], str],
     new_communities: dict[tuple[int, int], str],
+    pool: _CommunityPool,
 ) -> list[CimObject]:
     """District, street, communities and the grid cells covering this import's extent."""
     out = [
@@ -501,7 +562,7 @@ def _admin_objects(
         community = all_communities.get((bi, bj))
         if community is None:
             try:
-                community = community_code(grid.division, len(all_communities))
+                community = pool.take()
             except ValueError as exc:
                 raise SourceError(
                     info.name, f"the grid needs too many communities: {exc}"

@@ -62,8 +62,16 @@ def _rule_public(rule: Rule) -> dict[str, Any]:
 
 @router.get("/rules")
 def list_rules(live: Live, principal: LiveReader) -> list[dict[str, Any]]:
-    """All rules."""
-    return [_rule_public(r) for r in live.alerts.rules.values()]
+    """All rules (a pilot: the rules that can apply to its units — city-wide ones, and
+    those under or above its unit codes — not another unit's)."""
+    scopes = scopes_of(principal)
+    return [
+        _rule_public(r)
+        for r in live.alerts.rules.values()
+        if scopes is None
+        or r.code_prefix is None
+        or any(r.code_prefix.startswith(s) or s.startswith(r.code_prefix) for s in scopes)
+    ]
 
 
 @router.post("/rules", status_code=201)

@@ -82,7 +82,7 @@ def may_start(principal: Principal, name: str, spec: DrillSpec) -> None:
     unit = spec.unit_code()
     if principal.role is not Role.PILOT or unit is None:
         raise PermissionDeniedError(f"a {principal.role.value} key may not start a {name} drill")
-    if not principal.sees(unit):
+    if not principal.sees(unit, spec.site_name()):
         raise NotFoundError(f"no building {unit!r} in this key's unit")
 
 

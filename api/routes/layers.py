@@ -39,11 +39,14 @@ class LayerIn(BaseModel):
 
 @router.get("")
 def list_layers(site: str, state: State, principal: Reader) -> list[dict[str, Any]]:
-    """The site's layers without their values (name, legend, unit, count, range)."""
+    """The site's layers without their values (name, legend, unit, count, range); a pilot
+    gets the layers holding a value of its units only."""
     scoped_view(state, principal, site)
     out = []
     for layer in state.layers.of_site(site):
         public = public_layer(layer, principal)
+        if principal.scoped and not public["values"]:
+            continue
         del public["values"]
         out.append(public)
     return out

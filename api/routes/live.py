@@ -18,13 +18,15 @@ from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from api.auth import first_message_principal
-from api.errors import AuthenticationError, QueryError
+from api.errors import AuthenticationError, PermissionDeniedError, QueryError
 from api.keys import READ_ROLES, Principal, UnknownKeyError
 from api.live_deps import Live, LiveReader, StaEditor, get_live, scopes_of
 from api.params import parse_bbox
 from api.routes.sites import scoped_view
+from api.site_views import SiteView
 from api.state import get_state
 from cim.errors import NotFoundError, TwinError
+from cim.model import DISTRICT, STREET
 from twin.bus import KINDS, Subscription
 from twin.errors import RequestError
 from twin.sta.limits import MAX_INT
@@ -128,7 +130,7 @@ def read_vital_signs(
     """City vital signs: sensors and how many are online, active alerts by severity, open
     cases, extreme current values."""
     if principal.scoped and not any(
-        prefix.startswith(s) or s.startswith(prefix) for s in principal.scopes
+        prefix.startswith(s) or s.startswith(prefix) for s in scopes_of(principal) or ()
     ):
         raise NotFoundError(f"nothing under {prefix!r} in this key's scope")
     return live.vital_signs(prefix, scopes_of(principal))
@@ -148,7 +150,17 @@ def read_vital_signs_by(
 @router.get("/ingest")
 def read_ingest(live: Live, principal: LiveReader) -> dict[str, Any]:
     """Ingest counters (stored, duplicates, dead letters by reason) and the newest dead
-    letters."""
+    letters: the city's ingest, not a unit's, so not for a pilot key (403).
+
+    Raises
+    ------
+    PermissionDeniedError
+        For a pilot key.
+    """
+    if principal.scoped:
+        raise PermissionDeniedError(
+            "ingest counters are the whole city's: a pilot key sees its units only"
+        )
     mqtt = live.mqtt
     return {
         "counters": dict(live.ingestor.counters),
@@ -197,6 +209,22 @@ def _public(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: containers a site may share with other sites of its county or street
+ADMIN_KINDS = frozenset({DISTRICT, STREET})
+
+
+def _site_roots(view: SiteView) -> list[str]:
+    """The fewest code prefixes covering a site's objects and nothing of another site:
+    its communities and its county-level codes (terrain, street components), not the
+    district and street it may share with other sites."""
+    codes = sorted(c for c, o in view.by_code.items() if o.kind not in ADMIN_KINDS)
+    roots: list[str] = []
+    for code in codes:
+        if not roots or not code.startswith(roots[-1]):
+            roots.append(code)
+    return roots
+
+
 @router.websocket("/ws")
 async def live_stream(
     websocket: WebSocket,
@@ -239,8 +267,18 @@ async def live_stream(
             await websocket.close(code=4400, reason=str(exc)[:120])
             return
         prefixes = (prefixes or []) + [o.code for o in area]
+    if site is not None and bbox is None:
+        # the objects of one site: its pilot's units there, or every code of the site
+        try:
+            state = get_state(websocket)
+            view = scoped_view(state, principal, site)
+        except TwinError as exc:
+            await websocket.close(code=4404, reason=str(exc)[:120])
+            return
+        roots = list(principal.in_site(site)) if principal.scoped else _site_roots(view)
+        prefixes = roots if prefixes is None else [p for p in prefixes if p in view.by_code]
     if principal.scoped:
-        scopes = principal.scopes
+        scopes = scopes_of(principal) or ()
         if prefixes is None:
             prefixes = list(scopes)
         else:

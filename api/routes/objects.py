@@ -45,7 +45,7 @@ def read_object(site: str, code: str, state: State, principal: Reader) -> Object
         If the site or the object does not exist, or is outside a pilot's scope (404).
     """
     info = state.store.site(site)
-    if not principal.sees(code):
+    if not principal.sees(code, site):
         raise NotFoundError(f"no object {code!r} in site {site!r}")
     obj = state.store.get(site, code)
     if principal.scoped:

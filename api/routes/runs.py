@@ -20,6 +20,7 @@ from fastapi.responses import Response
 from api.auth import Reader
 from api.errors import PermissionDeniedError
 from api.keys import Principal, Role
+from api.live_deps import scopes_of
 from api.runs import close_run_alerts, may_cancel, visible_run
 from api.state import State
 from cim.errors import NotFoundError
@@ -44,7 +45,7 @@ def list_runs(
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     """Drill runs, newest first, filtered by drill, site, state and owner (key id), paged."""
-    scopes = list(principal.scopes) if principal.role is Role.PILOT else None
+    scopes = list(scopes_of(principal) or ()) if principal.role is Role.PILOT else None
     records, total = state.runs.find(
         kind="drill",
         drill=drill,
@@ -141,9 +142,9 @@ def run_objects(
     NotFoundError
         If there is no such run, or the key may not see it.
     """
-    visible_run(state, principal, run_id)
+    record = visible_run(state, principal, run_id)
     rows = state.runs.objects(run_id, metric=metric, prefix=prefix)
-    return {"run": run_id, "objects": [r for r in rows if principal.sees(r["code"])]}
+    return {"run": run_id, "objects": [r for r in rows if principal.sees(r["code"], record.site)]}
 
 
 @router.get(
@@ -168,9 +169,9 @@ def run_frames(
     NotFoundError
         If there is no such run or series, or the key may not see the run.
     """
-    visible_run(state, principal, run_id)
+    record = visible_run(state, principal, run_id)
     unit, times, codes, values = state.runs.series(run_id, metric)
-    keep = [i for i, c in enumerate(codes) if principal.sees(c)]
+    keep = [i for i, c in enumerate(codes) if principal.sees(c, record.site)]
     if len(keep) != len(codes):
         codes = [codes[i] for i in keep]
         values = values[:, keep]

@@ -65,9 +65,10 @@ def scene_root(state: TwinState, principal: Principal, site: str, root: str | No
     """
     view = scoped_view(state, principal, site)
     if root is None and principal.scoped:
-        if len(principal.scopes) != 1:
+        units = principal.in_site(site)
+        if len(units) != 1:
             raise QueryError("root", "a pilot with several units must name the one to export")
-        root = principal.scopes[0]
+        root = units[0]
     if root is not None and root not in view.by_code:
         raise NotFoundError(f"site {site!r} has no object {root!r}")
     return root

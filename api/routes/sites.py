@@ -25,7 +25,10 @@ def scoped_view(state: TwinState, principal: Principal, site: str) -> SiteView:
     """
     if not principal.scoped:
         return state.views.view(site)
-    view = state.views.view(site, principal.scopes)
+    scopes = principal.in_site(site)  # a scope names its site: none of another site's codes
+    if not scopes:
+        raise NotFoundError(f"no site named {site!r}")
+    view = state.views.view(site, scopes)
     if view.empty:
         raise NotFoundError(f"no site named {site!r}")
     return view

@@ -301,6 +301,15 @@ class Store(ABC):
         """All codes of a site."""
         return [str(r[0]) for r in self._query("SELECT code FROM objects WHERE site = ?", (site,))]
 
+    def all_codes(self) -> list[str]:
+        """Every code of every site."""
+        return [str(r[0]) for r in self._query("SELECT code FROM objects")]
+
+    def community_codes(self) -> dict[str, str]:
+        """Every allocated community code of the store, with the site holding it."""
+        rows = self._query("SELECT code, site FROM communities")
+        return {str(code): str(site) for code, site in rows}
+
     def kind_counts(self, site: str) -> dict[str, int]:
         """Number of source objects per kind (grid and admin objects not counted)."""
         rows = self._query(

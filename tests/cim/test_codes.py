@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from cim.codes.assign import SequenceAllocator
 from cim.codes.grid import GridSpec, community_code, component_code
 from cim.codes.tables import component_class, load_table, unit_class
+from cim.errors import SourceError
 from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import Store
@@ -152,3 +153,41 @@ def test_division_is_used_for_a_new_site(store: Store, denhaag_path: Path) -> No
     import_source(store, denhaag_path, site="sh", division="310101002003", options=LoadOptions())
     codes = store.codes("sh")
     assert "310101" in codes and "310101002" in codes and "310101002003" in codes
+
+
+ADMIN = {"District", "Street"}
+
+
+def test_codes_are_unique_in_the_store(store: Store, denhaag_path: Path, assets: Path) -> None:
+    """Sites of one store never share a code below the street (the issue's finding: 79 unit
+    codes of Den Haag were also Merewether's): each new site takes a street of its own, and
+    terrain and street components are numbered across the store."""
+    import_source(store, denhaag_path, site="denhaag")
+    merewether = assets / "merewether"
+    import_source(store, merewether / "merewether_dtm_1m_epsg32756.tif", site="merewether")
+    import_source(
+        store,
+        merewether / "merewether_houses_epsg32756.geojson",
+        site="merewether",
+        options=LoadOptions(default_height_m=6.0),
+    )
+    import_source(store, assets / "crowd" / "west_oakland.osm", site="oakland")
+    divisions = {s.name: s.division for s in store.sites()}
+    assert divisions == {
+        "denhaag": "990100001001",
+        "merewether": "990100002001",
+        "oakland": "990100003001",
+    }
+    owner: dict[str, str] = {}
+    shared = []
+    for site in divisions:
+        for obj in store.all_objects(site):
+            if obj.kind in ADMIN:
+                continue
+            if owner.setdefault(obj.code, site) != site:
+                shared.append((obj.code, owner[obj.code], site))
+    assert len(owner) > 2000 and shared == []
+    # a site's own division is refused to the next site
+    with pytest.raises(SourceError, match="division 990100002001 is already site merewether"):
+        import_source(store, denhaag_path, site="again", division="990100002001")
+    assert "again" not in {s.name for s in store.sites()}

@@ -85,9 +85,18 @@ def test_same_file_twice_gives_the_same_codes(store: Store, denhaag_path: Path) 
     import_source(store, denhaag_path, site="a")
     assert store.codes_of_source("a", denhaag_path.name) == first
     assert store.kind_counts("a") == {"Building": 844, "BuildingPart": 1653, "TINRelief": 1}
-    # and into another site of the same store: the same codes again
+    # into another site of the same store: the same numbers under a street of its own (codes
+    # are unique in the store), and the terrain numbered after the first site's
     import_source(store, denhaag_path, site="b")
-    assert store.codes_of_source("b", denhaag_path.name) == first
+    second = store.codes_of_source("b", denhaag_path.name)
+    assert second.keys() == first.keys()
+    terrain = {k for k, v in first.items() if "T" in v}
+    assert len(terrain) == 1
+    for key in first.keys() - terrain:
+        a, b = first[key], second[key]
+        assert (a[6:9], b[6:9]) == ("001", "002") and a[:6] + a[9:] == b[:6] + b[9:]
+    (t,) = terrain
+    assert (first[t], second[t]) == ("990100T0001", "990100T0002")
 
 
 def test_missing_crs_is_refused_then_accepted_when_given(store: Store, assets: Path) -> None:

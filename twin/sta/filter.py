@@ -12,6 +12,7 @@ Times compare as microseconds since the epoch, the way they are stored.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -267,6 +268,10 @@ def _strip(node: Node, count: int) -> Node:
     return tuple(parts)
 
 
+#: the ``WHERE`` fragment limiting an entity set to what the caller may see
+Scope = Callable[[EntitySet], tuple[str, list[Any]]]
+
+
 class FilterCompiler:
     """Compiles filter trees against one entity set for one engine.
 
@@ -279,9 +284,14 @@ class FilterCompiler:
     def __init__(self, postgres: bool, limits: StaLimits | None = None) -> None:
         self.postgres = postgres
         self.limits = limits if limits is not None else StaLimits()
+        self._scope: Scope | None = None
 
-    def compile(self, entities: EntitySet, text: str) -> tuple[str, list[Any]]:
-        """``WHERE`` fragment and parameters of ``text`` on ``entities``.
+    def compile(
+        self, entities: EntitySet, text: str, scope: Scope | None = None
+    ) -> tuple[str, list[Any]]:
+        """``WHERE`` fragment and parameters of ``text`` on ``entities``; every entity set
+        a condition navigates to is limited by ``scope`` (a pilot's filter never reads
+        another unit's rows through a relation).
 
         Raises
         ------
@@ -290,7 +300,11 @@ class FilterCompiler:
         RequestError
             If the expression cannot be read or names an unknown property.
         """
-        sql = self._bool(entities, parse_filter(text, self.limits))
+        compiler = self
+        if scope is not None:
+            compiler = FilterCompiler(self.postgres, self.limits)
+            compiler._scope = scope
+        sql = compiler._bool(entities, parse_filter(text, self.limits))
         return sql.text, sql.params
 
     def _bool(self, entities: EntitySet, node: Node) -> _Sql:
@@ -336,6 +350,9 @@ class FilterCompiler:
                 raise RequestError("$filter: one condition may navigate one relation only")
             target = ENTITY_SETS[relation.target]
             inner = self._atom(target, _strip(node, 1))
+            if self._scope is not None:
+                limit, limit_params = self._scope(target)
+                inner = _Sql(f"({inner.text} AND {limit})", inner.params + limit_params)
             return _Sql(_reverse(relation, entities.table, target.table, inner.text), inner.params)
         if node[0] == "call":
             return self._call(entities, node, boolean=True)

@@ -23,7 +23,7 @@ from cim.errors import NotFoundError
 from twin.db import Deadline, LiveDb
 from twin.errors import LimitError, RequestError
 from twin.sta.entities import ENTITY_SETS, OBSERVATION_NUMERIC, EntitySet, Field, Relation
-from twin.sta.filter import FilterCompiler
+from twin.sta.filter import FilterCompiler, Scope
 from twin.sta.limits import ENV, MAX_INT, StaLimits
 from twin.sta.options import Options, parse_options
 from twin.times import format_time, parse_time
@@ -185,7 +185,21 @@ class SensorThings:
                 f"(SELECT id FROM sta_things WHERE {prefix}))",
                 params,
             )
-        return "1 = 1", []
+        # the sensors, properties and features of the scope's datastreams, nothing else
+        if entities.name == "Sensors":
+            return f"id IN (SELECT sensor_id FROM sta_datastreams WHERE {prefix})", params
+        if entities.name == "ObservedProperties":
+            return (
+                f"id IN (SELECT observed_property_id FROM sta_datastreams WHERE {prefix})",
+                params,
+            )
+        if entities.name == "FeaturesOfInterest":
+            return (
+                "id IN (SELECT feature_id FROM sta_observations WHERE datastream_id IN "
+                f"(SELECT id FROM sta_datastreams WHERE {prefix}))",
+                params,
+            )
+        return "1 = 0", []  # an entity set not named here is not a pilot's
 
     # -- reading ------------------------------------------------------------------------------
     def read(
@@ -272,7 +286,9 @@ class SensorThings:
         where += f" AND {scope}"
         params += scope_params
         if options.filter:
-            text, filter_params = self.filters.compile(target.entities, options.filter)
+            text, filter_params = self.filters.compile(
+                target.entities, options.filter, scope=_scoping(self, scopes)
+            )
             where += f" AND {text}"
             params += filter_params
         return where, params
@@ -722,3 +738,10 @@ def _decode(field: Field, row: dict[str, Any]) -> Any:
 
 
 __all__ = ["OBSERVATION_NUMERIC", "SensorThings", "Target"]
+
+
+def _scoping(service: SensorThings, scopes: Sequence[str] | None) -> Scope | None:
+    """The scope a ``$filter``'s navigation obeys (``None``: everything)."""
+    if scopes is None:
+        return None
+    return lambda entities: service.scope_sql(entities, scopes)
