@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from twin.errors import format_bound
+
 #: The largest integer the stores hold (SQLite ``INTEGER``, PostgreSQL ``BIGINT``).
 MAX_INT = 2**63 - 1
 
@@ -27,6 +29,7 @@ ENV = {
     "max_top": "TWIN_STA_MAX_TOP",
     "expand_max_depth": "TWIN_STA_EXPAND_MAX_DEPTH",
     "max_entities": "TWIN_STA_MAX_ENTITIES",
+    "max_answer_bytes": "TWIN_STA_MAX_ANSWER_BYTES",
     "timeout_s": "TWIN_STA_TIMEOUT_S",
 }
 
@@ -46,6 +49,8 @@ class StaLimits:
     expand_max_depth : how deep ``$expand`` may nest (``Things?$expand=Datastreams/
         Observations`` is 2)
     max_entities : most entities one answer holds, expanded ones included
+    max_answer_bytes : about the largest answer, bytes (the stored values of its entities,
+        expanded ones included, and their links)
     timeout_s : longest one SensorThings read (all its statements together) may run, seconds
     """
 
@@ -55,8 +60,9 @@ class StaLimits:
     max_top: int = 10_000
     expand_max_depth: int = 3
     max_entities: int = 20_000
+    max_answer_bytes: int = 32 << 20
     timeout_s: float = 5.0
 
     def name(self, bound: str) -> str:
         """How a message names ``bound``: its environment variable and value."""
-        return f"{ENV[bound]}={getattr(self, bound):g}"
+        return f"{ENV[bound]}={format_bound(getattr(self, bound))}"

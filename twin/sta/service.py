@@ -49,8 +49,8 @@ class Target:
 
 
 class Cost:
-    """What one read may still spend: entities in its answer (expanded ones included) and
-    time (all its statements share one deadline).
+    """What one read may still spend: entities and bytes in its answer (expanded ones
+    included) and time (all its statements share one deadline).
 
     Parameters
     ----------
@@ -60,17 +60,20 @@ class Cost:
     def __init__(self, limits: StaLimits) -> None:
         self.limits = limits
         self.entities_left = limits.max_entities
+        self.bytes_left = limits.max_answer_bytes
         self.deadline = Deadline.after(limits.timeout_s, ENV["timeout_s"])
 
-    def take(self, entities: int) -> None:
-        """Count ``entities`` more into the answer.
+    def take(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Count ``rows`` into the answer: one entity each, and their size (stored text and
+        numbers, plus :data:`ENTITY_BYTES` of keys and links).
 
         Raises
         ------
         LimitError
-            If the answer would hold more than ``limits.max_entities``.
+            If the answer would hold more than ``limits.max_entities`` entities or about
+            ``limits.max_answer_bytes`` bytes.
         """
-        self.entities_left -= entities
+        self.entities_left -= len(rows)
         if self.entities_left < 0:
             bound = self.limits.max_entities
             raise LimitError(
@@ -79,6 +82,22 @@ class Cost:
                 f"the answer would hold more than {bound} entities, expanded ones included: "
                 "lower $top, at the top or inside $expand",
             )
+        self.bytes_left -= sum(
+            ENTITY_BYTES + sum(len(v) if isinstance(v, str) else 8 for v in row.values())
+            for row in rows
+        )
+        if self.bytes_left < 0:
+            bound = self.limits.max_answer_bytes
+            raise LimitError(
+                ENV["max_answer_bytes"],
+                bound,
+                f"the answer would be larger than {bound} bytes: lower $top, at the top or "
+                "inside $expand",
+            )
+
+
+#: Bytes of an entity's keys, self link and navigation links, beside its values.
+ENTITY_BYTES = 256
 
 
 class SensorThings:
@@ -245,7 +264,7 @@ class SensorThings:
             rows = self._select(target, Options(select=options.select), scopes, cost)
             if not rows:
                 raise NotFoundError(f"no {target.entities.singular} at {path!r}")
-            cost.take(1)
+            cost.take(rows[:1])
             entity = self._render(target.entities, rows[0], base, options, scopes, cost)
             if target.property is not None:
                 key = "@iot.id" if target.property in ("id", "@iot.id") else target.property
@@ -260,7 +279,7 @@ class SensorThings:
         rows = rows[: options.top]
         if more:
             out["@iot.nextLink"] = self._next_link(base, path, params, options)
-        cost.take(len(rows))
+        cost.take(rows)
         out["value"] = [self._render(target.entities, r, base, options, scopes, cost) for r in rows]
         return out
 
@@ -381,10 +400,10 @@ class SensorThings:
         if not relation.many:
             if not rows:
                 return None
-            cost.take(1)
+            cost.take(rows[:1])
             return self._render(target_set, rows[0], base, nested, scopes, cost)
         rows = rows[: nested.top]
-        cost.take(len(rows))
+        cost.take(rows)
         return [self._render(target_set, r, base, nested, scopes, cost) for r in rows]
 
     # -- writing ------------------------------------------------------------------------------
