@@ -20,11 +20,11 @@ from urllib.parse import quote
 import orjson
 
 from cim.errors import NotFoundError
-from twin.db import Deadline, LiveDb
+from twin.db import LiveDb
 from twin.errors import LimitError, RequestError
 from twin.sta.entities import ENTITY_SETS, OBSERVATION_NUMERIC, EntitySet, Field, Relation
 from twin.sta.filter import FilterCompiler
-from twin.sta.limits import ENV, MAX_INT, StaLimits
+from twin.sta.limits import ENV, MAX_INT, Cost, StaLimits
 from twin.sta.options import Options, parse_options
 from twin.times import format_time, parse_time
 
@@ -46,58 +46,6 @@ class Target:
     property: str | None = None
     raw_value: bool = False
     parent: tuple[str, int] | None = None
-
-
-class Cost:
-    """What one read may still spend: entities and bytes in its answer (expanded ones
-    included) and time (all its statements share one deadline).
-
-    Parameters
-    ----------
-    limits : the bounds of the request
-    """
-
-    def __init__(self, limits: StaLimits) -> None:
-        self.limits = limits
-        self.entities_left = limits.max_entities
-        self.bytes_left = limits.max_answer_bytes
-        self.deadline = Deadline.after(limits.timeout_s, ENV["timeout_s"])
-
-    def take(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Count ``rows`` into the answer: one entity each, and their size (stored text and
-        numbers, plus :data:`ENTITY_BYTES` of keys and links).
-
-        Raises
-        ------
-        LimitError
-            If the answer would hold more than ``limits.max_entities`` entities or about
-            ``limits.max_answer_bytes`` bytes.
-        """
-        self.entities_left -= len(rows)
-        if self.entities_left < 0:
-            bound = self.limits.max_entities
-            raise LimitError(
-                ENV["max_entities"],
-                bound,
-                f"the answer would hold more than {bound} entities, expanded ones included: "
-                "lower $top, at the top or inside $expand",
-            )
-        self.bytes_left -= sum(
-            ENTITY_BYTES + sum(len(v) if isinstance(v, str) else 8 for v in row.values())
-            for row in rows
-        )
-        if self.bytes_left < 0:
-            bound = self.limits.max_answer_bytes
-            raise LimitError(
-                ENV["max_answer_bytes"],
-                bound,
-                f"the answer would be larger than {bound} bytes: lower $top, at the top or "
-                "inside $expand",
-            )
-
-
-#: Bytes of an entity's keys, self link and navigation links, beside its values.
-ENTITY_BYTES = 256
 
 
 class SensorThings:
