@@ -53,6 +53,7 @@ LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "sta_max_top": ("TWIN_STA_MAX_TOP", int, 1, 1_000_000),
     "sta_expand_max_depth": ("TWIN_STA_EXPAND_MAX_DEPTH", int, 0, 10),
     "sta_max_entities": ("TWIN_STA_MAX_ENTITIES", int, 1, 10_000_000),
+    "sta_max_answer_bytes": ("TWIN_STA_MAX_ANSWER_BYTES", int, 1024, 1 << 34),
     "sta_timeout_s": ("TWIN_STA_TIMEOUT_S", float, 0.01, 3_600),
 }
 
@@ -108,6 +109,7 @@ class Settings:
     sta_max_top : the largest SensorThings ``$top``
     sta_expand_max_depth : how deep SensorThings ``$expand`` may nest
     sta_max_entities : most entities one SensorThings answer holds, expanded ones included
+    sta_max_answer_bytes : about the largest SensorThings answer, bytes
     sta_timeout_s : longest a SensorThings read may run, its statements together (503 past it)
     """
 
@@ -133,6 +135,7 @@ class Settings:
     sta_max_top: int = StaLimits.max_top
     sta_expand_max_depth: int = StaLimits.expand_max_depth
     sta_max_entities: int = StaLimits.max_entities
+    sta_max_answer_bytes: int = StaLimits.max_answer_bytes
     sta_timeout_s: float = StaLimits.timeout_s
 
     @property
@@ -145,6 +148,7 @@ class Settings:
             max_top=self.sta_max_top,
             expand_max_depth=self.sta_expand_max_depth,
             max_entities=self.sta_max_entities,
+            max_answer_bytes=self.sta_max_answer_bytes,
             timeout_s=self.sta_timeout_s,
         )
 

@@ -249,19 +249,16 @@ class LiveDb:
         connection = self._take_reader()
         try:
             if self.postgres:
-                rows = self._read_postgres(connection, text, params, deadline)
-            else:
-                rows = self._read_sqlite(connection, text, params, deadline)
-        except BaseException:
+                return self._read_postgres(connection, text, params, deadline)
+            return self._read_sqlite(connection, text, params, deadline)
+        finally:
             self._give_back(connection)
-            raise
-        self._give_back(connection)
-        return rows
 
     def _read_sqlite(
         self, connection: Any, text: str, params: Sequence[Any], deadline: Deadline
     ) -> list[tuple[Any, ...]]:
-        end = time.monotonic() + deadline.left_s()
+        end = deadline.at_s
+        deadline.left_s()  # none left: refused before the statement starts
         connection.set_progress_handler(lambda: int(time.monotonic() > end), _PROGRESS_STEPS)
         cursor = connection.cursor()
         try:

@@ -17,6 +17,12 @@ from __future__ import annotations
 from cim.errors import ConflictError, StoreError, TwinError
 
 
+def format_bound(value: float) -> str:
+    """A bound as a message writes it: an integer in full (``33554432``), a float short
+    (``0.5``)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 class RequestError(TwinError):
     """A request (path, query option or body) is malformed; says which part and why."""
 
@@ -35,7 +41,7 @@ class LimitError(RequestError):
     def __init__(self, limit: str, value: float, message: str) -> None:
         self.limit = limit
         self.value = value
-        super().__init__(f"{message} (limit {limit}={value:g})")
+        super().__init__(f"{message} (limit {limit}={format_bound(value)})")
 
 
 class QueryTimeoutError(StoreError):

@@ -28,7 +28,9 @@ def test_nested_top_beyond_the_limit_is_refused(live: LiveTwin) -> None:
     _seed(live, 2, 3)
     started = time.perf_counter()
     query = {"$top": "20", "$expand": "Observations($top=10001)"}
-    with pytest.raises(LimitError, match=r"inside \$expand.*TWIN_STA_MAX_TOP=10000"):
+    with pytest.raises(
+        LimitError, match=r"\$top=10001 inside \$expand is more than 10000.*TWIN_STA_MAX_TOP=10000"
+    ):
         live.sta.read("Datastreams", query, BASE)
     with pytest.raises(LimitError, match=r"\$top=10001 is more than.*TWIN_STA_MAX_TOP=10000"):
         live.sta.read("Datastreams", {"$top": "10001"}, BASE)
@@ -97,3 +99,21 @@ def test_the_pilots_request_at_the_default_bounds(live: LiveTwin) -> None:
     with pytest.raises(LimitError, match=r"more than 20000 entities.*TWIN_STA_MAX_ENTITIES=20000"):
         live.sta.read("Datastreams", query, BASE)
     assert time.perf_counter() - started < 5
+
+
+def test_an_answer_too_large_is_refused(live: LiveTwin) -> None:
+    """Five Things of 100 kB properties each, under a bound of 300 kB."""
+    for k in range(5):
+        body = thing_body(f"manhole {k}", f"AAA{k:03d}", "depth")
+        body["properties"]["notes"] = "x" * 100_000
+        live.sta.create("Things", body)
+    live.sta.limits = StaLimits(max_answer_bytes=300_000)
+    started = time.perf_counter()
+    with pytest.raises(
+        LimitError, match=r"larger than 300000 bytes.*TWIN_STA_MAX_ANSWER_BYTES=300000"
+    ):
+        live.sta.read("Things", {"$top": "5"}, BASE)
+    with pytest.raises(LimitError, match="TWIN_STA_MAX_ANSWER_BYTES"):
+        live.sta.read("Datastreams", {"$expand": "Thing"}, BASE)
+    assert time.perf_counter() - started < 5
+    assert len(live.sta.read("Things", {"$top": "2"}, BASE)["value"]) == 2

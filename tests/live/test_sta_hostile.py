@@ -24,6 +24,7 @@ from live_helpers import thing_body
 from api.app import create_app
 from api.keys import KeyStore
 from api.settings import Settings
+from twin.errors import format_bound
 from twin.sta.limits import StaLimits
 
 with warnings.catch_warnings():
@@ -103,7 +104,7 @@ def _limit(answer: Any, status: int, limit: str, value: float) -> str:
     assert answer.status_code == status, answer.text
     error = answer.json()["error"]
     assert (error["limit"], error["value"]) == (limit, value), error
-    assert f"{limit}={value:g}" in error["message"]
+    assert f"{limit}={format_bound(value)}" in error["message"]
     return str(error["message"])
 
 

@@ -18,7 +18,7 @@ from twin.sta.limits import StaLimits
 
 BASE = "http://twin/sta/v1.1"
 #: Enough rows for the costly filter to take well over a second on either engine.
-ROWS = 40_000
+ROWS = 60_000
 COSTLY = " or ".join(f"contains(tolower(parameters/source), 'zz{k}')" for k in range(40))
 
 
@@ -61,7 +61,7 @@ def test_a_costly_filter_is_stopped_at_the_timeout(live: LiveTwin) -> None:
 
 def test_a_costly_filter_blocks_neither_ingest_nor_state(live: LiveTwin) -> None:
     ds = _seed(live)
-    live.sta.limits = StaLimits(timeout_s=1.0)
+    live.sta.limits = StaLimits(timeout_s=1.5)
     outcome: list[BaseException] = []
 
     def costly_read() -> None:
@@ -82,7 +82,9 @@ def test_a_costly_filter_blocks_neither_ingest_nor_state(live: LiveTwin) -> None
         assert report.stored == 1 and state[0]["result"] == float(len(waits))
         time.sleep(0.05)
     reader.join()
-    assert len(waits) >= 5, waits
-    assert max(waits) < 0.25, waits
+    # held behind the read, a reading would wait out each statement (two or three in all);
+    # beside it, most take milliseconds (a loaded machine may stretch one)
+    assert len(waits) >= 8, waits
+    assert sorted(waits)[len(waits) // 2] < 0.1 and max(waits) < 1, waits
     assert len(outcome) == 1 and isinstance(outcome[0], QueryTimeoutError), outcome
     assert _count(live) == ROWS + len(waits)

@@ -94,11 +94,11 @@ def _parse(params: Mapping[str, str], limits: StaLimits, level: int = 0) -> Opti
         options.top = _integer("$top", params["$top"])
         options.top_given = True
         if options.top > limits.max_top:
-            where = "$top" if level == 0 else "$top inside $expand"
+            where = "" if level == 0 else " inside $expand"
             raise LimitError(
                 ENV["max_top"],
                 limits.max_top,
-                f"{where}={options.top} is more than {limits.max_top}: page with $skip "
+                f"$top={options.top}{where} is more than {limits.max_top}: page with $skip "
                 "or follow @iot.nextLink",
             )
     if "$skip" in params:

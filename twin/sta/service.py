@@ -20,11 +20,11 @@ from urllib.parse import quote
 import orjson
 
 from cim.errors import NotFoundError
-from twin.db import Deadline, LiveDb
+from twin.db import LiveDb
 from twin.errors import LimitError, RequestError
 from twin.sta.entities import ENTITY_SETS, OBSERVATION_NUMERIC, EntitySet, Field, Relation
 from twin.sta.filter import FilterCompiler, Scope
-from twin.sta.limits import ENV, MAX_INT, StaLimits
+from twin.sta.limits import ENV, MAX_INT, Cost, StaLimits
 from twin.sta.options import Options, parse_options
 from twin.times import format_time, parse_time
 
@@ -46,39 +46,6 @@ class Target:
     property: str | None = None
     raw_value: bool = False
     parent: tuple[str, int] | None = None
-
-
-class Cost:
-    """What one read may still spend: entities in its answer (expanded ones included) and
-    time (all its statements share one deadline).
-
-    Parameters
-    ----------
-    limits : the bounds of the request
-    """
-
-    def __init__(self, limits: StaLimits) -> None:
-        self.limits = limits
-        self.entities_left = limits.max_entities
-        self.deadline = Deadline.after(limits.timeout_s, ENV["timeout_s"])
-
-    def take(self, entities: int) -> None:
-        """Count ``entities`` more into the answer.
-
-        Raises
-        ------
-        LimitError
-            If the answer would hold more than ``limits.max_entities``.
-        """
-        self.entities_left -= entities
-        if self.entities_left < 0:
-            bound = self.limits.max_entities
-            raise LimitError(
-                ENV["max_entities"],
-                bound,
-                f"the answer would hold more than {bound} entities, expanded ones included: "
-                "lower $top, at the top or inside $expand",
-            )
 
 
 class SensorThings:
@@ -259,7 +226,7 @@ class SensorThings:
             rows = self._select(target, Options(select=options.select), scopes, cost)
             if not rows:
                 raise NotFoundError(f"no {target.entities.singular} at {path!r}")
-            cost.take(1)
+            cost.take(rows[:1])
             entity = self._render(target.entities, rows[0], base, options, scopes, cost)
             if target.property is not None:
                 key = "@iot.id" if target.property in ("id", "@iot.id") else target.property
@@ -274,7 +241,7 @@ class SensorThings:
         rows = rows[: options.top]
         if more:
             out["@iot.nextLink"] = self._next_link(base, path, params, options)
-        cost.take(len(rows))
+        cost.take(rows)
         out["value"] = [self._render(target.entities, r, base, options, scopes, cost) for r in rows]
         return out
 
@@ -397,10 +364,10 @@ class SensorThings:
         if not relation.many:
             if not rows:
                 return None
-            cost.take(1)
+            cost.take(rows[:1])
             return self._render(target_set, rows[0], base, nested, scopes, cost)
         rows = rows[: nested.top]
-        cost.take(len(rows))
+        cost.take(rows)
         return [self._render(target_set, r, base, nested, scopes, cost) for r in rows]
 
     # -- writing ------------------------------------------------------------------------------
