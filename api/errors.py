@@ -16,6 +16,7 @@ error                                       status
 ``NotFoundError``                           404
 ``ConflictError``                           409
 ``SourceError``, ``CRSError``               422
+``DrillLimitError`` (a drill past a bound)  422
 ``RequestValidationError``                  422
 a body beyond the limit (:mod:`api.limits`)  413
 ``LimitError`` (a bound of the service)     400
@@ -38,6 +39,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import ConflictError, NotFoundError, SourceError, StoreError, TwinError
+from scenarios.drills.base import DrillLimitError
 from twin.errors import LimitError, QueryTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ logger = logging.getLogger(__name__)
 _STATUS: tuple[tuple[type[TwinError], int], ...] = (
     (NotFoundError, 404),
     (SourceError, 422),
+    (DrillLimitError, 422),
     (ConflictError, 409),
     (StoreError, 503),
     (TwinError, 400),
