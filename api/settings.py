@@ -43,6 +43,9 @@ MAX_BODY_BYTES = 1 << 20
 #: ``TWIN_MAX_UPLOAD_BYTES``).
 MAX_UPLOAD_BYTES = 64 << 20
 
+#: Drill runs one key may have queued or running at once (``TWIN_MAX_RUNS_PER_KEY``).
+MAX_RUNS_PER_KEY = 4
+
 #: Setting -> (environment variable, type, lowest, highest) of the request limits.
 LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "max_body_bytes": ("TWIN_MAX_BODY_BYTES", int, 1024, 1 << 30),
@@ -54,6 +57,7 @@ LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "sta_expand_max_depth": ("TWIN_STA_EXPAND_MAX_DEPTH", int, 0, 10),
     "sta_max_entities": ("TWIN_STA_MAX_ENTITIES", int, 1, 10_000_000),
     "sta_timeout_s": ("TWIN_STA_TIMEOUT_S", float, 0.01, 3_600),
+    "max_runs_per_key": ("TWIN_MAX_RUNS_PER_KEY", int, 1, 1_000),
 }
 
 #: The old key file of a PostgreSQL store, which has no path to sit next to (imported into
@@ -109,6 +113,7 @@ class Settings:
     sta_expand_max_depth : how deep SensorThings ``$expand`` may nest
     sta_max_entities : most entities one SensorThings answer holds, expanded ones included
     sta_timeout_s : longest a SensorThings statement may run (503 past it)
+    max_runs_per_key : drill runs one key may have queued or running (429 past it)
     """
 
     store_url: str | Path = "twin.db"
@@ -134,6 +139,7 @@ class Settings:
     sta_expand_max_depth: int = StaLimits.expand_max_depth
     sta_max_entities: int = StaLimits.max_entities
     sta_timeout_s: float = StaLimits.timeout_s
+    max_runs_per_key: int = MAX_RUNS_PER_KEY
 
     @property
     def sta_limits(self) -> StaLimits:
