@@ -46,6 +46,11 @@ MAX_UPLOAD_BYTES = 64 << 20
 #: Drill runs one key may have queued or running at once (``TWIN_MAX_RUNS_PER_KEY``).
 MAX_RUNS_PER_KEY = 4
 
+#: Snapshots one key may have in progress (``TWIN_RENDERS_PER_KEY``).
+RENDERS_PER_KEY = 2
+#: Snapshots that may wait behind the one rendering (``TWIN_RENDER_QUEUE``).
+RENDER_QUEUE = 4
+
 #: Setting -> (environment variable, type, lowest, highest) of the request limits.
 LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "max_body_bytes": ("TWIN_MAX_BODY_BYTES", int, 1024, 1 << 30),
@@ -58,6 +63,8 @@ LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "sta_max_entities": ("TWIN_STA_MAX_ENTITIES", int, 1, 10_000_000),
     "sta_timeout_s": ("TWIN_STA_TIMEOUT_S", float, 0.01, 3_600),
     "max_runs_per_key": ("TWIN_MAX_RUNS_PER_KEY", int, 1, 1_000),
+    "renders_per_key": ("TWIN_RENDERS_PER_KEY", int, 1, 64),
+    "render_queue": ("TWIN_RENDER_QUEUE", int, 0, 64),
 }
 
 #: The old key file of a PostgreSQL store, which has no path to sit next to (imported into
@@ -114,6 +121,8 @@ class Settings:
     sta_max_entities : most entities one SensorThings answer holds, expanded ones included
     sta_timeout_s : longest a SensorThings statement may run (503 past it)
     max_runs_per_key : drill runs one key may have queued or running (429 past it)
+    renders_per_key : snapshots (``image.png``) one key may have in progress (429 past it)
+    render_queue : snapshots that may wait behind the one rendering (429 past it)
     """
 
     store_url: str | Path = "twin.db"
@@ -140,6 +149,8 @@ class Settings:
     sta_max_entities: int = StaLimits.max_entities
     sta_timeout_s: float = StaLimits.timeout_s
     max_runs_per_key: int = MAX_RUNS_PER_KEY
+    renders_per_key: int = RENDERS_PER_KEY
+    render_queue: int = RENDER_QUEUE
 
     @property
     def sta_limits(self) -> StaLimits:

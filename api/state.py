@@ -15,7 +15,8 @@ from starlette.requests import HTTPConnection
 from api.jobs import JobManager
 from api.keys import KeyStore
 from api.layers import LayerHub
-from api.settings import Settings
+from api.render_gate import RenderGate
+from api.settings import RENDER_QUEUE, RENDERS_PER_KEY, Settings
 from api.site_views import SiteViews
 from api.tilecache import TileCache
 from cim.errors import StoreError
@@ -44,6 +45,7 @@ class TwinState:
     runner : executes this process's drill runs in worker processes or on Ray
     feed : changes heard by every process of the deployment
     tiles : built tiles held in memory
+    renders : who may render a snapshot now
     live : the live twin beside the store, once the application has opened it (drills
         raise their alerts there)
     """
@@ -58,6 +60,7 @@ class TwinState:
     runner: Runner
     feed: EventFeed
     tiles: TileCache = field(default_factory=TileCache)
+    renders: RenderGate = field(default_factory=lambda: RenderGate(RENDERS_PER_KEY, RENDER_QUEUE))
     live: LiveTwin | None = None
 
     def close(self) -> None:
