@@ -29,7 +29,6 @@ from api.layers import LayerHub
 from api.limits import BodyLimitMiddleware
 from api.live_deps import open_live
 from api.live_layers import LiveLayers
-from api.render_gate import RenderGate
 from api.routes import alerts as live_alerts
 from api.routes import cases as live_cases
 from api.routes import (
@@ -99,7 +98,6 @@ def open_state(config: Settings, keys: KeyStore) -> TwinState:
     )
     jobs = JobManager(runs, runner.id, config.job_workers)
     state = TwinState(config, store, keys, SiteViews(store), jobs, layers, runs, runner, feed)
-    state.renders = RenderGate(config.renders_per_key, config.render_queue)
     holder.append(state)
     return state
 

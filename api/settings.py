@@ -51,6 +51,9 @@ RENDERS_PER_KEY = 2
 #: Snapshots that may wait behind the one rendering (``TWIN_RENDER_QUEUE``).
 RENDER_QUEUE = 4
 
+#: The bound of the built GLBs kept on disk, bytes (``TWIN_SCENE_CACHE_BYTES``).
+SCENE_CACHE_BYTES = 1 << 30
+
 #: Setting -> (environment variable, type, lowest, highest) of the request limits.
 LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "max_body_bytes": ("TWIN_MAX_BODY_BYTES", int, 1024, 1 << 30),
@@ -65,6 +68,7 @@ LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "max_runs_per_key": ("TWIN_MAX_RUNS_PER_KEY", int, 1, 1_000),
     "renders_per_key": ("TWIN_RENDERS_PER_KEY", int, 1, 64),
     "render_queue": ("TWIN_RENDER_QUEUE", int, 0, 64),
+    "scene_cache_bytes": ("TWIN_SCENE_CACHE_BYTES", int, 1 << 20, 1 << 40),
 }
 
 #: The old key file of a PostgreSQL store, which has no path to sit next to (imported into
@@ -123,6 +127,7 @@ class Settings:
     max_runs_per_key : drill runs one key may have queued or running (429 past it)
     renders_per_key : snapshots (``image.png``) one key may have in progress (429 past it)
     render_queue : snapshots that may wait behind the one rendering (429 past it)
+    scene_cache_bytes : the bound of the built GLBs kept on disk (least recently used go)
     """
 
     store_url: str | Path = "twin.db"
@@ -151,6 +156,7 @@ class Settings:
     max_runs_per_key: int = MAX_RUNS_PER_KEY
     renders_per_key: int = RENDERS_PER_KEY
     render_queue: int = RENDER_QUEUE
+    scene_cache_bytes: int = SCENE_CACHE_BYTES
 
     @property
     def sta_limits(self) -> StaLimits:
