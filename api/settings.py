@@ -43,6 +43,15 @@ MAX_BODY_BYTES = 1 << 20
 #: ``TWIN_MAX_UPLOAD_BYTES``).
 MAX_UPLOAD_BYTES = 64 << 20
 
+#: Longest title of a case, name of a rule, characters.
+TITLE_CHARS = 200
+#: Longest note on a case or alert step, characters.
+NOTE_CHARS = 2_000
+#: Longest code, class code, unit or property name in a case, rule or alert body, characters.
+CODE_CHARS = 128
+#: Most levels of one rule.
+RULE_LEVELS = 16
+
 #: Drill runs one key may have queued or running at once (``TWIN_MAX_RUNS_PER_KEY``).
 MAX_RUNS_PER_KEY = 4
 
