@@ -246,7 +246,8 @@ def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
     NotFoundError
         If the venue, site or object is unknown.
     DrillRequestError
-        If a measure names no exit or spawn, or a one-way polygon misses the walkable area.
+        If a measure names no exit or spawn, a one-way polygon misses the walkable area, or
+        ``dt_s`` is too long for the cells (a walker would cross more than one a step).
     DrillLimitError
         If the grid would not fit (:func:`check_grid`) or the agents exceed the venue's
         capacity at jam density.
@@ -254,6 +255,7 @@ def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
     from cim.errors import SourceError
     from scenarios.crowd import load_venue
     from scenarios.crowd.grid import auto_cell_m
+    from scenarios.crowd.kernel import check_step
     from scenarios.crowd.model import check_spec
 
     if spec.site is not None and spec.code is not None:
@@ -265,7 +267,13 @@ def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
         check_spec(venue, crowd_spec)
     except (SourceError, ValueError) as exc:
         raise DrillRequestError(f"crowd: {exc}") from None
-    check_grid(spec, venue, spec.cell_m or auto_cell_m(venue))
+    cell_m = spec.cell_m or auto_cell_m(venue)
+    check_grid(spec, venue, cell_m)
+    fd = crowd_spec.fd
+    try:
+        check_step(cell_m, spec.step_s(cell_m), fd.free_speed_mps + 2 * fd.free_speed_sd_mps)
+    except ValueError as exc:
+        raise DrillRequestError(f"crowd: {exc}") from None
     holds = crowd_spec.fd.rho_max_pm2 * venue.area_m2
     if spec.agents > holds:
         raise DrillLimitError(

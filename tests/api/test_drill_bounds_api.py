@@ -118,6 +118,15 @@ def test_a_crowd_grid_too_large_for_the_machine_is_refused_with_its_figure(
     assert named in message
 
 
+def test_a_step_too_long_for_the_cells_is_refused_before_the_run(served: Served) -> None:
+    before = served.runs()
+    body = {"venue": "waterfront", "agents": 10, "cell_m": 0.2, "dt_s": 1}
+    answer = served.post("crowd", body)
+    assert answer.status_code == 400, answer.text
+    assert "dt_s(=1.0) too long" in answer.json()["error"]["message"]
+    assert served.runs() == before
+
+
 def test_more_agents_than_the_venue_holds_are_refused_naming_its_capacity(served: Served) -> None:
     message = _refused(served, "crowd", {"venue": "bottleneck_040_venue", "agents": 200_000})
     assert "agents(=200000)" in message and "capacity 347 people" in message
