@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,3 +119,57 @@ def test_a_turn_that_does_not_come_is_refused_after_the_wait() -> None:
     assert gate.inside == 0
     with gate.admit("b"):
         assert gate.inside == 1
+
+
+def test_two_hundred_snapshots_against_the_real_server_leave_health_responsive(
+    tmp_path: Path,
+) -> None:
+    from server_process import new_key, serving, twin_cli
+
+    from cim.store import open_store
+    from tests.api.denhaag_twin import DENHAAG
+
+    store = tmp_path / "t.db"
+    twin_cli(store, "import", "--site", SITE, str(DENHAAG))
+    opened = open_store(store)
+    try:
+        building = min(o.code for o in opened.by_kind(SITE, "Building"))
+    finally:
+        opened.close()
+    keys = [new_key(store, "display", tmp_path) for _ in range(4)]
+    env = {"TWIN_RENDERS_PER_KEY": "2", "TWIN_RENDER_QUEUE": "4"}
+    with serving(store, tmp_path / "cache", workers=1, env=env) as server:
+        clients = [server.client(key) for key in keys]
+        probe = server.client()
+        url = f"/sites/{SITE}/image.png?code={building}&width=64&height=64"
+        health: list[float] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                started = time.monotonic()
+                assert probe.get("/health").status_code == 200
+                health.append(time.monotonic() - started)
+                time.sleep(0.05)
+
+        def snapshot(i: int) -> tuple[int, float]:
+            started = time.monotonic()
+            answer = clients[i % len(clients)].get(url)
+            return answer.status_code, time.monotonic() - started
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            with ThreadPoolExecutor(50) as pool:
+                answers = list(pool.map(snapshot, range(200)))
+        finally:
+            done.set()
+            watcher.join()
+        for client in [*clients, probe]:
+            client.close()
+    statuses = Counter(status for status, _ in answers)
+    assert set(statuses) == {200, 429}, statuses
+    assert statuses[200] >= 5
+    refused = sorted(seconds for status, seconds in answers if status == 429)
+    assert refused[int(0.99 * len(refused))] < 5.0, refused[-5:]
+    assert health and max(health) < 2.0, sorted(health)[-5:]
