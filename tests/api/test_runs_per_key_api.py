@@ -103,3 +103,21 @@ def test_a_key_at_its_run_limit_gets_429_and_others_still_start(held: Held) -> N
     assert held.client.get(f"/runs/{run_id}", headers=held.keys["pilot"]).json()["state"] == (
         "cancelled"
     )
+
+
+def test_the_concurrency_and_cache_bounds_come_from_the_environment() -> None:
+    env = {
+        "TWIN_MAX_RUNS_PER_KEY": "7",
+        "TWIN_RENDERS_PER_KEY": "3",
+        "TWIN_RENDER_QUEUE": "0",
+        "TWIN_SCENE_CACHE_BYTES": str(2 << 20),
+    }
+    settings = Settings.from_env(env)
+    assert (settings.max_runs_per_key, settings.renders_per_key, settings.render_queue) == (7, 3, 0)
+    assert settings.scene_cache_bytes == 2 << 20
+    defaults = Settings.from_env({})
+    assert (defaults.max_runs_per_key, defaults.renders_per_key, defaults.render_queue) == (4, 2, 4)
+    assert defaults.scene_cache_bytes == 1 << 30
+    for variable, bad in (("TWIN_MAX_RUNS_PER_KEY", "0"), ("TWIN_RENDERS_PER_KEY", "x")):
+        with pytest.raises(ValueError, match=variable):
+            Settings.from_env({variable: bad})
