@@ -16,9 +16,11 @@ error                                       status
 ``NotFoundError``                           404
 ``ConflictError``                           409
 ``SourceError``, ``CRSError``               422
+``DrillLimitError`` (a drill past a bound)  422
 ``RequestValidationError``                  422
 a body beyond the limit (:mod:`api.limits`)  413
 ``LimitError`` (a bound of the service)     400
+``RunLimitError``, :class:`BusyError`        429
 ``StoreError``, ``QueryTimeoutError``       503
 any other ``TwinError``                     400
 anything else                               500
@@ -38,6 +40,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cim.errors import ConflictError, NotFoundError, SourceError, StoreError, TwinError
+from scenarios.drills.base import DrillLimitError
+from scenarios.runs.store import RunLimitError
 from twin.errors import LimitError, QueryTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ logger = logging.getLogger(__name__)
 _STATUS: tuple[tuple[type[TwinError], int], ...] = (
     (NotFoundError, 404),
     (SourceError, 422),
+    (DrillLimitError, 422),
     (ConflictError, 409),
     (StoreError, 503),
     (TwinError, 400),
@@ -84,6 +89,7 @@ class ErrorDetail(BaseModel):
     )
     limit: str | None = Field(None, description="the setting (environment variable) exceeded")
     value: float | None = Field(None, description="that setting's value")
+    running: int | None = Field(None, description="the key's drill runs queued or running now")
 
 
 class ErrorResponse(BaseModel):
@@ -101,6 +107,8 @@ _DESCRIPTIONS = {
     404: "No such thing (or it is outside the key's scope)",
     409: "The thing is not in a state that allows this",
     413: "The request body is larger than the limit (`limit` names it)",
+    429: "Too many of this request at once, from this key or in all (`limit` names the "
+    "setting; `Retry-After` says when to try again)",
     422: "A parameter or the body fails validation (`details` names each field)",
     503: "The store does not answer, or a query ran past the statement timeout",
 }
@@ -120,6 +128,25 @@ class QueryError(ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         self.parameter = parameter
         super().__init__(f"{parameter}: {message}")
+
+
+class BusyError(Exception):
+    """Too many requests of one kind at once, from one key or in all (429, with
+    ``Retry-After``).
+
+    Parameters
+    ----------
+    limit : the setting's environment variable (``TWIN_RENDERS_PER_KEY``)
+    value : the bound
+    message : what is busy and what to do
+    retry_after_s : when to try again, whole seconds
+    """
+
+    def __init__(self, limit: str, value: float, message: str, retry_after_s: int = 1) -> None:
+        self.limit = limit
+        self.value = value
+        self.retry_after_s = retry_after_s
+        super().__init__(f"{message} (limit {limit}={value:g})")
 
 
 class AuthenticationError(Exception):
@@ -153,6 +180,24 @@ def _twin_error(request: Request, exc: Exception) -> JSONResponse:
         extra = {"limit": exc.limit, "value": exc.value}
     return JSONResponse(
         error_body(type(exc).__name__, shorten(str(exc)), **extra), status_code=status
+    )
+
+
+#: When a key whose drill runs are at their limit is told to try again, s.
+RUN_RETRY_AFTER_S = 30
+
+
+def _busy_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, RunLimitError):
+        limit, value, retry = exc.limit, float(exc.value), RUN_RETRY_AFTER_S
+        extra: dict[str, Any] = {"running": exc.running}
+    else:
+        assert isinstance(exc, BusyError)
+        limit, value, retry, extra = exc.limit, exc.value, exc.retry_after_s, {}
+    return JSONResponse(
+        error_body(type(exc).__name__, shorten(str(exc)), limit=limit, value=value, **extra),
+        status_code=429,
+        headers={"Retry-After": str(retry)},
     )
 
 
@@ -210,6 +255,8 @@ def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to the error envelope on ``app``."""
     app.add_exception_handler(TwinError, _twin_error)
+    app.add_exception_handler(RunLimitError, _busy_error)
+    app.add_exception_handler(BusyError, _busy_error)
     app.add_exception_handler(QueryError, _query_error)
     app.add_exception_handler(AuthenticationError, _authentication_error)
     app.add_exception_handler(PermissionDeniedError, _permission_error)

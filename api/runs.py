@@ -17,11 +17,14 @@ from cim.errors import NotFoundError
 from scenarios.drills import DRILLS
 from scenarios.drills.base import DrillSpec, PrepareContext
 from scenarios.runs.runner import Bounds
-from scenarios.runs.store import RunRecord
+from scenarios.runs.store import RunLimitError, RunRecord
 from twin.layers import Layer
 
 if TYPE_CHECKING:
     from api.state import TwinState
+
+#: The setting bounding a key's unfinished drill runs.
+RUNS_PER_KEY_ENV = "TWIN_MAX_RUNS_PER_KEY"
 
 
 def prepare_context(state: TwinState) -> PrepareContext:
@@ -51,10 +54,18 @@ def submit_drill(
         If there is no such drill, or a named input or code is unknown.
     DrillRequestError
         If the spec contradicts the twin (nothing is stored then).
+    RunLimitError
+        If the key already has ``max_runs_per_key`` drill runs queued or running.
     """
     if name not in DRILLS:
         raise NotFoundError(f"no drill {name!r}; known: {', '.join(sorted(DRILLS))}")
     drill = DRILLS[name]
+    limit = state.settings.max_runs_per_key
+    # refused before prepare, which may read a building or a network; the count that
+    # decides is the one create makes in its transaction
+    running = state.runs.unfinished("drill", principal.key_id)
+    if running >= limit:
+        raise RunLimitError(RUNS_PER_KEY_ENV, limit, running)
     resolved = drill.prepare(spec, prepare_context(state))
     record = state.runs.create(
         "drill",
@@ -65,6 +76,8 @@ def submit_drill(
         scope=resolved.unit_code(),
         baseline=baseline,
         runner=state.runner.id,
+        max_unfinished=limit,
+        limit=RUNS_PER_KEY_ENV,
     )
     state.runner.submit(record.id, Bounds(drill.max_wall_s, drill.max_memory_mb))
     return record

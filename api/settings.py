@@ -43,6 +43,26 @@ MAX_BODY_BYTES = 1 << 20
 #: ``TWIN_MAX_UPLOAD_BYTES``).
 MAX_UPLOAD_BYTES = 64 << 20
 
+#: Longest title of a case, name of a rule, characters.
+TITLE_CHARS = 200
+#: Longest note on a case or alert step, characters.
+NOTE_CHARS = 2_000
+#: Longest code, class code, unit or property name in a case, rule or alert body, characters.
+CODE_CHARS = 128
+#: Most levels of one rule.
+RULE_LEVELS = 16
+
+#: Drill runs one key may have queued or running at once (``TWIN_MAX_RUNS_PER_KEY``).
+MAX_RUNS_PER_KEY = 4
+
+#: Snapshots one key may have in progress (``TWIN_RENDERS_PER_KEY``).
+RENDERS_PER_KEY = 2
+#: Snapshots that may wait behind the one rendering (``TWIN_RENDER_QUEUE``).
+RENDER_QUEUE = 4
+
+#: The bound of the built GLBs kept on disk, bytes (``TWIN_SCENE_CACHE_BYTES``).
+SCENE_CACHE_BYTES = 1 << 30
+
 #: Setting -> (environment variable, type, lowest, highest) of the request limits.
 LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "max_body_bytes": ("TWIN_MAX_BODY_BYTES", int, 1024, 1 << 30),
@@ -55,6 +75,10 @@ LIMIT_ENV: dict[str, tuple[str, type, float, float]] = {
     "sta_max_entities": ("TWIN_STA_MAX_ENTITIES", int, 1, 10_000_000),
     "sta_max_answer_bytes": ("TWIN_STA_MAX_ANSWER_BYTES", int, 1024, 1 << 34),
     "sta_timeout_s": ("TWIN_STA_TIMEOUT_S", float, 0.01, 3_600),
+    "max_runs_per_key": ("TWIN_MAX_RUNS_PER_KEY", int, 1, 1_000),
+    "renders_per_key": ("TWIN_RENDERS_PER_KEY", int, 1, 64),
+    "render_queue": ("TWIN_RENDER_QUEUE", int, 0, 64),
+    "scene_cache_bytes": ("TWIN_SCENE_CACHE_BYTES", int, 1 << 20, 1 << 40),
 }
 
 #: The old key file of a PostgreSQL store, which has no path to sit next to (imported into
@@ -111,6 +135,10 @@ class Settings:
     sta_max_entities : most entities one SensorThings answer holds, expanded ones included
     sta_max_answer_bytes : about the largest SensorThings answer, bytes
     sta_timeout_s : longest a SensorThings read may run, its statements together (503 past it)
+    max_runs_per_key : drill runs one key may have queued or running (429 past it)
+    renders_per_key : snapshots (``image.png``) one key may have in progress (429 past it)
+    render_queue : snapshots that may wait behind the one rendering (429 past it)
+    scene_cache_bytes : the bound of the built GLBs kept on disk (least recently used go)
     """
 
     store_url: str | Path = "twin.db"
@@ -137,6 +165,10 @@ class Settings:
     sta_max_entities: int = StaLimits.max_entities
     sta_max_answer_bytes: int = StaLimits.max_answer_bytes
     sta_timeout_s: float = StaLimits.timeout_s
+    max_runs_per_key: int = MAX_RUNS_PER_KEY
+    renders_per_key: int = RENDERS_PER_KEY
+    render_queue: int = RENDER_QUEUE
+    scene_cache_bytes: int = SCENE_CACHE_BYTES
 
     @property
     def sta_limits(self) -> StaLimits:

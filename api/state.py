@@ -15,6 +15,8 @@ from starlette.requests import HTTPConnection
 from api.jobs import JobManager
 from api.keys import KeyStore
 from api.layers import LayerHub
+from api.render_gate import RenderGate
+from api.scene_cache import SceneCache
 from api.settings import Settings
 from api.site_views import SiteViews
 from api.tilecache import TileCache
@@ -44,6 +46,8 @@ class TwinState:
     runner : executes this process's drill runs in worker processes or on Ray
     feed : changes heard by every process of the deployment
     tiles : built tiles held in memory
+    renders : who may render a snapshot now (``renders_per_key``, ``render_queue``)
+    scenes : built GLBs on disk, bounded by ``scene_cache_bytes``
     live : the live twin beside the store, once the application has opened it (drills
         raise their alerts there)
     """
@@ -59,6 +63,12 @@ class TwinState:
     feed: EventFeed
     tiles: TileCache = field(default_factory=TileCache)
     live: LiveTwin | None = None
+    renders: RenderGate = field(init=False)
+    scenes: SceneCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.renders = RenderGate(self.settings.renders_per_key, self.settings.render_queue)
+        self.scenes = SceneCache(self.settings.cache_path / "glb", self.settings.scene_cache_bytes)
 
     def close(self) -> None:
         """Stop the runs and jobs, then release the store."""

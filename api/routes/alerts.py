@@ -12,38 +12,45 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.live_deps import Live, LiveReader, Operator, RuleEditor, scopes_of
+from api.settings import CODE_CHARS, NOTE_CHARS, RULE_LEVELS, TITLE_CHARS
 from twin.errors import RequestError
 from twin.rules import CasePolicy, Rule
 
 router = APIRouter(tags=["alerts"])
 
+#: A level's severity name (``warning``, ``alarm``...).
+Severity = Annotated[str, Field(min_length=1, max_length=32)]
+
 
 class CasePolicyCreate(BaseModel):
     """When an alert of the rule opens a case."""
 
-    min_level: int = Field(1, ge=1)
-    class_code: str = ""
-    unit: str = ""
+    min_level: int = Field(1, ge=1, le=RULE_LEVELS)
+    class_code: str = Field("", max_length=CODE_CHARS)
+    unit: str = Field("", max_length=CODE_CHARS)
     urgency: Literal["urgent", "high", "normal", "low"] = "normal"
 
 
 class RuleCreate(BaseModel):
-    """A new threshold rule: ``levels`` are ``[threshold, severity]`` mildest first."""
+    """A new threshold rule: ``levels`` are ``[threshold, severity]`` mildest first (every
+    text and list bounded: beyond, 422 naming the field)."""
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=TITLE_CHARS)
     kind: Literal["high", "low", "rate", "stale"]
-    levels: list[tuple[float, str]] = Field(min_length=1)
-    observed_property: str | None = None
-    code_prefix: str | None = None
-    hysteresis: float = Field(0.0, ge=0)
-    missed: int = Field(3, ge=1)
+    levels: list[tuple[Annotated[float, Field(allow_inf_nan=False)], Severity]] = Field(
+        min_length=1, max_length=RULE_LEVELS
+    )
+    observed_property: str | None = Field(None, max_length=CODE_CHARS)
+    code_prefix: str | None = Field(None, max_length=CODE_CHARS)
+    hysteresis: float = Field(0.0, ge=0, le=1e12)
+    missed: int = Field(3, ge=1, le=10_000)
     open_case: CasePolicyCreate | None = None
 
 
 class AlertAction(BaseModel):
     """An operator's note on an alert action."""
 
-    note: str = ""
+    note: str = Field("", max_length=NOTE_CHARS)
 
 
 def _rule_public(rule: Rule) -> dict[str, Any]:
@@ -115,9 +122,10 @@ def delete_rule(ident: int, live: Live, principal: RuleEditor) -> dict[str, Any]
 def list_alerts(
     live: Live,
     principal: LiveReader,
-    prefix: Annotated[str, Query(description="object code prefix")] = "",
+    prefix: Annotated[str, Query(max_length=CODE_CHARS, description="object code prefix")] = "",
     state: Annotated[
-        str | None, Query(description="open, acknowledged, cleared, closed or active")
+        str | None,
+        Query(max_length=32, description="open, acknowledged, cleared, closed or active"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     source: Annotated[

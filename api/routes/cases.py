@@ -13,34 +13,36 @@ from pydantic import BaseModel, Field
 
 from api.errors import PermissionDeniedError
 from api.live_deps import Live, LiveReader, Operator, scopes_of
+from api.settings import CODE_CHARS, NOTE_CHARS, TITLE_CHARS
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
 
 class CaseCreate(BaseModel):
-    """A case opened by an operator or another system."""
+    """A case opened by an operator or another system (every text bounded: a longer one is
+    refused, 422 naming the field)."""
 
-    title: str = Field(min_length=1)
+    title: str = Field(min_length=1, max_length=TITLE_CHARS)
     source: Literal["operator", "api"] = "api"
-    site: str | None = None
-    object_code: str | None = None
-    class_code: str = ""
+    site: str | None = Field(None, max_length=64)
+    object_code: str | None = Field(None, max_length=CODE_CHARS)
+    class_code: str = Field("", max_length=CODE_CHARS)
     urgency: Literal["urgent", "high", "normal", "low"] = "normal"
-    unit: str = ""
+    unit: str = Field("", max_length=CODE_CHARS)
 
 
 class CaseAction(BaseModel):
     """A note on a workflow step."""
 
-    note: str = ""
+    note: str = Field("", max_length=NOTE_CHARS)
 
 
 @router.get("")
 def list_cases(
     live: Live,
     principal: LiveReader,
-    prefix: Annotated[str, Query(description="object code prefix")] = "",
-    state: Annotated[str | None, Query()] = None,
+    prefix: Annotated[str, Query(max_length=CODE_CHARS, description="object code prefix")] = "",
+    state: Annotated[str | None, Query(max_length=32)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[dict[str, Any]]:
     """Cases of objects under ``prefix``, newest first."""

@@ -3,7 +3,9 @@
 ``GET /drills`` lists the drills and the named inputs the server holds for each;
 ``POST /drills/{name}`` takes the drill's typed body (a named schema in OpenAPI: a wrong or
 out-of-bounds field is refused with its name, 422, and nothing starts), checks it against
-the twin (400/404 naming what is wrong), stores the run and answers ``202`` with
+the twin (400/404 naming what is wrong; 422 when it passes a bound there: a venue's cells,
+a building's occupants), refuses a key with ``TWIN_MAX_RUNS_PER_KEY`` unfinished runs
+(429), stores the run and answers ``202`` with
 ``{"id", "state", "href": "/runs/{id}"}``. Planners and admins start any drill; a unit
 pilot the drills about its own unit (a building's evacuation).
 """
@@ -19,7 +21,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from api.auth import WRITE_ROLES, Reader
-from api.errors import PermissionDeniedError
+from api.errors import PermissionDeniedError, responses
 from api.keys import Principal, Role
 from api.runs import submit_drill
 from api.state import State
@@ -119,7 +121,9 @@ def _endpoint(drill: Drill[Any]) -> Callable[..., JSONResponse]:
         "(``Location: /runs/{id}``).\n\nRaises\n------\nPermissionDeniedError\n"
         "    If the key may not start it (403).\nNotFoundError\n"
         "    If a named input or code is unknown.\nDrillRequestError\n"
-        "    If the body contradicts the twin (400)."
+        "    If the body contradicts the twin (400).\nDrillLimitError\n"
+        "    If the body, measured against the twin, passes a bound (422).\nRunLimitError\n"
+        "    If the key has TWIN_MAX_RUNS_PER_KEY runs queued or running (429)."
     )
     return start
 
@@ -132,7 +136,7 @@ for _drill in DRILLS.values():
         status_code=202,
         response_model=None,
         name=f"start_{_drill.name}_drill",
-        responses={202: {"description": "the run, queued"}},
+        responses={202: {"description": "the run, queued"}, **responses(429)},
     )
 
 

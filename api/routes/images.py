@@ -1,20 +1,20 @@
 """``/sites/{site}/image.png``: a headless snapshot of a site, cell or building.
 
 Optionally coloured by a value layer (``layer=NAME``, see ``/sites/{site}/layers``) with its
-legend. Rendering is off-screen and one at a time (VTK's render windows are not meant to be
-driven from several threads at once); a pilot gets snapshots of objects in its scope only
-(its unit by default).
+legend. Rendering is off-screen and one at a time, rationed by :mod:`api.render_gate` (a few
+in progress per key, a short queue; 429 with ``Retry-After`` beyond); a pilot gets snapshots
+of objects in its scope only (its unit by default).
 """
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.auth import Reader
+from api.errors import responses
 from api.layers import public_layer
 from api.routes.scenes import CodeParam, scene_root
 from api.state import State
@@ -22,12 +22,14 @@ from render.images import render_png
 
 router = APIRouter(prefix="/sites/{site}", tags=["scenes"])
 
-_RENDER_LOCK = threading.Lock()
-
 LayerParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
 
-@router.get("/image.png", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+@router.get(
+    "/image.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **responses(429)},
+)
 def site_image(
     site: str,
     state: State,
@@ -44,6 +46,8 @@ def site_image(
     ------
     NotFoundError
         If the site, object or layer does not exist (or is outside a pilot's scope).
+    BusyError
+        If the key has its renders in progress, or the renderer's queue is full (429).
     """
     root = scene_root(state, principal, site, code)
     values, legend = None, None
@@ -51,7 +55,7 @@ def site_image(
         found = public_layer(state.layers.get(site, layer), principal)
         values = found["values"]
         legend = f"{found['name']}" + (f" ({found['unit']})" if found["unit"] else "")
-    with _RENDER_LOCK:
+    with state.renders.admit(principal.key_id):
         data = render_png(
             state.store, site, root, values=values, legend=legend, size=(width, height)
         )

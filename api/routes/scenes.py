@@ -1,7 +1,8 @@
 """Scenes out: GLB of a site, subtree or object; the site's 3D Tiles; PNG snapshots.
 
 GLBs are built in the worker thread pool and kept on disk per site version and root, so a
-wall of displays asking for the same building costs one export. Tilesets are built as a
+wall of displays asking for the same building costs one export; the kept files are bounded
+in bytes (:mod:`api.scene_cache`) and exploded gaps rounded to a few values. Tilesets are built as a
 job: the first ``GET .../tiles/tileset.json`` answers ``202`` with the job (poll
 ``/jobs/{id}``; the viewer shows its progress), later ones serve the files. A re-import
 changes the site version and with it every cached scene.
@@ -13,9 +14,6 @@ when it has one), never the site tileset (403: it would show every other buildin
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -34,22 +32,13 @@ router = APIRouter(prefix="/sites/{site}", tags=["scenes"])
 
 GLB = "model/gltf-binary"
 
+#: Widest gap between exploded storeys, m.
+MAX_EXPLODE_M = 20.0
+#: Exploded gaps are rounded to this step, m.
+EXPLODE_STEP_M = 0.5
+
 #: Scene codes are digits and letters (terrain codes carry a ``T``).
 CodeParam = Annotated[str | None, Query(pattern=r"^[0-9A-Za-z]{1,40}$")]
-
-
-def _cached(path: Path, build: object) -> bytes:
-    """The file at ``path``, made by ``build()`` first when missing (atomically)."""
-    if path.is_file():
-        return path.read_bytes()
-    assert callable(build)
-    data: bytes = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
-    return data
 
 
 def scene_root(state: TwinState, principal: Principal, site: str, root: str | None) -> str | None:
@@ -74,17 +63,24 @@ def scene_root(state: TwinState, principal: Principal, site: str, root: str | No
     return root
 
 
+def quantise_explode(gap_m: float) -> float:
+    """``gap_m`` to the nearest :data:`EXPLODE_STEP_M` (so at most
+    ``MAX_EXPLODE_M / EXPLODE_STEP_M`` exploded views of one root are ever built)."""
+    return round(min(max(gap_m, 0.0), MAX_EXPLODE_M) / EXPLODE_STEP_M) * EXPLODE_STEP_M
+
+
 def glb_response(state: TwinState, site: str, root: str | None, explode_m: float = 0.0) -> Response:
     """The GLB of ``root`` (the site when ``None``), from the cache when built; storeys
     ``explode_m`` apart when given."""
     info = state.store.site(site)
     name = f"{root or 'site'}.glb"
     path = state.settings.cache_path / "glb" / site / f"v{info.version}" / name
-    data = _cached(path, lambda: export_glb(state.store, site, root))
+    data = state.scenes.get(path, lambda: export_glb(state.store, site, root))
+    explode_m = quantise_explode(explode_m)
     if explode_m > 0:
         plain = data
         name = f"{root or 'site'}-exploded-{explode_m:g}.glb"
-        data = _cached(path.with_name(name), lambda: explode_storeys(plain, explode_m))
+        data = state.scenes.get(path.with_name(name), lambda: explode_storeys(plain, explode_m))
     tag = hashlib.blake2b(f"{site}/{info.version}/{name}".encode(), digest_size=12).hexdigest()
     return Response(
         data,
@@ -119,10 +115,17 @@ def object_scene(
     code: str,
     state: State,
     principal: Reader,
-    explode: Annotated[float, Query(ge=0, le=100, description="storeys this many m apart")] = 0,
+    explode: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_EXPLODE_M,
+            description=f"storeys this many m apart (rounded to {EXPLODE_STEP_M:g} m)",
+        ),
+    ] = 0,
 ) -> Response:
     """Binary glTF of one object and everything under it; ``explode`` lifts a building's
-    storeys apart (an exploded view).
+    storeys apart (an exploded view), rounded to :data:`EXPLODE_STEP_M`.
 
     Raises
     ------

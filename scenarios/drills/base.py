@@ -50,6 +50,12 @@ class DrillRequestError(TwinError):
     """A drill's spec is malformed, out of bounds, or contradicts the twin (400)."""
 
 
+class DrillLimitError(DrillRequestError):
+    """A spec goes beyond a bound of the service once measured against the twin (a venue's
+    cells, a building's occupants, a network's samples) (422); names the fields and the
+    computed figure."""
+
+
 class RunCancelledError(TwinError):
     """Raised inside a run by its progress callback once the run is cancelled."""
 

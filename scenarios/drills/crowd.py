@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
@@ -19,6 +19,7 @@ from cim.errors import SourceError
 from scenarios.crowd import spec as engine
 from scenarios.drills.base import (
     Drill,
+    DrillLimitError,
     DrillRequestError,
     DrillSpec,
     ObjectValue,
@@ -28,7 +29,7 @@ from scenarios.drills.base import (
     RunResult,
     Series,
 )
-from scenarios.drills.inputs import Code, Name, named_input
+from scenarios.drills.inputs import Code, Count, Name, Seed, named_input
 
 #: Most people in one drill (placed plus arriving).
 MAX_AGENTS = 200_000
@@ -40,7 +41,20 @@ MAX_PERSON_STEPS = 5e10
 MAX_SAMPLES = 50_000
 #: Longest simulated time, s.
 MAX_TIME_S = 86_400.0
+#: Most time steps of one run (``max_time_s / dt_s``): a day at 0.0864 s.
+MAX_STEPS = 1_000_000
+#: Most cells across a density window (``window_m / cell_m``).
+MAX_WINDOW_SPAN = 41
+#: Most raster cells of a venue's bounding box (the grid is cut from it): ~0.5 GB of indices.
+MAX_RASTER_CELLS = 8_000_000
+#: Most entries of the density windows (cells × window cells): ~2.5 GB while they are built.
+MAX_WINDOW_ENTRIES = 100_000_000
+#: Most cell-steps of one run (cells × steps): the kernel's work besides the people's.
+MAX_CELL_STEPS = 1e11
 _SUFFIXES = (".wkt", ".geojson")
+
+if TYPE_CHECKING:
+    from scenarios.crowd.venue import Venue
 
 _AT_S = Field(0.0, ge=0, le=MAX_TIME_S, description="simulated s")
 Coordinate = Annotated[float, Field(allow_inf_nan=False, ge=-1e7, le=1e7)]
@@ -51,7 +65,7 @@ class ExitMeasure(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    exit: int = Field(ge=0, le=10_000, description="exit index of the venue")
+    exit: Count = Field(ge=0, le=10_000, description="exit index of the venue")
     at_s: float = _AT_S
     rate_pps: float | None = Field(0.0, ge=0, le=1_000, description="persons per second")
 
@@ -88,7 +102,7 @@ class Release(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     at_s: float = Field(ge=0, le=MAX_TIME_S, description="simulated s")
-    spawn: int | None = Field(None, ge=0, le=10_000)
+    spawn: Count | None = Field(None, ge=0, le=10_000)
 
 
 class Arrival(BaseModel):
@@ -96,8 +110,8 @@ class Arrival(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    spawn: int = Field(ge=0, le=10_000)
-    people: int = Field(ge=1, le=MAX_AGENTS)
+    spawn: Count = Field(ge=0, le=10_000)
+    people: Count = Field(ge=1, le=MAX_AGENTS)
     start_s: float = Field(0.0, ge=0, le=MAX_TIME_S)
     end_s: float = Field(60.0, gt=0, le=MAX_TIME_S)
 
@@ -122,8 +136,8 @@ class CrowdDrill(DrillSpec):
     venue: Name = Field(description="crowd/NAME.wkt or .geojson of the catalogue")
     site: Name | None = Field(None, description="site of the CIM object the venue stands for")
     code: Code | None = Field(None, description="the CIM object the venue stands for")
-    agents: int = Field(ge=1, le=MAX_AGENTS, description="people placed at the start")
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    agents: Count = Field(ge=1, le=MAX_AGENTS, description="people placed at the start")
+    seed: Seed = 0
     cell_m: float | None = Field(None, ge=0.2, le=5, description="cell edge, m (default auto)")
     dt_s: float | None = Field(None, ge=0.01, le=10, description="time step, s (default auto)")
     window_m: float = Field(1.5, ge=0.5, le=20, description="density window side, m")
@@ -152,18 +166,36 @@ class CrowdDrill(DrillSpec):
         people = self.agents + sum(a.people for a in self.arrivals)
         if people > MAX_AGENTS:
             raise ValueError(f"agents and arrivals bring {people} people, more than {MAX_AGENTS}")
-        if self.max_time_s / self.record_every_s > MAX_SAMPLES:
+        samples = self.max_time_s / self.record_every_s
+        if samples > MAX_SAMPLES:
             raise ValueError(
-                f"max_time_s / record_every_s is more than {MAX_SAMPLES} samples: record less often"
+                f"max_time_s / record_every_s = {self.max_time_s:g} / {self.record_every_s:g} = "
+                f"{samples:.3g} samples, more than {MAX_SAMPLES}: record less often"
             )
-        v_max = self.fd.free_speed_mps + 2 * self.fd.free_speed_sd_mps
-        dt_s = self.dt_s or 0.95 * (self.cell_m or 0.4) / v_max
+        if self.cell_m is not None and self.window_m / self.cell_m > MAX_WINDOW_SPAN:
+            raise ValueError(
+                f"window_m / cell_m = {self.window_m:g} / {self.cell_m:g} = "
+                f"{self.window_m / self.cell_m:.0f} cells across a density window, more than "
+                f"{MAX_WINDOW_SPAN}: a smaller window_m or a larger cell_m"
+            )
+        dt_s = self.step_s(self.cell_m or 0.4)
+        if self.max_time_s / dt_s > MAX_STEPS:
+            raise ValueError(
+                f"max_time_s / dt_s = {self.max_time_s:g} / {dt_s:.3g} = "
+                f"{self.max_time_s / dt_s:.3g} steps, more than {MAX_STEPS}: a longer dt_s "
+                "or a shorter max_time_s"
+            )
         if people * self.max_time_s / dt_s > MAX_PERSON_STEPS:
             raise ValueError(
                 f"{people} people × {self.max_time_s:g} s / dt_s {dt_s:.3g} s is more than "
                 f"{MAX_PERSON_STEPS:g} person-steps: fewer people, a shorter run or a longer dt_s"
             )
         return self
+
+    def step_s(self, cell_m: float) -> float:
+        """The time step, s: ``dt_s``, else the engine's (0.95 cell at the fastest walker)."""
+        v_max = self.fd.free_speed_mps + 2 * self.fd.free_speed_sd_mps
+        return self.dt_s or round(0.95 * cell_m / v_max, 3)
 
 
 def _crowd_spec(
@@ -223,10 +255,14 @@ def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
         If the venue, site or object is unknown.
     DrillRequestError
         If a measure names no exit or spawn, a one-way polygon misses the walkable area, or
-        the grid would have more than :data:`MAX_CELLS` cells.
+        ``dt_s`` is too long for the cells (a walker would cross more than one a step).
+    DrillLimitError
+        If the grid would not fit (:func:`check_grid`) or the agents exceed the venue's
+        capacity at jam density.
     """
     from scenarios.crowd import load_venue
     from scenarios.crowd.grid import auto_cell_m
+    from scenarios.crowd.kernel import check_step
     from scenarios.crowd.model import check_spec
 
     if spec.site is not None and spec.code is not None:
@@ -241,19 +277,60 @@ def prepare(spec: CrowdDrill, ctx: PrepareContext) -> CrowdDrill:
     except ValueError as exc:
         raise DrillRequestError(f"crowd: {exc}") from None
     cell_m = spec.cell_m or auto_cell_m(venue)
-    cells = venue.area_m2 / cell_m**2
-    if cells > MAX_CELLS:
-        raise DrillRequestError(
-            f"cell_m(={cell_m:g}) makes about {math.ceil(cells)} cells of {spec.venue}, more "
-            f"than {MAX_CELLS}: choose a larger cell_m"
-        )
+    check_grid(spec, venue, cell_m)
+    fd = crowd_spec.fd
+    try:
+        check_step(cell_m, spec.step_s(cell_m), fd.free_speed_mps + 2 * fd.free_speed_sd_mps)
+    except ValueError as exc:
+        raise DrillRequestError(f"crowd: {exc}") from None
     holds = crowd_spec.fd.rho_max_pm2 * venue.area_m2
     if spec.agents > holds:
-        raise DrillRequestError(
+        raise DrillLimitError(
             f"agents(={spec.agents}) exceed what venue {spec.venue} holds at jam density "
-            f"({int(holds)} on {venue.area_m2:.0f} m²)"
+            f"(capacity {int(holds)} people on {venue.area_m2:.0f} m² at "
+            f"fd.rho_max_pm2={crowd_spec.fd.rho_max_pm2:g})"
         )
     return spec
+
+
+def check_grid(spec: CrowdDrill, venue: Venue, cell_m: float) -> None:
+    """Refuse a grid that would not fit this machine: its raster, cells, density windows
+    and cell-steps, each named with the fields that make it and the computed figure.
+
+    Raises
+    ------
+    DrillLimitError
+        If a figure passes its bound (:data:`MAX_RASTER_CELLS`, :data:`MAX_CELLS`,
+        :data:`MAX_WINDOW_ENTRIES`, :data:`MAX_CELL_STEPS`).
+    """
+    minx, miny, maxx, maxy = venue.walkable.bounds
+    raster = max(1, math.ceil((maxx - minx) / cell_m)) * max(1, math.ceil((maxy - miny) / cell_m))
+    if raster > MAX_RASTER_CELLS:
+        raise DrillLimitError(
+            f"cell_m(={cell_m:g}) rasters the {maxx - minx:.0f} × {maxy - miny:.0f} m bounds of "
+            f"{spec.venue} into {raster} cells, more than {MAX_RASTER_CELLS}: a larger cell_m"
+        )
+    cells = math.ceil(venue.area_m2 / cell_m**2)
+    if cells > MAX_CELLS:
+        raise DrillLimitError(
+            f"cell_m(={cell_m:g}) makes about {cells} cells of {spec.venue}, more "
+            f"than {MAX_CELLS}: choose a larger cell_m"
+        )
+    span = 2 * max(0, math.ceil((spec.window_m / cell_m - 1) / 2)) + 1
+    if cells * span**2 > MAX_WINDOW_ENTRIES:
+        raise DrillLimitError(
+            f"window_m(={spec.window_m:g}) / cell_m(={cell_m:g}): {cells} cells × {span}² "
+            f"window cells = {cells * span**2} entries, more than {MAX_WINDOW_ENTRIES:g}: "
+            "a smaller window_m or a larger cell_m"
+        )
+    steps = spec.max_time_s / spec.step_s(cell_m)
+    if cells * steps > MAX_CELL_STEPS:
+        raise DrillLimitError(
+            f"cell_m(={cell_m:g}), dt_s(={spec.step_s(cell_m):.3g}), max_time_s"
+            f"(={spec.max_time_s:g}): {cells} cells × {steps:.3g} steps = "
+            f"{cells * steps:.3g} cell-steps, more than {MAX_CELL_STEPS:g}: a larger cell_m, "
+            "a longer dt_s or a shorter run"
+        )
 
 
 def run(spec: CrowdDrill, ctx: RunContext) -> RunResult:

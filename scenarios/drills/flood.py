@@ -14,6 +14,7 @@ fields of another mode. ``prepare`` reads live rain into ``gauge_rain_mm_h`` (dr
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scenarios.drills.base import (
     Drill,
+    DrillLimitError,
     DrillRequestError,
     DrillSpec,
     LayerValues,
@@ -30,13 +32,20 @@ from scenarios.drills.base import (
     RunResult,
     Series,
 )
-from scenarios.drills.inputs import Code, Name, named_input, revalidate
+from scenarios.drills.inputs import Code, Count, Name, named_input, revalidate
 from scenarios.drills.rain import MAX_GAUGES, DesignStorm, LiveRain, RainRows, read_live_rain
 
 #: The layer a drainage drill on a CIM site leaves: maximum depth at each node, by code.
 NETWORK_LAYER = "flood-network-depth"
 #: Longest simulated time of a drainage drill, s (a site flood: a day).
 MAX_NETWORK_S = 7 * 86_400.0
+#: Most report samples of a drainage drill (``duration_s / report_step_s``).
+MAX_REPORTS = 50_000
+#: Most recorded depths of a drainage drill (samples × nodes): ~0.4 GB as float64, more as
+#: the result's JSON.
+MAX_REPORT_VALUES = 50_000_000
+#: Most routing steps of a drainage drill (``duration_s`` over the file's routing step).
+MAX_ROUTING_STEPS = 5_000_000
 #: Most cells a site flood runs on (after coarsening).
 MAX_CELLS = 1_000_000
 #: Longest simulated time of a site flood, s.
@@ -129,7 +138,7 @@ class FloodDrill(DrillSpec):
     rain_mm_h: RainRows | None = Field(
         None, description="areal rain rows on every cell (filled by prepare from live rain)"
     )
-    cells: int | None = Field(
+    cells: Count | None = Field(
         None, ge=1, le=MAX_CELLS, description="cells of the run's grid (filled by prepare)"
     )
     rain_sources: dict[str, Any] | None = Field(
@@ -160,6 +169,14 @@ class FloodDrill(DrillSpec):
         if self.mode == "network":
             if self.rain is not None and self.site is None:
                 raise ValueError("rain from live gauges needs the site the network is in")
+            if self.duration_s is not None and self.report_step_s is not None:
+                reports = self.duration_s / self.report_step_s
+                if reports > MAX_REPORTS:
+                    raise ValueError(
+                        f"duration_s / report_step_s = {self.duration_s:g} / "
+                        f"{self.report_step_s:g} = {reports:.3g} samples, more than "
+                        f"{MAX_REPORTS}: a longer report_step_s or a shorter duration_s"
+                    )
             return self
         if self.duration_s is None:
             raise ValueError("duration_s is required: the simulated seconds")
@@ -254,7 +271,48 @@ def prepare(spec: FloodDrill, ctx: PrepareContext) -> FloodDrill:
                 duration_s=spec.duration_s or window,
             )
     _flood_spec(spec, inp)
+    check_network_size(spec, inp)
     return spec
+
+
+def check_network_size(spec: FloodDrill, inp: Path) -> None:
+    """Refuse a drainage drill whose samples, recorded depths or routing steps (the file's
+    defaults filled in) would not fit this machine.
+
+    Raises
+    ------
+    cim.errors.SourceError
+        If the file cannot be read.
+    DrillLimitError
+        If a figure passes :data:`MAX_REPORTS`, :data:`MAX_REPORT_VALUES` or
+        :data:`MAX_ROUTING_STEPS` (naming the fields and the figure).
+    """
+    from scenarios.flood.swmm_inp import load_swmm_inp
+
+    net = load_swmm_inp(inp, rain_files=False)
+    options = net.options
+    duration = spec.duration_s if spec.duration_s is not None else options.duration_s
+    step = spec.report_step_s or options.report_step_s
+    reports = math.floor(duration / step) + 1
+    nodes = len(net.nodes)
+    what = f"duration_s(={duration:g}) / report_step_s(={step:g})"
+    if reports > MAX_REPORTS:
+        raise DrillLimitError(
+            f"{what} = {reports} samples, more than {MAX_REPORTS}: a longer report_step_s or "
+            "a shorter duration_s"
+        )
+    if reports * nodes > MAX_REPORT_VALUES:
+        raise DrillLimitError(
+            f"{what}: {reports} samples × {nodes} nodes of {inp.name} = {reports * nodes} "
+            f"depths, more than {MAX_REPORT_VALUES}: a longer report_step_s"
+        )
+    routing = duration / max(options.routing_step_s, 1e-3)
+    if routing > MAX_ROUTING_STEPS:
+        raise DrillLimitError(
+            f"duration_s(={duration:g}) at {inp.name}'s routing step of "
+            f"{options.routing_step_s:g} s is {routing:.3g} steps, more than "
+            f"{MAX_ROUTING_STEPS}: a shorter duration_s"
+        )
 
 
 def _flood_spec(spec: FloodDrill, inp: Path) -> Any:

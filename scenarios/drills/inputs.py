@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, StringConstraints, ValidationError
+from pydantic import BaseModel, Field, Strict, StringConstraints, ValidationError
 
 from cim.errors import NotFoundError
 from scenarios.drills.base import DrillRequestError
@@ -26,6 +26,11 @@ Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 Code = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z_.:@|/#-]{0,127}$")]
 #: A run id (``closures_from``).
 RunId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+#: A count or an index: a JSON whole number only (``1.5``, ``true``, ``"10"`` and ``1e9`` are
+#: refused, naming the field, where a lax int would take ``true`` as 1 and ``"10"`` as 10).
+Count = Annotated[int, Strict()]
+#: A random seed: a whole number 0..2**32-1 (numpy's generators and UXsim take it as is).
+Seed = Annotated[int, Strict(), Field(ge=0, le=2**32 - 1, description="random seed, 0..2^32-1")]
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -29,6 +29,7 @@ from cim.networks.roads import codes_by_way, ways_from_roads
 from cim.store import Store
 from scenarios.drills.base import (
     Drill,
+    DrillLimitError,
     DrillRequestError,
     DrillSpec,
     LayerValues,
@@ -38,7 +39,7 @@ from scenarios.drills.base import (
     RunResult,
     Series,
 )
-from scenarios.drills.inputs import Name, RunId, named_input, revalidate
+from scenarios.drills.inputs import Count, Name, RunId, Seed, named_input, revalidate
 from scenarios.traffic import Closure, DemandWindow, Metering, RoadNetwork, TrafficSpec
 from scenarios.traffic import run as run_traffic
 
@@ -62,7 +63,7 @@ class RoadClosure(BaseModel):
     link: str = _LINK
     t_start_s: float = Field(ge=0, le=MAX_TIME_S, description="start, simulated s")
     duration_s: float | None = Field(None, gt=0, le=MAX_TIME_S, description="None: to the end")
-    lanes: int | None = Field(None, ge=1, le=16, description="lanes closed; None: all")
+    lanes: Count | None = Field(None, ge=1, le=16, description="lanes closed; None: all")
     reason: str = Field("", max_length=64)
 
 
@@ -84,10 +85,10 @@ class RandomDemand(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    pairs: int = Field(200, ge=1, le=100_000)
+    pairs: Count = Field(200, ge=1, le=100_000)
     flow_vps: float = Field(0.005, gt=0, le=1, description="vehicles per second per pair")
     t_end_s: float = Field(3600.0, gt=0, le=MAX_TIME_S, description="end of departures, s")
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _bounded(self) -> RandomDemand:
@@ -119,8 +120,8 @@ class TrafficDrill(DrillSpec):
     )
     meterings: list[LinkMetering] = Field(default_factory=list, max_length=1_000)
     tmax_s: float | None = Field(None, gt=0, le=MAX_TIME_S, description="simulated s")
-    deltan: int = Field(5, ge=1, le=100, description="vehicles per platoon")
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    deltan: Count = Field(5, ge=1, le=100, description="vehicles per platoon")
+    seed: Seed = 0
     reroute_interval_s: float = Field(600.0, ge=10, le=MAX_TIME_S, description="s")
 
     @model_validator(mode="after")
@@ -317,6 +318,8 @@ def prepare(spec: TrafficDrill, ctx: PrepareContext) -> TrafficDrill:
     DrillRequestError
         If the site holds no streets of the file, a closure or metering names no link, or
         ``closures_from`` is not a succeeded site flood run of the same site.
+    DrillLimitError
+        If a link cannot hold one platoon of ``deltan`` (:func:`check_platoons`).
     """
     if spec.site is not None:
         ctx.store.site(spec.site)  # an unknown site is 404 before anything else
@@ -329,8 +332,35 @@ def prepare(spec: TrafficDrill, ctx: PrepareContext) -> TrafficDrill:
             closures_from=None,
         )
     network, demand, road_of_way = _network(spec, ctx.data_dir, ctx.store)
-    _engine_spec(spec, network, demand, road_of_way)
+    check_platoons(_engine_spec(spec, network, demand, road_of_way))
     return spec
+
+
+def check_platoons(engine: TrafficSpec) -> None:
+    """Refuse a platoon size (``deltan``) some link cannot hold at jam density.
+
+    Raises
+    ------
+    DrillLimitError
+        If a link holds less than one platoon (naming ``deltan``, the link and what it holds).
+    """
+    from scenarios.traffic.kernel import link_parameters
+
+    net = engine.network
+    try:
+        link_parameters(
+            net.link_names,
+            net.length_m,
+            net.speed_mps,
+            net.lanes,
+            net.jam_density_vpm,
+            net.capacity_out_vps,
+            net.capacity_in_vps,
+            engine.deltan,
+            engine.reaction_time_s,
+        )
+    except ValueError as exc:
+        raise DrillLimitError(f"deltan(={engine.deltan}): {exc}") from None
 
 
 def _engine_spec(

@@ -34,8 +34,32 @@ from typing import Any
 import numpy as np
 import orjson
 
-from cim.errors import NotFoundError
+from cim.errors import NotFoundError, TwinError
 from twin.db import LiveDb
+
+#: PostgreSQL advisory lock key serialising the per-owner count of unfinished runs with the
+#: insert that follows it (a constant of our own).
+_CREATE_LOCK = 0x7255_4E53
+
+
+class RunLimitError(TwinError):
+    """An owner already has as many unfinished runs as it may (429).
+
+    Parameters
+    ----------
+    limit : the setting's environment variable (``TWIN_MAX_RUNS_PER_KEY``)
+    value : the bound
+    running : the owner's queued and running runs now
+    """
+
+    def __init__(self, limit: str, value: int, running: int) -> None:
+        self.limit = limit
+        self.value = value
+        self.running = running
+        super().__init__(
+            f"this key has {running} drill runs queued or running, the most it may "
+            f"(limit {limit}={value}): wait for one to finish or cancel one (DELETE /runs/ID)"
+        )
 
 
 class RunState(StrEnum):
@@ -252,9 +276,35 @@ class RunStore:
         baseline: str | None = None,
         dedupe: str | None = None,
         runner: str | None = None,
+        max_unfinished: int | None = None,
+        limit: str = "max_unfinished",
     ) -> RunRecord:
-        """A new queued run (or, with ``dedupe``, the unfinished run with the same key)."""
+        """A new queued run (or, with ``dedupe``, the unfinished run with the same key).
+
+        With ``max_unfinished`` (and ``limit``, the setting that gives it), an owner that
+        already has that many queued or running runs of ``kind`` gets none: the count and
+        the insert are one transaction (on PostgreSQL under an advisory lock, so processes
+        take turns).
+
+        Raises
+        ------
+        RunLimitError
+            If the owner has ``max_unfinished`` unfinished runs of this kind.
+        """
         with self.db.transaction() as cur:
+            if max_unfinished is not None:
+                if self.db.postgres:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATE_LOCK,))
+                cur.execute(
+                    self.db.sql(
+                        "SELECT COUNT(*) FROM runs WHERE kind = ? AND owner = ? "
+                        "AND state IN ('queued', 'running')"
+                    ),
+                    (kind, owner),
+                )
+                running = int(cur.fetchone()[0])
+                if running >= max_unfinished:
+                    raise RunLimitError(limit, max_unfinished, running)
             if dedupe is not None:
                 cur.execute(
                     self.db.sql(
@@ -288,6 +338,15 @@ class RunStore:
                 ),
             )
         return self.get(run_id)
+
+    def unfinished(self, kind: str, owner: str) -> int:
+        """How many runs of ``kind`` the owner has queued or running."""
+        rows = self.db.query(
+            "SELECT COUNT(*) FROM runs WHERE kind = ? AND owner = ? "
+            "AND state IN ('queued', 'running')",
+            (kind, owner),
+        )
+        return int(rows[0][0])
 
     def get(self, run_id: str) -> RunRecord:
         """One run.

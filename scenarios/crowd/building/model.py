@@ -310,7 +310,14 @@ def _release(
     c.released |= nodes[c.start_node]
 
 
-def _occupants(graph: BuildingGraph, spec: EvacuationSpec) -> list[int]:
+def occupant_counts(graph: BuildingGraph, spec: EvacuationSpec) -> list[int]:
+    """Occupants per node of ``graph`` (0 for doors, stairs and unreachable spaces).
+
+    Raises
+    ------
+    ValueError
+        If ``loads`` names a code that is not a space of the building.
+    """
     spaces = {n.code for n in graph.nodes if n.kind == SPACE}
     unknown = sorted(set(spec.loads) - spaces)
     if unknown:
@@ -404,7 +411,7 @@ def simulate(
     started = time.perf_counter()
     closures, stages = resolve_measures(graph, spec)
     net = Network(graph, spec.flow)
-    counts = _occupants(graph, spec)
+    counts = occupant_counts(graph, spec)
     node, xy = _place(graph, counts, spec.seed)
     n = len(node)
     crowd = Crowd(

@@ -255,7 +255,7 @@ def test_huge_lists_are_refused(name: str, body: dict[str, Any]) -> None:
             {
                 "venue": "w",
                 "agents": 200_000,
-                "dt_s": 0.01,
+                "dt_s": 0.1,
                 "max_time_s": 86_400,
                 "record_every_s": 10,
             },
@@ -291,3 +291,23 @@ def test_specs_are_frozen() -> None:
         spec.deltan = 1  # type: ignore[misc]
     assert EvacuationDrill.model_validate(BASE["evacuation"]).unit_code() == BUILDING
     assert FloodDrill.model_validate(BASE["site-flood"]).site_name() == "merewether"
+
+
+def test_a_venue_whose_bounds_raster_too_many_cells_is_refused_before_the_grid() -> None:
+    from types import SimpleNamespace
+
+    import shapely
+
+    from scenarios.drills.base import DrillLimitError
+    from scenarios.drills.crowd import MAX_RASTER_CELLS, check_grid
+
+    # a thin L: little walkable area, a wide bounding box the grid is cut from
+    walkable = shapely.union(shapely.box(0, 0, 2_000, 1), shapely.box(0, 0, 1, 2_000))
+    venue: Any = SimpleNamespace(walkable=walkable, area_m2=walkable.area)
+    spec = CrowdDrill.model_validate({"venue": "l", "agents": 10, "cell_m": 0.5})
+    assert walkable.area / 0.25 < 2_000_000 < (2_000 / 0.5) ** 2
+    with pytest.raises(
+        DrillLimitError, match=rf"into 16000000 cells, more than {MAX_RASTER_CELLS}"
+    ):
+        check_grid(spec, venue, 0.5)
+    check_grid(spec, venue, 1.0)  # 4,000,000 raster cells fit

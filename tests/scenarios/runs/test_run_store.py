@@ -119,3 +119,38 @@ def test_deleting_a_run_removes_its_rows(runs: RunStore) -> None:
     with pytest.raises(NotFoundError):
         runs.get(record.id)
     assert runs.objects(record.id) == [] and runs.metrics(record.id) == []
+
+
+def test_an_owner_gets_no_more_unfinished_runs_than_its_limit_even_racing(
+    runs: RunStore, store_url: str, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scenarios.runs.store import RunLimitError
+
+    other = RunStore(store_url, tmp_path / "runs")  # a second connection: another process
+    try:
+
+        def create(store: RunStore) -> str:
+            try:
+                store.create("drill", "crowd", "k1", {}, max_unfinished=3, limit="TWIN_X")
+            except RunLimitError as exc:
+                assert (exc.limit, exc.value, exc.running) == ("TWIN_X", 3, 3)
+                return "refused"
+            return "created"
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(create, [runs, other] * 4))
+    finally:
+        other.close()
+    assert sorted(answers) == ["created"] * 3 + ["refused"] * 5
+    assert runs.unfinished("drill", "k1") == 3
+    # another owner, or another kind, is not held by k1's runs
+    runs.create("drill", "crowd", "k2", {}, max_unfinished=3)
+    runs.create("tiles", "tiles", "k1", {}, max_unfinished=3)
+    # a finished run frees its place
+    (first, *_), _ = runs.find(owner="k1", kind="drill")
+    runs.request_cancel(first.id)
+    runs.create("drill", "crowd", "k1", {}, max_unfinished=3)
+    with pytest.raises(RunLimitError, match=r"has 3 drill runs queued or running"):
+        runs.create("drill", "crowd", "k1", {}, max_unfinished=3)
