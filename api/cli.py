@@ -41,14 +41,42 @@ def _floats(text: str, count: int, name: str) -> tuple[float, ...]:
     return values
 
 
+_STORE_HELP = "SQLite file or postgresql:// URL (default: $TWIN_STORE or ./twin.db)"
+
+
+def _store_option() -> argparse.ArgumentParser:
+    """``--store`` for every subcommand, so that it may follow the command as well as
+    precede it; its default is suppressed there so that a ``--store`` given before the
+    command is not overwritten."""
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common.add_argument("--store", default=argparse.SUPPRESS, help=_STORE_HELP)
+    return common
+
+
+class _Commands:
+    """``add_parser`` of a subparsers group, giving every subcommand ``--store`` and no
+    abbreviated options (``--store`` must never be read as ``--storey-height``)."""
+
+    def __init__(self, group: Any, common: argparse.ArgumentParser) -> None:
+        self.group = group
+        self.common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self.group.add_parser(
+            name, parents=[self.common], allow_abbrev=False, **kwargs
+        )
+        return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="twin", description="City twin: CIM, drills, scenes.")
-    parser.add_argument(
-        "--store",
-        default=os.environ.get("TWIN_STORE", DEFAULT_STORE),
-        help="SQLite file or postgresql:// URL (default: $TWIN_STORE or ./twin.db)",
+    parser = argparse.ArgumentParser(
+        prog="twin", description="City twin: CIM, drills, scenes.", allow_abbrev=False
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--store", default=os.environ.get("TWIN_STORE", DEFAULT_STORE), help=_STORE_HELP
+    )
+    common = _store_option()
+    sub = _Commands(parser.add_subparsers(dest="command", required=True), common)
 
     imp = sub.add_parser("import", help="import source files into a site")
     imp.add_argument("paths", nargs="+", type=Path)
@@ -149,7 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     run = sub.add_parser("run", help="run a drill (traffic, crowd, flood, ...)")
-    drills = run.add_subparsers(dest="drill", required=True)
+    drills = _Commands(run.add_subparsers(dest="drill", required=True), common)
     for name, module in drill_modules().items():
         drill = drills.add_parser(name, help=module.HELP, description=module.HELP)
         drill.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -170,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
         module.add_arguments(drill)
 
     keys = sub.add_parser("keys", help="API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub = _Commands(keys.add_subparsers(dest="keys_command", required=True), common)
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument(
         "--role", required=True, choices=("admin", "planner", "display", "pilot", "device")
