@@ -291,6 +291,8 @@ def _cmd_import(store: Store, args: argparse.Namespace) -> int:
                 progress=progress,
             )
             reports.append(report)
+            for warning in report.warnings:
+                tqdm.write(f"{path}: warning: {warning}", file=sys.stderr)
     out = [
         {
             "site": r.site,
@@ -300,6 +302,7 @@ def _cmd_import(store: Store, args: argparse.Namespace) -> int:
             "crs": r.crs,
             "seconds": round(r.seconds, 3),
             "site_version": r.site_version,
+            **({"warnings": list(r.warnings)} if r.warnings else {}),
         }
         for r in reports
     ]

@@ -40,6 +40,8 @@ from cim.loaders.base import ParsedSource, SourceObject
 _SKIPPED = ("IfcOpeningElement", "IfcOpeningStandardCase", "IfcVoidingFeature")
 _EPSG = re.compile(r"EPSG\s*:?\s*(\d+)", re.IGNORECASE)
 _INSTALL = "pip install 'yiwang-citytwin[ifc]'"
+_LOG_PREFIX = re.compile(r"^\[error\]\s*(\[[^\]]*\])?")
+_LOG_USER = re.compile(r"used by instance #(\d+)")
 
 Progress = Callable[[float, str], None]
 
@@ -87,10 +89,15 @@ def load_ifc(
     if not path.is_file():
         raise SourceError(path, "no such file")
     report(0.0, "read")
+    _check_complete(path)
+    ifcopenshell.get_log()  # empties the log: what follows is this file's
     try:
         model = ifcopenshell.open(str(path))
     except Exception as exc:  # ifcopenshell raises its own errors and RuntimeError
         raise SourceError(path, f"cannot read as IFC (truncated or corrupt?): {exc}") from None
+    log = str(ifcopenshell.get_log())
+    _check_points(path, model)  # first: it names the point a type error is in
+    _check_parse_log(path, model, log)
     schema = str(model.schema)
     placement, file_crs, georef = _placement(path, model, at)
     products = [
@@ -127,6 +134,59 @@ def load_ifc(
             points[i] = origin  # a site without a shape stands at the model origin
     report(1.0, "done")
     return ParsedSource(path, "ifc", crs or file_crs, objects, geometry, points=points)
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse a STEP file that does not end with ``END-ISO-10303-21;``: a file cut short
+    (a failed download or copy) still parses, into a building with parts missing."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 4096))
+            tail = handle.read()
+    except OSError as exc:
+        raise SourceError(path, f"cannot read file: {exc.strerror}") from None
+    if b"END-ISO-10303-21;" not in tail.upper():
+        raise SourceError(path, "the file does not end with END-ISO-10303-21; (truncated?)")
+
+
+def _check_parse_log(path: Path, model: Any, log: str) -> None:
+    """Refuse a file whose parse logged an error (a reference to an instance the file does
+    not hold, a value of the wrong type): IfcOpenShell reads those as nothing, and the
+    element would be lost or misplaced without a word."""
+    errors = [line for line in log.splitlines() if line.startswith("[error]")]
+    if not errors:
+        return
+    message = _LOG_PREFIX.sub("", errors[0]).strip()
+    user = _LOG_USER.search(message)
+    object_id = _instance_name(model, int(user.group(1))) if user else None
+    more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+    raise SourceError(path, f"malformed IFC: {message}{more}", object_id)
+
+
+def _check_points(path: Path, model: Any) -> None:
+    """Refuse an ``IfcCartesianPoint`` whose coordinates are not finite numbers."""
+    for point in model.by_type("IfcCartesianPoint"):
+        coordinates = point.Coordinates
+        if not coordinates or not all(
+            isinstance(c, float | int) and not isinstance(c, bool) and math.isfinite(c)
+            for c in coordinates
+        ):
+            raise SourceError(
+                path,
+                f"IfcCartesianPoint coordinates {tuple(coordinates or ())!r} are not finite "
+                "numbers",
+                f"#{point.id()}",
+            )
+
+
+def _instance_name(model: Any, number: int) -> str:
+    """An instance as the user can find it: its GlobalId where it has one, else ``#n``."""
+    try:
+        instance = model.by_id(number)
+    except RuntimeError:
+        return f"#{number}"
+    gid = getattr(instance, "GlobalId", None) if hasattr(instance, "GlobalId") else None
+    return str(gid) if gid else f"#{number}"
 
 
 def _module(name: str) -> Any:
