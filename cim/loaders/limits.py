@@ -65,9 +65,10 @@ def check_parsed(parsed: ParsedSource) -> None:
                 f"raster extent {tuple(corners[0].tolist())} is beyond ±{MAX_COORDINATE:g}",
                 source_id,
             )
-        heights = grid.heights[np.isfinite(grid.heights)]
-        if len(heights) and float(np.abs(heights).max()) > MAX_COORDINATE:
-            raise SourceError(parsed.path, f"raster heights beyond ±{MAX_COORDINATE:g}", source_id)
+        heights = grid.heights[~np.isnan(grid.heights)]  # NaN is no data; infinity is not
+        if len(heights) and not float(np.abs(heights).max()) <= MAX_COORDINATE:
+            message = f"raster heights infinite or beyond ±{MAX_COORDINATE:g}"
+            raise SourceError(parsed.path, message, source_id)
 
 
 def check_extent(
