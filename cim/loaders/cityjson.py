@@ -25,6 +25,7 @@ from cim.geometry.triangulate import Polygons, triangulate_polygons
 from cim.loaders.base import ParsedSource, SourceObject
 from cim.loaders.boundaries import RING_DEPTH, BoundaryError, flatten_surfaces
 from cim.loaders.jsonspans import cut_arrays, read_int_array
+from cim.loaders.limits import implausible, plausible_rows
 
 _GROUND = SURFACE_CODES["GroundSurface"]
 _EPSG = re.compile(r"EPSG(?:/0/|::|:)(\d+)", re.IGNORECASE)
@@ -220,7 +221,8 @@ def load_cityjson(path: str | Path, lod: str | None = None, *, fast: bool = True
         # "boundaries"?): read the file the plain way
         return load_cityjson(path, lod, fast=False)
     del docs, header, city_objects, vertices  # the geometry lists go once flattened
-    xyz = (np.concatenate(pools) if pools else np.zeros((0, 3))) * scale + translate
+    with np.errstate(over="ignore", invalid="ignore"):  # overflows are refused in _check
+        xyz = (np.concatenate(pools) if pools else np.zeros((0, 3))) * scale + translate
     del pools
     return _assemble(path, crs, objects, chosen, xyz, spans)
 
@@ -280,11 +282,13 @@ def _instance(
     except (KeyError, IndexError, ValueError, TypeError):
         raise SourceError(path, "malformed GeometryInstance", object_id=oid) from None
     # template vertices are real offsets from the anchor (a real point once transformed)
-    placed = tverts @ matrix[:3, :3].T + matrix[:3, 3] + (anchor * scale + translate)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflows are refused in _check
+        placed = tverts @ matrix[:3, :3].T + matrix[:3, 3] + (anchor * scale + translate)
     shifted = dict(template)
     shifted["boundaries"] = _shift(template["boundaries"], first_index)
     shifted["lod"] = template.get("lod", geometry.get("lod"))
-    return shifted, ((placed - translate) / scale).tolist()
+    with np.errstate(over="ignore", invalid="ignore"):
+        return shifted, ((placed - translate) / scale).tolist()
 
 
 def _shift(boundaries: Any, by: int) -> Any:
@@ -386,11 +390,12 @@ def _check(
             f"vertex index {int(rv[slot])} is out of range (the file has {len(xyz)} vertices)",
             owner_of_vertex_slot(slot),
         )
-    finite = np.asarray(np.isfinite(xyz).all(axis=1), dtype=bool)
-    bad = np.flatnonzero(~finite[rv])
+    # before triangulation: numbers near 1e308 overflow its cross products
+    plausible = plausible_rows(xyz)
+    bad = np.flatnonzero(~plausible[rv])
     if len(bad):
         slot = int(bad[0])
-        raise SourceError(path, "non-finite vertex coordinates", owner_of_vertex_slot(slot))
+        raise SourceError(path, implausible("vertex", xyz[rv[slot]]), owner_of_vertex_slot(slot))
     ring_size = np.diff(ro)
     short = np.flatnonzero(ring_size < 3)
     if len(short):

@@ -42,7 +42,7 @@ def check_parsed(parsed: ParsedSource) -> None:
     columns = parsed.geometry
     vertices = columns.vertices
     if len(vertices):
-        bad = ~_plausible(vertices)
+        bad = ~plausible_rows(vertices)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             owner = int(np.searchsorted(columns.vertex_offsets, first, side="right") - 1)
@@ -50,7 +50,7 @@ def check_parsed(parsed: ParsedSource) -> None:
     if parsed.points is not None and len(parsed.points):
         rows = parsed.points
         located = ~np.isnan(rows).all(axis=1)
-        bad = located & ~_plausible(rows)
+        bad = located & ~plausible_rows(rows)
         if bad.any():
             first = int(np.flatnonzero(bad)[0])
             _refuse(parsed, first, "point", rows[first])
@@ -59,7 +59,7 @@ def check_parsed(parsed: ParsedSource) -> None:
         if not all(math.isfinite(c) and c > 0 for c in cells):
             raise SourceError(parsed.path, f"raster cells of size {cells} (must be > 0)", source_id)
         corners = np.array([grid.bounds()], dtype=np.float64)
-        if not _plausible(corners).all():
+        if not plausible_rows(corners).all():
             raise SourceError(
                 parsed.path,
                 f"raster extent {tuple(corners[0].tolist())} is beyond ±{MAX_COORDINATE:g}",
@@ -128,17 +128,18 @@ def check_extent(
     )
 
 
-def _plausible(xyz: NDArray[np.float64]) -> NDArray[np.bool_]:
-    """Rows whose every value is finite and within ±:data:`MAX_COORDINATE`."""
+def plausible_rows(xyz: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """``(k,) bool``: rows whose every value is finite and within ±:data:`MAX_COORDINATE`."""
     with np.errstate(invalid="ignore"):
         ok = np.asarray((np.abs(xyz) <= MAX_COORDINATE).all(axis=1), dtype=bool)
     return ok
 
 
-def _refuse(parsed: ParsedSource, index: int, what: str, values: Any) -> None:
+def implausible(what: str, values: Any) -> str:
+    """The refusal of one vertex or point: ``vertex (x, y, z) is not finite or beyond ...``."""
     shown = ", ".join(f"{float(v):g}" for v in values)
-    raise SourceError(
-        parsed.path,
-        f"{what} ({shown}) is not finite or beyond ±{MAX_COORDINATE:g} CRS units",
-        parsed.objects[index].source_id,
-    )
+    return f"{what} ({shown}) is not finite or beyond ±{MAX_COORDINATE:g} CRS units"
+
+
+def _refuse(parsed: ParsedSource, index: int, what: str, values: Any) -> None:
+    raise SourceError(parsed.path, implausible(what, values), parsed.objects[index].source_id)
