@@ -46,7 +46,7 @@ from cim.loaders.ifc_placement import placement_of
 #: Classes that are never objects: voids already subtracted from their hosts.
 _SKIPPED = ("IfcOpeningElement", "IfcOpeningStandardCase", "IfcVoidingFeature")
 _INSTALL = "pip install 'yiwang-citytwin[ifc]'"
-_LOG_PREFIX = re.compile(r"^\[error\]\s*(\[[^\]]*\])?")
+_LOG_PREFIX = re.compile(r"^\[error\](\s*\[[^\]]*\])*")  # [error] [code] [time]
 _LOG_USER = re.compile(r"used by instance #(\d+)")
 
 Progress = Callable[[float, str], None]
@@ -162,7 +162,8 @@ def _check_parse_log(path: Path, model: Any, log: str) -> None:
     """Refuse a file whose parse logged an error (a reference to an instance the file does
     not hold, a value of the wrong type): IfcOpenShell reads those as nothing, and the
     element would be lost or misplaced without a word."""
-    errors = [line for line in log.splitlines() if line.startswith("[error]")]
+    # "\n" only: a corrupt name may hold characters str.splitlines() breaks at
+    errors = [line for line in log.split("\n") if line.startswith("[error]")]
     if not errors:
         return
     message = _LOG_PREFIX.sub("", errors[0]).strip()

@@ -147,6 +147,23 @@ def test_ifc_broken_reference_names_the_element(held: Store, assets: Path, tmp_p
     assert_refused(held, path, AT, r"Instance reference #9999999 used by instance #4131", wall)
 
 
+def test_ifc_parse_errors_are_refused_without_log_decorations(
+    held: Store, assets: Path, tmp_path: Path
+) -> None:
+    text = (assets / bad_files.DUPLEX).read_text()
+    path = tmp_path / "duplex_enum.ifc"
+    path.write_text(text.replace(".LENGTHUNIT.", ".LXNGTHUNIT.", 1))
+    error = assert_refused(
+        held,
+        path,
+        AT,
+        r"malformed IFC: An enumeration literal 'LXNGTHUNIT' is not valid for type "
+        r"'IfcUnitEnum' at offset \d+$",
+        None,
+    )
+    assert "[" not in error.reason
+
+
 def test_cityjson_dangling_parent_names_the_child(
     held: Store, assets: Path, tmp_path: Path
 ) -> None:
