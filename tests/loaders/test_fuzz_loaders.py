@@ -18,6 +18,7 @@ import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -84,6 +85,11 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
         "ifc": _small_ifc(folder / "house.ifc"),
         "osm.pbf": _pbf(assets / bad_files.OAKLAND, folder / "oakland.osm.pbf"),
         "dem": _small_dem(folder / "dem.tif"),
+        "cityjsonseq": _head(
+            assets / "cityjson" / "3dbag_v210908_tile901_trimmed.city.jsonl", 4, folder
+        ),
+        "obj": _small_obj(folder / "blocks.obj"),
+        "glb": _small_glb(folder / "blocks.glb"),
     }
     yield out
 
@@ -96,8 +102,19 @@ OPTIONS = {
     "osm.pbf": LoadOptions(),
     "ifc": LoadOptions(),
     "dem": LoadOptions(),
+    "cityjsonseq": LoadOptions(),
+    "obj": LoadOptions(crs="EPSG:28992", offset=(85000.0, 446000.0, 0.0)),
+    "glb": LoadOptions(crs="EPSG:28992", offset=(85000.0, 446000.0, 0.0), up_axis="y"),
 }
-SUFFIX = {"cityjson": ".city.json", "osm.pbf": ".osm.pbf", "dem": ".tif", "swmm": ".inp"}
+SUFFIX = {
+    "cityjson": ".city.json",
+    "cityjsonseq": ".city.jsonl",
+    "osm.pbf": ".osm.pbf",
+    "dem": ".tif",
+    "swmm": ".inp",
+}
+#: binary samples: no number tokens to replace
+BINARY = ("osm.pbf", "dem", "glb")
 
 
 def _small_ifc(path: Path) -> Path:
@@ -138,6 +155,45 @@ def _small_ifc(path: Path) -> Path:
         coordinate_operation={"Eastings": 85000.0, "Northings": 446000.0, "Scale": 1.0},
     )
     f.write(str(path))
+    return path
+
+
+def _head(path: Path, lines: int, folder: Path) -> Path:
+    """The first ``lines`` lines of a CityJSONSeq file: its header and a few features."""
+    out = folder / path.name
+    out.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:lines]))
+    return out
+
+
+def _blocks() -> list[Any]:
+    import trimesh
+
+    return [
+        trimesh.creation.box(extents=(10, 8, 6 + i)).apply_translation((15 * i, 0, 3))
+        for i in range(3)
+    ]
+
+
+def _small_obj(path: Path) -> Path:
+    """Three named boxes as OBJ text."""
+    lines, base = [], 1
+    for i, mesh in enumerate(_blocks()):
+        lines.append(f"o block{i}")
+        lines += [f"v {x:.3f} {y:.3f} {z:.3f}" for x, y, z in mesh.vertices]
+        lines += [f"f {a + base} {b + base} {c + base}" for a, b, c in mesh.faces]
+        base += len(mesh.vertices)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _small_glb(path: Path) -> Path:
+    """Three named boxes as a GLB scene."""
+    import trimesh
+
+    scene = trimesh.Scene()
+    for i, mesh in enumerate(_blocks()):
+        scene.add_geometry(mesh, node_name=f"block{i}", geom_name=f"block{i}")
+    path.write_bytes(scene.export(file_type="glb"))
     return path
 
 
@@ -210,7 +266,7 @@ def try_import(loader: str, raw: bytes, sample: Path) -> str:
 def _fuzz(loader: str, samples: dict[str, Path]) -> Callable[..., None]:
     sample = samples[loader]
     raw = sample.read_bytes()
-    numbers = 0 if loader in ("osm.pbf", "dem") else len(_NUMBER.findall(raw))
+    numbers = 0 if loader in BINARY else len(_NUMBER.findall(raw))
 
     @FUZZ
     @given(mutations(len(raw), numbers))
@@ -222,7 +278,21 @@ def _fuzz(loader: str, samples: dict[str, Path]) -> Callable[..., None]:
     return run
 
 
-@pytest.mark.parametrize("loader", ["cityjson", "geojson", "ifc", "swmm", "osm", "osm.pbf", "dem"])
+@pytest.mark.parametrize(
+    "loader",
+    [
+        "cityjson",
+        "cityjsonseq",
+        "geojson",
+        "ifc",
+        "swmm",
+        "osm",
+        "osm.pbf",
+        "dem",
+        "obj",
+        "glb",
+    ],
+)
 def test_fuzzed_files_are_refused_or_imported(loader: str, samples: dict[str, Path]) -> None:
     _fuzz(loader, samples)()
     outcomes = FUZZ_OUTCOMES[loader]
