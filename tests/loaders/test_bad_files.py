@@ -14,6 +14,7 @@ from api.cli import main
 from cim.errors import SourceError
 from cim.importer import import_source
 from cim.loaders import LoadOptions, load_source
+from cim.networks.roads import way_tags
 from cim.store import Store, open_store
 from tests.loaders import bad_files
 
@@ -252,6 +253,10 @@ def test_osm_way_reaching_a_missing_node_keeps_its_longest_run(
     assert "w6329561 (1 node)" in warning
     report = import_source(held, path, site="oakland")
     assert report.warnings == (warning,)
+    # the attribute is the loader's, not an OSM tag of the way rebuilt from the CIM
+    (stored,) = [o for o in held.by_kind("oakland", "Road") if o.source_id == way]
+    assert "osm_missing_nodes" not in way_tags(stored)
+    assert stored.attributes["osm_missing_nodes"] == [999999999]
 
 
 def test_cli_reports_a_refusal_in_one_line_and_exit_1(
