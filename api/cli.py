@@ -81,7 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import source files into a site")
     imp.add_argument("paths", nargs="+", type=Path)
     imp.add_argument("--site", default="default")
-    imp.add_argument("--crs", help="CRS of files that declare none, e.g. EPSG:28992")
+    imp.add_argument(
+        "--crs",
+        help="CRS of files that declare none, e.g. EPSG:28992 (an IFC file without "
+        "IfcMapConversion or --at is then placed at its IfcSite's RefLatitude/RefLongitude)",
+    )
     imp.add_argument("--lod", help="CityJSON LoD to take (default: highest)")
     imp.add_argument(
         "--offset",
@@ -96,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="X,Y,ROTATION",
         help="place an IFC model's origin at X,Y (site CRS), rotated ROTATION degrees "
-        "counter-clockwise (for files without IfcMapConversion)",
+        "counter-clockwise (wins over IfcMapConversion and the IfcSite's reference point)",
     )
     imp.add_argument("--up-axis", choices=("z", "y"), default="z")
     imp.add_argument("--height-attribute", help="GeoJSON property holding heights")

@@ -140,3 +140,21 @@ def test_without_a_reference_point_crs_alone_is_refused(tmp_path: Path, duplex_p
         load_source(path, LoadOptions(crs=UTM16))
     with pytest.raises(SourceError, match="or --crs alone to place it at its IfcSite"):
         load_source(duplex_path)
+
+
+def test_cli_places_the_duplex_from_its_site_with_crs_alone(
+    duplex_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from api.cli import main
+
+    db = str(tmp_path / "cli.db")
+    assert main(["import", str(duplex_path), "--crs", UTM16, "--site", "c", "--store", db]) == 0
+    capsys.readouterr()
+    assert main(["info", "--store", db, "--json"]) == 0
+    site = json.loads(capsys.readouterr().out)["sites"]["c"]
+    x, y = pyproj.Transformer.from_crs(4326, UTM16, always_xy=True).transform(LON, LAT)
+    minx, miny, _, maxx, maxy, _ = site["bbox"]
+    assert minx - 1 <= x <= maxx + 1 and miny - 1 <= y <= maxy + 1
+    assert maxx - minx < 60 and maxy - miny < 60
