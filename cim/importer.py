@@ -109,7 +109,8 @@ def import_source(
         _drape(store, existing.name, parsed)
     progress("place", 0.6)
     boxes, shapes = _boxes_and_footprints(parsed)
-    check_extent(parsed, boxes, existing.bbox if existing is not None else None, max_extent_m)
+    site_box, site_cell = (existing.bbox, existing.cell_m) if existing else (None, cell_m)
+    check_extent(parsed, boxes, site_box, max_extent_m, site_cell)
     if existing is None:
         grid, info = _new_site(site, site_crs, boxes, division or DEFAULT_DIVISION, cell_m)
     else:

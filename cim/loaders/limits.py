@@ -27,6 +27,9 @@ MAX_HEIGHT_M = 2000.0
 #: Largest extent of a site, metres in its CRS: the site grid of 100 m cells then has at most
 #: 1e6 cells. A city district is a few km across; an object far outside it is an error.
 MAX_SITE_EXTENT_M = 100_000.0
+#: Most grid cells one import may lay out: those of a 100 km square at the default 100 m
+#: cells (a 1 m ``--cell`` over a few km would otherwise make millions of cell objects)
+MAX_GRID_CELLS = 1_010_025
 
 
 def check_parsed(parsed: ParsedSource) -> None:
@@ -76,8 +79,10 @@ def check_extent(
     boxes: NDArray[np.float64],
     site_box: tuple[float, ...] | None,
     limit_m: float = MAX_SITE_EXTENT_M,
+    cell_m: float = 100.0,
 ) -> None:
-    """Refuse an import that would make its site wider than ``limit_m``.
+    """Refuse an import that would make its site wider than ``limit_m``, or lay out more
+    than :data:`MAX_GRID_CELLS` grid cells of ``cell_m``.
 
     Parameters
     ----------
@@ -85,13 +90,15 @@ def check_extent(
     boxes : (k, 6) float, site CRS metres; NaN rows for objects without a location
     site_box : the site's extent so far (minx, miny, minz, maxx, maxy, maxz), or ``None``
     limit_m : the widest site, metres
+    cell_m : the site's grid cell edge, metres
 
     Raises
     ------
     SourceError
-        If an object's box is partly non-finite (a re-projection that failed), or the
-        extent of the site with this file would exceed ``limit_m`` in x or y; names the
-        object farthest from the others.
+        If an object's box is partly non-finite (a re-projection that failed), the extent
+        of the site with this file would exceed ``limit_m`` in x or y (naming the object
+        farthest from the others), or the cells covering this file's extent would be more
+        than :data:`MAX_GRID_CELLS`.
     """
     partial = ~np.isfinite(boxes).all(axis=1) & ~np.isnan(boxes).all(axis=1)
     if partial.any():
@@ -104,13 +111,17 @@ def check_extent(
     located = np.flatnonzero(np.isfinite(boxes).all(axis=1))
     if len(located) == 0:
         return
-    lo = boxes[located, :2].min(axis=0)
-    hi = boxes[located, 3:5].max(axis=0)
+    own_lo = boxes[located, :2].min(axis=0)
+    own_hi = boxes[located, 3:5].max(axis=0)
+    lo, hi = own_lo, own_hi
     if site_box is not None:
         lo = np.minimum(lo, site_box[:2])
         hi = np.maximum(hi, site_box[3:5])
     width = float((hi - lo).max())
     if width <= limit_m:
+        # a wider limit, asked for, brings the cells of its square at 100 m cells
+        budget = max(MAX_GRID_CELLS, int((limit_m / 100.0 + 1) ** 2))
+        _check_cells(parsed, own_hi - own_lo, cell_m, budget)
         return
     centres = (boxes[located, :2] + boxes[located, 3:5]) / 2
     if site_box is not None:
@@ -126,6 +137,19 @@ def check_extent(
         f"{'site' if site_box is not None else 'others'} (wrong coordinates or CRS?)",
         parsed.objects[int(located[far])].source_id,
     )
+
+
+def _check_cells(
+    parsed: ParsedSource, size: NDArray[np.float64], cell_m: float, budget: int
+) -> None:
+    """Refuse a file whose extent ``size`` (x, y metres) takes more than ``budget`` cells."""
+    cells = float(np.prod(np.floor(size / cell_m) + 2))  # the importer's cover, at most
+    if cells > budget:
+        raise SourceError(
+            parsed.path,
+            f"{cell_m:g} m grid cells over its {size[0]:,.0f} x {size[1]:,.0f} m would be "
+            f"{cells:,.0f} cells (at most {budget:,}): a site takes a larger --cell",
+        )
 
 
 def plausible_rows(xyz: NDArray[np.float64]) -> NDArray[np.bool_]:

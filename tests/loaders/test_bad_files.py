@@ -283,3 +283,13 @@ def test_cli_prints_warnings(
     assert code == 0
     assert f"{path}: warning: 1 street way(s) reach nodes" in err
     assert json.loads(out)[0]["warnings"][0].startswith("1 street way(s)")
+
+
+def test_a_grid_of_too_many_cells_is_refused(assets: Path, tmp_path: Path) -> None:
+    # the 300 m of Merewether houses in 0.1 m cells: 9 million cell objects
+    store = open_store(tmp_path / "t.db")
+    with pytest.raises(SourceError, match=r"0\.1 m grid cells over .* would be [\d,]+ cells"):
+        import_source(store, assets / bad_files.HOUSES, site="s", options=HOUSES, cell_m=0.1)
+    assert store.sites() == []
+    report = import_source(store, assets / bad_files.HOUSES, site="s", options=HOUSES, cell_m=1)
+    assert report.objects > 0
