@@ -100,9 +100,10 @@ def helmert(x: float, y: float, z: float, angle: float, factor: float) -> Placem
 
     def apply(xyz: NDArray[np.float64]) -> NDArray[np.float64]:
         out = np.empty_like(xyz)
-        out[:, 0] = x + factor * (cos * xyz[:, 0] - sin * xyz[:, 1])
-        out[:, 1] = y + factor * (sin * xyz[:, 0] + cos * xyz[:, 1])
-        out[:, 2] = z + factor * xyz[:, 2]
+        with np.errstate(over="ignore", invalid="ignore"):  # load_source refuses overflows
+            out[:, 0] = x + factor * (cos * xyz[:, 0] - sin * xyz[:, 1])
+            out[:, 1] = y + factor * (sin * xyz[:, 0] + cos * xyz[:, 1])
+            out[:, 2] = z + factor * xyz[:, 2]
         return out
 
     return apply

@@ -293,3 +293,14 @@ def test_a_grid_of_too_many_cells_is_refused(assets: Path, tmp_path: Path) -> No
     assert store.sites() == []
     report = import_source(store, assets / bad_files.HOUSES, site="s", options=HOUSES, cell_m=1)
     assert report.objects > 0
+
+
+def test_a_raster_larger_than_the_limit_is_refused_unread(
+    assets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cim.loaders.dem
+
+    monkeypatch.setattr(cim.loaders.dem, "MAX_RASTER_CELLS", 100_000)
+    dem = assets / "merewether" / "merewether_dtm_1m_epsg32756.tif"
+    with pytest.raises(SourceError, match=r"321 x 416 cells is more than 100,000: crop"):
+        load_source(dem)
