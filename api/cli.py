@@ -41,19 +41,51 @@ def _floats(text: str, count: int, name: str) -> tuple[float, ...]:
     return values
 
 
+_STORE_HELP = "SQLite file or postgresql:// URL (default: $TWIN_STORE or ./twin.db)"
+
+
+def _store_option() -> argparse.ArgumentParser:
+    """``--store`` for every subcommand, so that it may follow the command as well as
+    precede it; its default is suppressed there so that a ``--store`` given before the
+    command is not overwritten."""
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    common.add_argument("--store", default=argparse.SUPPRESS, help=_STORE_HELP)
+    return common
+
+
+class _Commands:
+    """``add_parser`` of a subparsers group, giving every subcommand ``--store`` and no
+    abbreviated options (``--store`` must never be read as ``--storey-height``)."""
+
+    def __init__(self, group: Any, common: argparse.ArgumentParser) -> None:
+        self.group = group
+        self.common = common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self.group.add_parser(
+            name, parents=[self.common], allow_abbrev=False, **kwargs
+        )
+        return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="twin", description="City twin: CIM, drills, scenes.")
-    parser.add_argument(
-        "--store",
-        default=os.environ.get("TWIN_STORE", DEFAULT_STORE),
-        help="SQLite file or postgresql:// URL (default: $TWIN_STORE or ./twin.db)",
+    parser = argparse.ArgumentParser(
+        prog="twin", description="City twin: CIM, drills, scenes.", allow_abbrev=False
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument(
+        "--store", default=os.environ.get("TWIN_STORE", DEFAULT_STORE), help=_STORE_HELP
+    )
+    common = _store_option()
+    sub = _Commands(parser.add_subparsers(dest="command", required=True), common)
 
     imp = sub.add_parser("import", help="import source files into a site")
     imp.add_argument("paths", nargs="+", type=Path)
     imp.add_argument("--site", default="default")
-    imp.add_argument("--crs", help="CRS of files that declare none, e.g. EPSG:28992")
+    imp.add_argument(
+        "--crs",
+        help="CRS of files that declare none, e.g. EPSG:28992 (an IFC file without "
+        "IfcMapConversion or --at is then placed at its IfcSite's RefLatitude/RefLongitude)",
+    )
     imp.add_argument("--lod", help="CityJSON LoD to take (default: highest)")
     imp.add_argument(
         "--offset",
@@ -68,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="X,Y,ROTATION",
         help="place an IFC model's origin at X,Y (site CRS), rotated ROTATION degrees "
-        "counter-clockwise (for files without IfcMapConversion)",
+        "counter-clockwise (wins over IfcMapConversion and the IfcSite's reference point)",
     )
     imp.add_argument("--up-axis", choices=("z", "y"), default="z")
     imp.add_argument("--height-attribute", help="GeoJSON property holding heights")
@@ -150,7 +182,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     run = sub.add_parser("run", help="run a drill (traffic, crowd, flood, ...)")
-    drills = run.add_subparsers(dest="drill", required=True)
+    drills = _Commands(run.add_subparsers(dest="drill", required=True), common)
     for name, module in drill_modules().items():
         drill = drills.add_parser(name, help=module.HELP, description=module.HELP)
         drill.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -171,7 +203,7 @@ def _parser() -> argparse.ArgumentParser:
         module.add_arguments(drill)
 
     keys = sub.add_parser("keys", help="API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub = _Commands(keys.add_subparsers(dest="keys_command", required=True), common)
     create = keys_sub.add_parser("create", help="create a key and print it once")
     create.add_argument(
         "--role", required=True, choices=("admin", "planner", "display", "pilot", "device")
@@ -264,6 +296,8 @@ def _cmd_import(store: Store, args: argparse.Namespace) -> int:
                 progress=progress,
             )
             reports.append(report)
+            for warning in report.warnings:
+                tqdm.write(f"{path}: warning: {warning}", file=sys.stderr)
     out = [
         {
             "site": r.site,
@@ -273,6 +307,7 @@ def _cmd_import(store: Store, args: argparse.Namespace) -> int:
             "crs": r.crs,
             "seconds": round(r.seconds, 3),
             "site_version": r.site_version,
+            **({"warnings": list(r.warnings)} if r.warnings else {}),
         }
         for r in reports
     ]

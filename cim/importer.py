@@ -32,6 +32,7 @@ from cim.frames import (
 )
 from cim.geometry.footprints import footprints_from_mesh, union_groups
 from cim.loaders import LoadOptions, ParsedSource, load_source
+from cim.loaders.limits import MAX_SITE_EXTENT_M, check_extent
 from cim.model import COMMUNITY, DISTRICT, GRID_CELL, STREET, CimObject, SiteInfo
 from cim.store import ImportPlan, Store
 from cim.terrain import TerrainGrid, TinTerrain
@@ -54,6 +55,7 @@ class ImportReport:
     seconds: float
     site_version: int
     crs: str
+    warnings: tuple[str, ...] = ()
 
 
 def _quiet(step: str, fraction: float) -> None:
@@ -69,6 +71,7 @@ def import_source(
     division: str | None = None,
     cell_m: float = 100.0,
     progress: Progress = _quiet,
+    max_extent_m: float = MAX_SITE_EXTENT_M,
 ) -> ImportReport:
     """Import one file into ``site`` (created on first import).
 
@@ -81,11 +84,14 @@ def import_source(
     division : 12-digit county + street + community code of a new site
     cell_m : grid cell edge of a new site, metres
     progress : called with a step name and the fraction done
+    max_extent_m : the widest the site may become with this file, metres; checked before
+        the site grid is laid out
 
     Raises
     ------
     SourceError, CRSError
-        If the file is malformed or has no CRS; nothing is written.
+        If the file is malformed, has no CRS, or would make the site wider than
+        ``max_extent_m``; nothing is written.
     StoreError
         If writing fails; nothing is written.
     """
@@ -103,6 +109,8 @@ def import_source(
         _drape(store, existing.name, parsed)
     progress("place", 0.6)
     boxes, shapes = _boxes_and_footprints(parsed)
+    site_box, site_cell = (existing.bbox, existing.cell_m) if existing else (None, cell_m)
+    check_extent(parsed, boxes, site_box, max_extent_m, site_cell)
     if existing is None:
         division = _division_of_new_site(store, site, division)
         grid, info = _new_site(site, site_crs, boxes, division, cell_m)
@@ -124,6 +132,7 @@ def import_source(
         seconds=time.perf_counter() - started,
         site_version=updated.version,
         crs=updated.crs,
+        warnings=tuple(parsed.warnings),
     )
 
 

@@ -277,3 +277,41 @@ def test_keys_if_missing_replaces_a_key_of_a_store_made_anew(
     code, second, _ = _run(capsys, *args, "--if-missing")
     assert code == 0 and second.strip() and second != first
     assert out.read_text().strip() == second.strip()
+
+
+def test_store_after_the_command_is_the_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, assets: Path
+) -> None:
+    # argparse once read `--store` as an abbreviation of `--storey-height`
+    store = str(tmp_path / "after.db")
+    houses = assets / "merewether" / "merewether_houses_epsg32756.geojson"
+    argv = ["import", str(houses), "--store", store, "--site", "m", "--default-height", "6"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 0, err
+    for argv in (["--store", store, "info", "--json"], ["info", "--store", store, "--json"]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 0, err
+        assert json.loads(out)["sites"]["m"]["objects"]["Building"] == len(
+            json.loads(houses.read_text())["features"]
+        )
+    # given on both sides, the one after the command wins (it is the nearer)
+    other = str(tmp_path / "other.db")
+    code, out, _ = _run(capsys, "--store", other, "info", "--store", store, "--json")
+    assert code == 0 and "m" in json.loads(out)["sites"]
+
+
+def test_no_option_is_taken_for_an_abbreviation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = str(tmp_path / "t.db")
+    for argv in (
+        ["--sto", store, "info"],
+        ["--store", store, "import", "x.geojson", "--storey", "3"],
+        ["--store", store, "query", "--bb", "1,2,3,4"],
+        ["--store", store, "keys", "create", "--ro", "admin"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        err = capsys.readouterr().err
+        assert ": error:" in err and "invalid float value" not in err, err

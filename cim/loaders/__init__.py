@@ -86,14 +86,22 @@ def detect_format(path: Path) -> str:
 
 
 def load_source(path: str | Path, options: LoadOptions | None = None) -> ParsedSource:
-    """Parse one file with the loader its name calls for.
+    """Parse one file with the loader its name calls for, and check it against the limits
+    of :mod:`cim.loaders.limits`.
 
     Raises
     ------
     SourceError
-        If the file cannot be read as its format.
+        If the file cannot be read as its format, or holds coordinates no city can have.
     """
-    path = Path(path)
+    from cim.loaders.limits import check_parsed
+
+    parsed = _load(Path(path), options)
+    check_parsed(parsed)
+    return parsed
+
+
+def _load(path: Path, options: LoadOptions | None) -> ParsedSource:
     opts = options or LoadOptions()
     if not path.is_file():
         raise SourceError(path, "no such file")

@@ -42,6 +42,8 @@ class ParsedSource:
     ``footprints`` holds shapely geometries (Polygon, MultiPolygon or Point) or ``None``
     where the importer should derive one from the mesh. ``points`` holds ``(k, 3)``
     locations for objects that are points (street components) and NaN elsewhere.
+    ``warnings`` are one-line notes on what was read but not as the file says (a way cut
+    where its nodes are missing), for the importer to report.
     """
 
     path: Path
@@ -52,6 +54,7 @@ class ParsedSource:
     footprints: list[Any] | None = None
     points: NDArray[np.float64] | None = None
     rasters: dict[str, TerrainGrid] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.geometry) != len(self.objects):

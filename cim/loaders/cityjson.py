@@ -25,6 +25,7 @@ from cim.geometry.triangulate import Polygons, triangulate_polygons
 from cim.loaders.base import ParsedSource, SourceObject
 from cim.loaders.boundaries import RING_DEPTH, BoundaryError, flatten_surfaces
 from cim.loaders.jsonspans import cut_arrays, read_int_array
+from cim.loaders.limits import implausible, plausible_rows
 
 _GROUND = SURFACE_CODES["GroundSurface"]
 _EPSG = re.compile(r"EPSG(?:/0/|::|:)(\d+)", re.IGNORECASE)
@@ -125,9 +126,7 @@ def load_cityjson(path: str | Path, lod: str | None = None, *, fast: bool = True
     version = str(header.get("version", ""))
     if not version.startswith(("1.1", "2.0")):
         raise SourceError(path, f"CityJSON version {version!r} is not supported (1.1 or 2.0)")
-    transform = header.get("transform") or {}
-    scale = np.asarray(transform.get("scale", [1.0, 1.0, 1.0]), dtype=np.float64)
-    translate = np.asarray(transform.get("translate", [0.0, 0.0, 0.0]), dtype=np.float64)
+    scale, translate = _transform(path, header.get("transform"))
     metadata = header.get("metadata") or {}
     crs = crs_from_reference(metadata.get("referenceSystem"))
 
@@ -160,6 +159,10 @@ def load_cityjson(path: str | Path, lod: str | None = None, *, fast: bool = True
             if not isinstance(obj, dict) or "type" not in obj:
                 raise SourceError(path, "CityObject has no 'type'", object_id=oid)
             parents = obj.get("parents")
+            if parents is not None and not (
+                isinstance(parents, list) and all(isinstance(p, str) for p in parents)
+            ):
+                raise SourceError(path, "'parents' must be a list of object ids", object_id=oid)
             attributes = obj.get("attributes")
             if not isinstance(attributes, dict):
                 attributes = {}
@@ -212,14 +215,49 @@ def load_cityjson(path: str | Path, lod: str | None = None, *, fast: bool = True
         except (ValueError, TypeError):
             raise SourceError(path, "'vertices' must be a list of [x, y, z] numbers") from None
         base += len(pools[-1])
+    _check_parents(path, objects)
     if spans and referenced != len(spans):
         # an array was cut where no geometry expected one (an attribute named
         # "boundaries"?): read the file the plain way
         return load_cityjson(path, lod, fast=False)
     del docs, header, city_objects, vertices  # the geometry lists go once flattened
-    xyz = (np.concatenate(pools) if pools else np.zeros((0, 3))) * scale + translate
+    with np.errstate(over="ignore", invalid="ignore"):  # overflows are refused in _check
+        xyz = (np.concatenate(pools) if pools else np.zeros((0, 3))) * scale + translate
     del pools
     return _assemble(path, crs, objects, chosen, xyz, spans)
+
+
+def _transform(path: Path, transform: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """``transform.scale`` and ``transform.translate``: three finite numbers each, scales
+    positive (a zero scale puts every vertex on one point)."""
+    if transform is None:
+        return np.ones(3), np.zeros(3)
+    if not isinstance(transform, dict):
+        raise SourceError(path, "'transform' must be an object with 'scale' and 'translate'")
+    out = []
+    for key, default in (("scale", 1.0), ("translate", 0.0)):
+        value = transform.get(key, [default] * 3)
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = np.zeros(0)
+        if array.shape != (3,) or not np.isfinite(array).all():
+            raise SourceError(path, f"transform.{key} {value!r} must be three finite numbers")
+        out.append(array)
+    if not (out[0] > 0).all():
+        raise SourceError(path, f"transform.scale {transform['scale']!r} must be three numbers > 0")
+    return out[0], out[1]
+
+
+def _check_parents(path: Path, objects: list[SourceObject]) -> None:
+    """Refuse a parent reference to an object the file does not hold: the child would
+    silently become a building of its own."""
+    known = {o.source_id for o in objects}
+    for obj in objects:
+        if obj.parent_id is not None and obj.parent_id not in known:
+            raise SourceError(
+                path, f"parent {obj.parent_id!r} is not a CityObject of the file", obj.source_id
+            )
 
 
 def _instance(
@@ -244,11 +282,13 @@ def _instance(
     except (KeyError, IndexError, ValueError, TypeError):
         raise SourceError(path, "malformed GeometryInstance", object_id=oid) from None
     # template vertices are real offsets from the anchor (a real point once transformed)
-    placed = tverts @ matrix[:3, :3].T + matrix[:3, 3] + (anchor * scale + translate)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflows are refused in _check
+        placed = tverts @ matrix[:3, :3].T + matrix[:3, 3] + (anchor * scale + translate)
     shifted = dict(template)
     shifted["boundaries"] = _shift(template["boundaries"], first_index)
     shifted["lod"] = template.get("lod", geometry.get("lod"))
-    return shifted, ((placed - translate) / scale).tolist()
+    with np.errstate(over="ignore", invalid="ignore"):
+        return shifted, ((placed - translate) / scale).tolist()
 
 
 def _shift(boundaries: Any, by: int) -> Any:
@@ -350,11 +390,12 @@ def _check(
             f"vertex index {int(rv[slot])} is out of range (the file has {len(xyz)} vertices)",
             owner_of_vertex_slot(slot),
         )
-    finite = np.asarray(np.isfinite(xyz).all(axis=1), dtype=bool)
-    bad = np.flatnonzero(~finite[rv])
+    # before triangulation: numbers near 1e308 overflow its cross products
+    plausible = plausible_rows(xyz)
+    bad = np.flatnonzero(~plausible[rv])
     if len(bad):
         slot = int(bad[0])
-        raise SourceError(path, "non-finite vertex coordinates", owner_of_vertex_slot(slot))
+        raise SourceError(path, implausible("vertex", xyz[rv[slot]]), owner_of_vertex_slot(slot))
     ring_size = np.diff(ro)
     short = np.flatnonzero(ring_size < 3)
     if len(short):

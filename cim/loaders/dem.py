@@ -16,6 +16,9 @@ from cim.errors import SourceError
 from cim.loaders.base import ParsedSource, SourceObject
 from cim.terrain import TerrainGrid
 
+#: Most cells of a raster read whole (a 1 m DEM of 10 x 10 km; 800 MB as float64 heights)
+MAX_RASTER_CELLS = 100_000_000
+
 
 def load_dem(path: str | Path, *, crs: str | None = None, mesh_step: int = 4) -> ParsedSource:
     """Parse band 1 of a north-up elevation raster.
@@ -40,8 +43,8 @@ def load_dem(path: str | Path, *, crs: str | None = None, mesh_step: int = 4) ->
         If ``mesh_step`` is below 1.
     SourceError
         If rasterio is not installed, the file is missing, not a raster or unreadable,
-        smaller than 2 x 2 cells, or not north-up (rotated or sheared, or rows running
-        northwards).
+        smaller than 2 x 2 cells or larger than :data:`MAX_RASTER_CELLS`, or not north-up
+        (rotated or sheared, or rows running northwards).
     """
     path = Path(path)
     if mesh_step < 1:
@@ -62,6 +65,13 @@ def load_dem(path: str | Path, *, crs: str | None = None, mesh_step: int = 4) ->
             with rasterio.open(path) as dataset:
                 transform = dataset.transform
                 file_crs = dataset.crs
+                cells = dataset.width * dataset.height
+                if cells > MAX_RASTER_CELLS:  # a header may claim any size: read none of it
+                    raise SourceError(
+                        path,
+                        f"{dataset.width} x {dataset.height} cells is more than "
+                        f"{MAX_RASTER_CELLS:,}: crop or resample it first (gdalwarp)",
+                    )
                 band = dataset.read(1, masked=True)
     except (RasterioError, OSError) as exc:
         raise SourceError(path, f"not a readable raster: {exc}") from None

@@ -23,10 +23,22 @@ from cim.geometry.columns import SURFACE_CODES, MeshColumns
 from cim.geometry.triangulate import Polygons, triangulate_polygons
 from cim.loaders.base import ParsedSource, SourceObject
 from cim.loaders.cityjson import crs_from_reference
+from cim.loaders.limits import MAX_COORDINATE, MAX_HEIGHT_M
+
+_IMPLAUSIBLE = f"non-finite coordinates, or coordinates beyond ±{MAX_COORDINATE:g}"
 
 _HEIGHT_KEYS = ("height", "measuredHeight", "building:height")
 _STOREY_KEYS = ("storeys", "building:levels")
 _CRS84 = ("CRS84", "CRS:84")
+_GEOMETRY_TYPES = (
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+)
 
 
 @dataclass
@@ -106,8 +118,15 @@ def load_geojson(
         if not isinstance(properties, dict):
             properties = {}
         fid = _feature_id(feature, properties, index)
-        geometry = feature.get("geometry") or {}
+        geometry = feature.get("geometry")
         gtype = geometry.get("type") if isinstance(geometry, dict) else None
+        if gtype not in _GEOMETRY_TYPES:
+            shown = "no geometry" if geometry is None else f"geometry type {gtype!r}"
+            raise SourceError(
+                path,
+                f"feature {index} has {shown} (one of {', '.join(_GEOMETRY_TYPES)})",
+                object_id=fid,
+            )
         coordinates = geometry.get("coordinates") if isinstance(geometry, dict) else None
         kind = properties.get("kind")
         if gtype in ("Polygon", "MultiPolygon"):
@@ -129,6 +148,9 @@ def load_geojson(
     if is_point.any():
         xyz[is_point] = np.array([p for p in points if p is not None], dtype=np.float64)
     solids, footprints = _extrude(rings, np.asarray(heights, dtype=np.float64), base_z)
+    _check_footprints(
+        path, footprints, [o for o, p in zip(objects, points, strict=True) if p is None]
+    )
     geometry = _interleave(solids, ~is_point)
     shapes = np.empty(len(objects), dtype=object)
     shapes[~is_point] = footprints
@@ -203,6 +225,10 @@ def _height(
         number = _number(value)
         if number is None or not math.isfinite(number) or number <= 0:
             raise SourceError(path, f"{key}={value!r} is not a positive number", object_id=fid)
+        if number * factor > MAX_HEIGHT_M:
+            raise SourceError(
+                path, f"{key}={value!r} makes it higher than {MAX_HEIGHT_M:g} m", object_id=fid
+            )
         return number * factor
     if default_height_m is None:
         raise SourceError(
@@ -222,8 +248,8 @@ def _point(path: Path, fid: str, coordinates: Any, base_z: float) -> tuple[float
         raise SourceError(path, "malformed Point coordinates", object_id=fid) from None
     if xyz.shape not in ((2,), (3,)):
         raise SourceError(path, "a Point needs [x, y] or [x, y, z]", object_id=fid)
-    if not np.isfinite(xyz).all():
-        raise SourceError(path, "non-finite coordinates", object_id=fid)
+    if not _plausible(xyz):
+        raise SourceError(path, _IMPLAUSIBLE, object_id=fid)
     z = float(xyz[2]) if len(xyz) == 3 else base_z
     return float(xyz[0]), float(xyz[1]), z
 
@@ -243,8 +269,8 @@ def _add_polygons(path: Path, fid: str, polygons: Any, rings: _Rings) -> None:
             if xy.ndim != 2 or xy.shape[1] not in (2, 3):
                 raise SourceError(path, "a ring needs [x, y] positions", object_id=fid)
             xy = xy[:, :2]
-            if not np.isfinite(xy).all():
-                raise SourceError(path, "non-finite coordinates", object_id=fid)
+            if not _plausible(xy):
+                raise SourceError(path, _IMPLAUSIBLE, object_id=fid)
             # drop repeats of the previous point, the closing point included
             keep = np.r_[True, (xy[1:] != xy[:-1]).any(axis=1)]
             xy = xy[keep]
@@ -258,6 +284,26 @@ def _add_polygons(path: Path, fid: str, polygons: Any, rings: _Rings) -> None:
             rings.ring_sizes.append(len(xy))
         rings.rings_per_polygon.append(len(polygon))
     rings.polygons_per_object.append(len(polygons))
+
+
+def _plausible(values: NDArray[np.float64]) -> bool:
+    with np.errstate(invalid="ignore"):
+        return bool((np.abs(values) <= MAX_COORDINATE).all())
+
+
+def _check_footprints(
+    path: Path, footprints: NDArray[np.object_], owners: list[SourceObject]
+) -> None:
+    """Refuse a self-intersecting or otherwise invalid footprint: its prism would have
+    walls through its roof and an area that means nothing."""
+    if len(footprints) == 0:
+        return
+    valid = shapely.is_valid(footprints)
+    if valid.all():
+        return
+    first = int(np.flatnonzero(~valid)[0])
+    reason = shapely.is_valid_reason(footprints[first])
+    raise SourceError(path, f"invalid footprint: {reason}", owners[first].source_id)
 
 
 def _extrude(

@@ -14,10 +14,16 @@ has no parent (its ``IfcSite`` is kept as the ``ifc_site`` attribute and is a un
 own), and ``IfcProject`` is not an object.
 
 IfcOpenShell returns geometry in metres in the model's engineering frame. Real coordinates
-come from, in this order: an explicit placement ``at = (X, Y, rotation_deg)`` (a rotation
-counter-clockwise about the model origin, then a shift to ``(X, Y)``, heights unchanged),
-or the file's ``IfcMapConversion`` (IFC4). A file with neither is refused: a building is
+come from, in this order: an explicit placement ``at = (X, Y, rotation_deg)``, the file's
+``IfcMapConversion`` (IFC4), or, when a projected ``crs`` is given, the ``IfcSite``'s
+``RefLatitude`` / ``RefLongitude`` / ``RefElevation`` turned by the model's ``TrueNorth``
+(:mod:`cim.loaders.ifc_placement`). A file with none of them is refused: a building is
 never placed by guess.
+
+Before any of that the file must be whole: ending with ``END-ISO-10303-21;``, parsed without
+an error in IfcOpenShell's log (a reference to a missing instance, a value of the wrong type)
+and with finite numbers in every ``IfcCartesianPoint``. IfcOpenShell reads such files
+without complaint, into a model with parts missing.
 """
 
 from __future__ import annotations
@@ -35,11 +41,13 @@ from numpy.typing import NDArray
 from cim.errors import SourceError
 from cim.geometry.columns import MeshColumns
 from cim.loaders.base import ParsedSource, SourceObject
+from cim.loaders.ifc_placement import placement_of
 
 #: Classes that are never objects: voids already subtracted from their hosts.
 _SKIPPED = ("IfcOpeningElement", "IfcOpeningStandardCase", "IfcVoidingFeature")
-_EPSG = re.compile(r"EPSG\s*:?\s*(\d+)", re.IGNORECASE)
 _INSTALL = "pip install 'yiwang-citytwin[ifc]'"
+_LOG_PREFIX = re.compile(r"^\[error\](\s*\[[^\]]*\])*")  # [error] [code] [time]
+_LOG_USER = re.compile(r"used by instance #(\d+)")
 
 Progress = Callable[[float, str], None]
 
@@ -61,6 +69,7 @@ def load_ifc(
         ``IfcProjectedCRS`` name
     at : ``(X, Y, rotation_deg)`` placing the model origin at ``(X, Y)`` in ``crs``,
         rotated counter-clockwise by ``rotation_deg``; wins over ``IfcMapConversion``
+        and the ``IfcSite`` reference point (used only when ``crs`` is given)
     threads : IfcOpenShell tessellation threads (1 or 2 on a shared machine)
     progress : called with the fraction done and a message
 
@@ -78,8 +87,10 @@ def load_ifc(
     Raises
     ------
     SourceError
-        If ifcopenshell is not installed, the file cannot be read as IFC, holds no
-        building elements, or has neither ``at`` nor an ``IfcMapConversion``.
+        If ifcopenshell is not installed, the file cannot be read as IFC (cut short, a
+        dangling reference, a malformed value), holds no building elements, or cannot be
+        placed: no ``at``, no ``IfcMapConversion`` and no usable ``IfcSite`` reference
+        point in ``crs``.
     """
     path = Path(path)
     report = progress or (lambda fraction, message: None)
@@ -87,12 +98,17 @@ def load_ifc(
     if not path.is_file():
         raise SourceError(path, "no such file")
     report(0.0, "read")
+    _check_complete(path)
+    ifcopenshell.get_log()  # empties the log: what follows is this file's
     try:
         model = ifcopenshell.open(str(path))
     except Exception as exc:  # ifcopenshell raises its own errors and RuntimeError
         raise SourceError(path, f"cannot read as IFC (truncated or corrupt?): {exc}") from None
+    log = str(ifcopenshell.get_log())
+    _check_points(path, model)  # first: it names the point a type error is in
+    _check_parse_log(path, model, log)
     schema = str(model.schema)
-    placement, file_crs, georef = _placement(path, model, at)
+    placement, file_crs, georef = placement_of(path, model, at, crs)
     products = [
         p
         for p in model.by_type("IfcProduct")
@@ -127,6 +143,60 @@ def load_ifc(
             points[i] = origin  # a site without a shape stands at the model origin
     report(1.0, "done")
     return ParsedSource(path, "ifc", crs or file_crs, objects, geometry, points=points)
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse a STEP file that does not end with ``END-ISO-10303-21;``: a file cut short
+    (a failed download or copy) still parses, into a building with parts missing."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 4096))
+            tail = handle.read()
+    except OSError as exc:
+        raise SourceError(path, f"cannot read file: {exc.strerror}") from None
+    if b"END-ISO-10303-21;" not in tail.upper():
+        raise SourceError(path, "the file does not end with END-ISO-10303-21; (truncated?)")
+
+
+def _check_parse_log(path: Path, model: Any, log: str) -> None:
+    """Refuse a file whose parse logged an error (a reference to an instance the file does
+    not hold, a value of the wrong type): IfcOpenShell reads those as nothing, and the
+    element would be lost or misplaced without a word."""
+    # "\n" only: a corrupt name may hold characters str.splitlines() breaks at
+    errors = [line for line in log.split("\n") if line.startswith("[error]")]
+    if not errors:
+        return
+    message = _LOG_PREFIX.sub("", errors[0]).strip()
+    user = _LOG_USER.search(message)
+    object_id = _instance_name(model, int(user.group(1))) if user else None
+    more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+    raise SourceError(path, f"malformed IFC: {message}{more}", object_id)
+
+
+def _check_points(path: Path, model: Any) -> None:
+    """Refuse an ``IfcCartesianPoint`` whose coordinates are not finite numbers."""
+    for point in model.by_type("IfcCartesianPoint"):
+        coordinates = point.Coordinates
+        if not coordinates or not all(
+            isinstance(c, float | int) and not isinstance(c, bool) and math.isfinite(c)
+            for c in coordinates
+        ):
+            raise SourceError(
+                path,
+                f"IfcCartesianPoint coordinates {tuple(coordinates or ())!r} are not finite "
+                "numbers",
+                f"#{point.id()}",
+            )
+
+
+def _instance_name(model: Any, number: int) -> str:
+    """An instance as the user can find it: its GlobalId where it has one, else ``#n``."""
+    try:
+        instance = model.by_id(number)
+    except RuntimeError:
+        return f"#{number}"
+    gid = getattr(instance, "GlobalId", None) if hasattr(instance, "GlobalId") else None
+    return str(gid) if gid else f"#{number}"
 
 
 def _module(name: str) -> Any:
@@ -221,95 +291,6 @@ def _json_safe(value: Any) -> Any:
         gid = getattr(value, "GlobalId", None) if hasattr(value, "GlobalId") else None
         return str(gid) if gid else f"#{value.id()}={value.is_a()}"
     return str(value)
-
-
-def _placement(
-    path: Path, model: Any, at: tuple[float, float, float] | None
-) -> tuple[Callable[[NDArray[np.float64]], NDArray[np.float64]], str | None, dict[str, Any]]:
-    """The map from model metres to real coordinates, the file's CRS and site attributes."""
-    if at is not None:
-        x, y, degrees = (float(v) for v in at)
-        if not all(math.isfinite(v) for v in (x, y, degrees)):
-            raise SourceError(path, f"--at {at} must be three finite numbers")
-        return (
-            _helmert(x, y, 0.0, math.radians(degrees), 1.0),
-            None,
-            {
-                "georeferencing": "at",
-                "at": [x, y, degrees],
-            },
-        )
-    conversion = _map_conversion(model)
-    if conversion is None:
-        raise SourceError(
-            path,
-            "no IfcMapConversion: pass --at X,Y,ROTATION and --crs to place the building "
-            "(X, Y in the site CRS, rotation in degrees counter-clockwise)",
-        )
-    units = _module("ifcopenshell.util.unit")
-
-    project_m = float(units.calculate_unit_scale(model))
-    target = conversion.TargetCRS
-    unit = getattr(target, "MapUnit", None) if target is not None else None
-    map_m = _unit_m(unit) if unit is not None else 1.0
-    # Scale turns project units into map units; files that omit it mean the unit ratio
-    scale = float(conversion.Scale) if conversion.Scale is not None else project_m / map_m
-    a = float(conversion.XAxisAbscissa) if conversion.XAxisAbscissa is not None else 1.0
-    b = float(conversion.XAxisOrdinate) if conversion.XAxisOrdinate is not None else 0.0
-    angle = math.atan2(b, a)
-    factor = scale / project_m  # ifcopenshell gives metres; the CRS takes map units
-    transform = _helmert(
-        float(conversion.Eastings),
-        float(conversion.Northings),
-        float(conversion.OrthogonalHeight or 0.0),
-        angle,
-        factor,
-    )
-    name = str(target.Name) if target is not None and target.Name else None
-    found = _EPSG.search(name) if name else None
-    crs = f"EPSG:{found.group(1)}" if found else name
-    return (
-        transform,
-        crs,
-        {
-            "georeferencing": "IfcMapConversion",
-            "map_crs": name,
-            "map_rotation_deg": math.degrees(angle),
-        },
-    )
-
-
-def _unit_m(unit: Any) -> float:
-    """Metres per unit of an ``IfcNamedUnit`` of length."""
-    units = _module("ifcopenshell.util.unit")
-
-    if unit.is_a("IfcSIUnit"):
-        return float(units.get_prefix_multiplier(unit.Prefix) if unit.Prefix else 1.0)
-    factor = unit.ConversionFactor
-    return float(factor.ValueComponent.wrappedValue) * _unit_m(factor.UnitComponent)
-
-
-def _map_conversion(model: Any) -> Any:
-    try:
-        found = model.by_type("IfcMapConversion")
-    except RuntimeError:  # IFC2X3 has no such entity
-        return None
-    return found[0] if found else None
-
-
-def _helmert(
-    x: float, y: float, z: float, angle: float, factor: float
-) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
-    cos, sin = math.cos(angle), math.sin(angle)
-
-    def apply(xyz: NDArray[np.float64]) -> NDArray[np.float64]:
-        out = np.empty_like(xyz)
-        out[:, 0] = x + factor * (cos * xyz[:, 0] - sin * xyz[:, 1])
-        out[:, 1] = y + factor * (sin * xyz[:, 0] + cos * xyz[:, 1])
-        out[:, 2] = z + factor * xyz[:, 2]
-        return out
-
-    return apply
 
 
 def _tessellate(

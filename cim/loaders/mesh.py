@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from cim.errors import SourceError
 from cim.geometry.columns import MeshColumns
 from cim.loaders.base import ParsedSource, SourceObject
+from cim.loaders.limits import MAX_COORDINATE, plausible_rows
 
 _FORMATS = {".gltf": "gltf", ".glb": "gltf", ".obj": "obj"}
 _GLB_MAGIC = b"glTF"
@@ -102,7 +103,8 @@ def load_mesh(
     xyz = geometry.vertices
     if up_axis == "y":
         xyz = np.column_stack([xyz[:, 0], -xyz[:, 2], xyz[:, 1]])
-    xyz = xyz * scale + np.asarray(offset, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # load_source refuses overflows
+        xyz = xyz * scale + np.asarray(offset, dtype=np.float64)
     objects = [SourceObject(sid, "Mesh", sid) for sid in _deduplicate(names)]
     return ParsedSource(path, fmt, crs, objects, geometry.transformed(xyz))
 
@@ -200,12 +202,18 @@ def _owner_mesh(
             continue
         faces = np.asarray(mesh.faces, dtype=np.int64)
         vertices = np.asarray(mesh.vertices, dtype=np.float64)
+        if vertices.ndim != 2 or vertices.shape[1] != 3 or faces.ndim != 2 or faces.shape[1] != 3:
+            shapes = f"vertices {vertices.shape}, faces {faces.shape}"
+            raise SourceError(path, f"malformed mesh ({shapes}; truncated?)", object_id=owner)
         if faces.min() < 0 or faces.max() >= len(vertices):
             raise SourceError(path, "face index out of range", object_id=owner)
         used, local = np.unique(faces, return_inverse=True)
-        world = vertices[used] @ transform[:3, :3].T + transform[:3, 3]
-        if not np.isfinite(world).all():
-            raise SourceError(path, "non-finite vertex coordinates", object_id=owner)
+        with np.errstate(over="ignore", invalid="ignore"):  # refused just below
+            world = vertices[used] @ transform[:3, :3].T + transform[:3, 3]
+        if not plausible_rows(world).all():
+            raise SourceError(
+                path, f"non-finite vertex coordinates, or beyond ±{MAX_COORDINATE:g}", owner
+            )
         vertex_parts.append(world)
         face_parts.append(local.reshape(-1, 3) + base)
         base += len(used)

@@ -99,18 +99,41 @@ Way = tuple[int, dict[str, str], list[int], list[float], list[float]]
 
 def read_ways(path: Path, highways: set[str], skip_access: bool = False) -> list[Way]:
     """The ways of an OSM file tagged ``highway`` = one of ``highways`` (not areas; with
-    ``skip_access``, not ``access=no|private`` either), with at least two located nodes.
+    ``skip_access``, not ``access=no|private`` either), with at least two located nodes;
+    nodes the file does not hold are left out.
 
     Raises
     ------
     SourceError
         If the file is missing or not readable as OSM.
     """
+    return _read_ways(path, highways, skip_access, longest_run=False)[0]
+
+
+def read_street_ways(path: Path, highways: set[str]) -> tuple[list[Way], dict[int, list[int]]]:
+    """As :func:`read_ways`, but a way that reaches nodes the file does not hold (cut at
+    the edge of an extract) keeps only its longest run of consecutive located nodes: it is
+    never drawn straight across a node whose position is unknown. Also returns the missing
+    node ids of each such way.
+
+    Raises
+    ------
+    SourceError
+        If the file is missing or not readable as OSM, or a way has no node the file
+        holds (no extract makes such a way: the file is broken).
+    """
+    return _read_ways(path, highways, False, longest_run=True)
+
+
+def _read_ways(
+    path: Path, highways: set[str], skip_access: bool, longest_run: bool
+) -> tuple[list[Way], dict[int, list[int]]]:
     import osmium
 
     if not path.is_file():
         raise SourceError(path, "no such file")
     ways: list[Way] = []
+    missing: dict[int, list[int]] = {}
     try:
         processor = (
             osmium.FileProcessor(str(path))
@@ -125,17 +148,46 @@ def read_ways(path: Path, highways: set[str], skip_access: bool = False) -> list
                 continue
             if skip_access and tags.get("access") in ("no", "private"):
                 continue
-            refs, lons, lats = [], [], []
-            for node in obj.nodes:
-                if node.location.valid():
-                    refs.append(node.ref)
-                    lons.append(node.lon)
-                    lats.append(node.lat)
-            if len(refs) >= 2:
+            nodes = list(obj.nodes)
+            located = [node.location.valid() for node in nodes]
+            if not all(located):
+                absent = [node.ref for node, ok in zip(nodes, located, strict=True) if not ok]
+                missing[obj.id] = absent
+                if longest_run:
+                    if not any(located):
+                        shown = ", ".join(map(str, absent[:5])) + (
+                            ", ..." if len(absent) > 5 else ""
+                        )
+                        raise SourceError(
+                            path, f"none of the way's nodes ({shown}) is in the file", f"w{obj.id}"
+                        )
+                    start, stop = _longest_run(located)
+                    nodes = nodes[start:stop]
+                else:
+                    nodes = [node for node, ok in zip(nodes, located, strict=True) if ok]
+            if len(nodes) >= 2:
+                refs = [node.ref for node in nodes]
+                lons = [node.lon for node in nodes]
+                lats = [node.lat for node in nodes]
                 ways.append((obj.id, tags, refs, lons, lats))
-    except RuntimeError as exc:
+    except SourceError:
+        raise
+    except Exception as exc:  # pyosmium raises RuntimeError, InvalidLocationError, ...
         raise SourceError(path, f"not a readable OSM file ({exc})") from None
-    return ways
+    return ways, missing
+
+
+def _longest_run(flags: list[bool]) -> tuple[int, int]:
+    """``start, stop`` of the longest run of true flags (the first of equal runs)."""
+    best, start = (0, 0), None
+    for i, flag in enumerate([*flags, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
 
 
 #: A pedestrian area: source id, tags, polygons as rings of (node id, lon, lat), outer first.
@@ -175,7 +227,7 @@ def read_areas(path: Path, highways: frozenset[str]) -> list[Area]:
             if polygons:
                 sid = f"{'w' if obj.from_way() else 'r'}{obj.orig_id()}"
                 areas.append((sid, tags, polygons))
-    except RuntimeError as exc:
+    except Exception as exc:  # pyosmium raises RuntimeError, InvalidLocationError, ...
         raise SourceError(path, f"not a readable OSM file ({exc})") from None
     return areas
 
@@ -195,7 +247,7 @@ def load_osm(path: str | Path) -> ParsedSource:
         If the file cannot be read as OSM, or holds no street.
     """
     path = Path(path)
-    ways = read_ways(path, set(CLASS_WIDTHS))
+    ways, missing = read_street_ways(path, set(CLASS_WIDTHS))
     areas = read_areas(path, WALKWAY_CLASSES)
     if not ways and not areas:
         raise SourceError(path, f"no streets (highway={', '.join(sorted(CLASS_WIDTHS))})")
@@ -231,6 +283,8 @@ def load_osm(path: str | Path) -> ParsedSource:
             "length_m": round(float(length), 3),
             "lod": "1",
         }
+        if way_id in missing:
+            attributes["osm_missing_nodes"] = missing[way_id]
         kind = "Walkway" if tags["highway"] in WALKWAY_CLASSES else "Road"
         if kind == "Walkway":
             attributes["area_m2"] = round(float(width * length), 2)
@@ -266,7 +320,25 @@ def load_osm(path: str | Path) -> ParsedSource:
         objects.append(SourceObject(sid, "PedestrianArea", name, None, attributes))
         _add_polygons(path, sid, polygons, rings)
     geometry, footprints = _extrude(rings, np.full(len(objects), SURFACE_M), 0.0)
-    return ParsedSource(path, "osm", utm.to_string(), objects, geometry, list(footprints))
+    parsed = ParsedSource(path, "osm", utm.to_string(), objects, geometry, list(footprints))
+    if missing:
+        parsed.warnings.append(_missing_warning(missing, {w[0] for w in ways}))
+    return parsed
+
+
+def _missing_warning(missing: dict[int, list[int]], kept: set[int]) -> str:
+    """One line on the ways that reach nodes the file does not hold."""
+    shown = ", ".join(
+        f"w{way} ({len(nodes)} node{'s' if len(nodes) > 1 else ''}"
+        + (")" if way in kept else ", skipped: fewer than 2 nodes left)")
+        for way, nodes in list(missing.items())[:5]
+    )
+    more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+    return (
+        f"{len(missing)} street way(s) reach nodes the file does not hold (cut at an "
+        f"extract's edge?): {shown}{more}; each keeps its longest run of present nodes, "
+        "listed in osm_missing_nodes"
+    )
 
 
 def _short_side(shape: Any) -> float:

@@ -42,6 +42,7 @@ from cim.errors import CRSError, SourceError
 from cim.frames import parse_crs
 from cim.loaders.base import ParsedSource, SourceObject
 from cim.loaders.geojson import _add_polygons, _extrude, _interleave, _Rings
+from cim.loaders.limits import MAX_COORDINATE
 from cim.loaders.osm import _polygons
 from cim.loaders.swmm_sections import Line, read_sections
 from cim.loaders.swmm_units import unit_system
@@ -97,8 +98,12 @@ class _File:
             raise self.fail(
                 lineno, f"{what} must be a number, got {tokens[index]!r}", name
             ) from None
-        if not math.isfinite(value):
-            raise self.fail(lineno, f"{what} must be finite, got {tokens[index]!r}", name)
+        if not math.isfinite(value) or abs(value) > MAX_COORDINATE:
+            raise self.fail(
+                lineno,
+                f"{what} must be finite and within ±{MAX_COORDINATE:g}, got {tokens[index]!r}",
+                name,
+            )
         return value
 
     def optional(self, lineno: int, tokens: list[str], index: int, what: str) -> float:
@@ -405,5 +410,12 @@ def _cross_sections(inp: _File) -> dict[str, tuple[str, list[float], int, str | 
         else:
             geoms = [inp.optional(lineno, t, i, f"geom{i - 1}") for i in range(2, 6)]
             barrels = int(inp.optional(lineno, t, 6, "barrels")) or 1
+        for number, value in enumerate(geoms, start=1):
+            if value < 0:
+                raise inp.fail(
+                    lineno, f"cross-section geom{number} must be >= 0, got {value:g}", t[0]
+                )
+        if barrels < 0:
+            raise inp.fail(lineno, f"cross-section barrels must be >= 0, got {barrels}", t[0])
         out[t[0]] = (shape, geoms, barrels, named)
     return out

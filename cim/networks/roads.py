@@ -26,6 +26,7 @@ NOT_TAGS = frozenset(
         "osm_nodes",
         "osm_lonlat",
         "osm_rings",
+        "osm_missing_nodes",
         "width_m",
         "length_m",
         "area_m2",

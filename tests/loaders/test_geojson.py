@@ -132,7 +132,6 @@ def test_mixed_features_keep_file_order(tmp_path: Path) -> None:
             "properties": {},
             "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]},
         },
-        {"type": "Feature", "properties": {"id": "p"}, "geometry": None},
         {
             "type": "Feature",
             "properties": {"id": "tree"},
@@ -146,7 +145,7 @@ def test_mixed_features_keep_file_order(tmp_path: Path) -> None:
         ("7", "Lamp", "7"),
         ("feature-1", "Building", "feature-1"),
         ("tree", "Component", "tree"),
-        ("feature-5", "Bridge", "the bridge"),
+        ("feature-4", "Bridge", "the bridge"),
     ]
     np.testing.assert_array_equal(np.diff(parsed.geometry.vertex_offsets), [0, 8, 0, 8])
     assert parsed.points is not None
@@ -156,6 +155,11 @@ def test_mixed_features_keep_file_order(tmp_path: Path) -> None:
     bounds = parsed.geometry.bounds()
     np.testing.assert_array_equal(bounds[[1, 3], 5], [3.0, 1.0])
     assert np.isnan(bounds[[0, 2]]).all()
+    # a feature without geometry is refused, not dropped: the file lost something
+    features.insert(3, {"type": "Feature", "properties": {"id": "p"}, "geometry": None})
+    with pytest.raises(SourceError, match="feature 3 has no geometry") as info:
+        load_geojson(_write(tmp_path, features))
+    assert info.value.object_id == "p"
 
 
 def test_multipolygon_with_hole_and_clockwise_rings(tmp_path: Path) -> None:
