@@ -63,7 +63,9 @@ def case_statistics(
 @router.post("", status_code=201)
 def open_case(body: CaseCreate, live: Live, principal: Operator) -> dict[str, Any]:
     """Open a case (state ``reported``)."""
-    if principal.scoped and (body.object_code is None or not principal.sees(body.object_code)):
+    if principal.scoped and (
+        body.object_code is None or not principal.sees(body.object_code, body.site)
+    ):
         raise PermissionDeniedError("a pilot opens cases on objects of its own subtree only")
     return live.cases.open(
         title=body.title,

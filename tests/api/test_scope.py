@@ -287,3 +287,15 @@ def test_a_pilot_key_names_its_site(walk: Walk) -> None:
     assert (
         walk.client.get(f"/sites/merewether/objects/{walk.house}", headers=other).status_code == 404
     )
+
+
+def test_a_pilot_opens_cases_on_its_own_unit_only(walk: Walk) -> None:
+    for site, code in (
+        ("merewether", walk.house),
+        ("denhaag", walk.other),
+        ("merewether", walk.mine),
+    ):
+        body = {"title": "leak", "site": site, "object_code": code}
+        assert walk.client.post("/cases", json=body, headers=walk.pilot).status_code == 403
+    own = {"title": "leak", "site": "denhaag", "object_code": walk.mine}
+    assert walk.client.post("/cases", json=own, headers=walk.pilot).status_code == 201
