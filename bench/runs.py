@@ -3,7 +3,7 @@
 Two measurements in one run, on a temporary store holding the Den Haag sample (site
 ``denhaag``) and the Helsinki centre streets (site ``helsinki``):
 
-1. **Serving under drills.** The real server (``twin serve``, one uvicorn worker,
+1. **Serving under drills.** The real server (``twin serve``, ``--api-workers`` uvicorn workers (1),
    ``TWIN_RUN_WORKERS=4``, local worker processes) builds the Den Haag tileset; ``wrk``
    drives 50 concurrent connections for ``--seconds`` over (a) every tile file of the
    tileset, round robin with the API key header (as ``bench/tiles_serving.py`` does), and
@@ -138,7 +138,9 @@ def _wrk(url: str, seconds: int, connections: int, script: Path | None) -> dict[
 class Server:
     """``twin serve`` in its own process group."""
 
-    def __init__(self, store: Path, cache: Path, run_workers: int, log: Path) -> None:
+    def __init__(
+        self, store: Path, cache: Path, run_workers: int, log: Path, api_workers: int = 1
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         port = str(self.port)
@@ -147,7 +149,16 @@ class Server:
             env.pop(name, None)
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [*TWIN, "--store", str(store), "serve", "--workers", "1", "--port", port],
+                [
+                    *TWIN,
+                    "--store",
+                    str(store),
+                    "serve",
+                    "--workers",
+                    str(api_workers),
+                    "--port",
+                    port,
+                ],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
@@ -249,7 +260,7 @@ def serving_under_drills(
     cache = work / "cache"
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / "runs_api.log"
-    server = Server(store, cache, args.drills, log)
+    server = Server(store, cache, args.drills, log, args.api_workers)
     print(f"bench: server on {server.url} (log {log})", flush=True)
     try:
         client = httpx.Client(base_url=server.url, headers={"X-API-Key": key}, timeout=30)
@@ -656,6 +667,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="alternations of 0 / N drills")
     parser.add_argument("--seconds", type=int, default=10, help="seconds per wrk window")
     parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument(
+        "--api-workers", type=int, default=1, help="uvicorn workers of the server (twin serve)"
+    )
     parser.add_argument("--drills", type=int, default=4, help="crowd drills running at once")
     parser.add_argument("--traffic", type=int, default=20, help="traffic drills to time")
     parser.add_argument("--pairs", type=int, default=600, help="OD pairs per traffic drill")
