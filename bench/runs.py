@@ -600,8 +600,8 @@ def _print_serving(part: dict[str, Any], args: argparse.Namespace) -> None:
     n = part["drills"]
     print(
         f"\n### Serving while drills run ({part['files']} tile files; {args.connections} "
-        f"connections; 1 uvicorn worker, TWIN_RUN_WORKERS={n}; medians of {args.repeat} x "
-        f"{args.seconds} s per cell)\n"
+        f"connections; {args.api_workers} uvicorn worker(s), TWIN_RUN_WORKERS={n}; "
+        f"medians of {args.repeat} x {args.seconds} s per cell)\n"
     )
     print(f"| endpoint | metric | 0 drills | {n} drills | {n} / 0 |")
     print("|---|---|---:|---:|---:|")
