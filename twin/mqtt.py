@@ -38,12 +38,15 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from twin.ingest import Ingestor
+from twin.ingest import MAX_ID, Ingestor
 from twin.lease import Lease
 
 logger = logging.getLogger(__name__)
 
 BULK_TOPIC = "twin/v1/bulk"
+#: Largest message read, bytes (as the HTTP API's ``TWIN_MAX_BODY_BYTES``): a larger one is
+#: dead-lettered with its first bytes, unparsed.
+MAX_MESSAGE_BYTES = 1024 * 1024
 _DATASTREAM_TOPIC = re.compile(r"v1\.1/Datastreams\((\d+)\)/Observations$")
 
 
@@ -98,6 +101,10 @@ def parse_message(
     payload : the message body
     prefix : the topic prefix to strip
     """
+    if len(payload) > MAX_MESSAGE_BYTES:
+        excerpt = payload[:200].decode("utf-8", errors="replace")
+        reason = f"message of {len(payload)} bytes on {topic} is over the size limit"
+        return [], [(f"{reason} ({MAX_MESSAGE_BYTES} bytes)", excerpt)]
     text = payload.decode("utf-8", errors="replace")
     name = topic[len(prefix) :] if topic.startswith(prefix) else topic
     try:
@@ -120,9 +127,12 @@ def parse_message(
         return bodies, bad
     match = _DATASTREAM_TOPIC.match(name)
     if match is not None:
+        ident = int(match.group(1))
+        if not 1 <= ident <= MAX_ID:
+            return [], [(f"datastream {ident} of {topic} is out of range (1 to 2**63 - 1)", text)]
         if not isinstance(data, dict):
             return [], [(f"an observation on {topic} must be a JSON object", text)]
-        return [{**data, "Datastream": {"@iot.id": int(match.group(1))}}], []
+        return [{**data, "Datastream": {"@iot.id": ident}}], []
     if name == "v1.1/Observations":
         return [data], []
     return [], [(f"unknown topic {topic}", text)]
@@ -289,9 +299,14 @@ class MqttIngest:
         bodies: list[Any] = []
         bad: list[tuple[str, str]] = []
         for _, message in batch:
-            found, rejected = parse_message(
-                message.topic, bytes(message.payload), self.settings.prefix
-            )
+            try:
+                found, rejected = parse_message(
+                    message.topic, bytes(message.payload), self.settings.prefix
+                )
+            except Exception as exc:  # a reader's bug must not hold the messages after it
+                logger.exception("MQTT ingest: reading a message on %s failed", message.topic)
+                text = bytes(message.payload)[:2000].decode("utf-8", errors="replace")
+                found, rejected = [], [(f"cannot be read ({type(exc).__name__}: {exc})", text)]
             bodies.extend(found)
             bad.extend(rejected)
         while True:
@@ -299,6 +314,7 @@ class MqttIngest:
                 self.ingestor.ingest(bodies, "mqtt", rejected=bad)
                 break
             except Exception:  # the store is down: keep the messages unacknowledged, retry
+                # (a message the store refuses while it answers is dead-lettered by ingest)
                 logger.exception("MQTT ingest: storing a batch failed; retrying")
                 if self._stop.wait(1.0):
                     return
