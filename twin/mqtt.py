@@ -8,12 +8,21 @@ Topics (each under an optional ``prefix``, e.g. a tenant or a test's unique pref
 - ``twin/v1/bulk`` — a batch for devices and gateways that buffer:
   ``{"obs": [[ID, time, result], ...]}`` with ``time`` ISO 8601 or epoch seconds.
 
-Delivery: the subscription is QoS 1 on a persistent session (``clean_session=False`` and a
-fixed client id), and messages are acknowledged by hand (``manual_ack``) only *after* the
-batch holding them is committed. A message received but not yet stored when the service
-dies is redelivered by the broker; storage is idempotent on (datastream, phenomenon time),
-so nothing acknowledged is lost and nothing is stored twice. Malformed messages are
-dead-lettered and acknowledged: ingest never stops on them.
+Delivery: the subscription is QoS 1 on a persistent MQTT 5 session (``clean_start=False``,
+a session that never expires and a fixed client id), and messages are acknowledged by hand
+(``manual_ack``) only *after* the batch holding them is committed. A message received but
+not yet stored when the service dies is redelivered by the broker; storage is idempotent on
+(datastream, phenomenon time), so nothing acknowledged is lost and nothing is stored twice.
+Malformed messages are dead-lettered and acknowledged: ingest never stops on them.
+
+Keeping up: acknowledging after the commit keeps a batch's messages unacknowledged ("in
+flight") while it is written, so the broker must let many be in flight at once. An MQTT 3.1.1
+client gets Mosquitto's ``max_inflight_messages`` (20 by default: one batch of 20 messages
+per commit, and the rest piles up in the session queue until the broker drops it); as an
+MQTT 5 client the subscriber announces its own limit (Receive Maximum,
+``MqttSettings.inflight_max``), which Mosquitto honours whatever its configuration. The same
+number bounds the queue between paho's network thread and the writer thread: the broker
+sends no more than that many unacknowledged messages.
 
 One subscriber per client id: when several processes over one store each run a live twin
 (``twin serve --workers N``), they share the deployment's client id, and a **lease** in the
@@ -37,6 +46,8 @@ from urllib.parse import urlparse
 import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from twin.ingest import MAX_ID, Ingestor
 from twin.lease import Lease
@@ -44,6 +55,9 @@ from twin.lease import Lease
 logger = logging.getLogger(__name__)
 
 BULK_TOPIC = "twin/v1/bulk"
+#: MQTT 5 Session Expiry Interval meaning "never": the broker keeps the session (and queues
+#: for it) however long the ingest is away, as an MQTT 3.1.1 persistent session.
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 #: Largest message read, bytes (as the HTTP API's ``TWIN_MAX_BODY_BYTES``): a larger one is
 #: dead-lettered with its first bytes, unparsed.
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -61,6 +75,8 @@ class MqttSettings:
     client_id : fixed, so the broker keeps the session (and queued messages) across restarts
     batch_max : most messages stored in one transaction
     batch_wait_s : longest wait for a batch to fill
+    inflight_max : most messages received and not yet acknowledged (MQTT 5 Receive
+        Maximum, at most 65,535); bounds the in-memory queue to the writer
     share_group : subscribe as a member of this shared subscription (``$share/GROUP/...``):
         the broker spreads the messages over the group's ingest processes
     lease_ttl_s : how long the subscription lease lasts unrenewed (renewed every third of
@@ -72,6 +88,7 @@ class MqttSettings:
     client_id: str = "citytwin-ingest"
     batch_max: int = 2000
     batch_wait_s: float = 0.02
+    inflight_max: int = 20_000
     share_group: str | None = None
     lease_ttl_s: float | None = 5.0
 
@@ -161,7 +178,12 @@ class MqttIngest:
         self.connections = 0
         #: connections the broker or the network ended (another client on our id, say)
         self.disconnects = 0
-        self._queue: queue.Queue[tuple[paho.Client, paho.MQTTMessage] | None] = queue.Queue()
+        if not 1 <= settings.inflight_max <= 65_535:
+            raise ValueError(f"inflight_max(={settings.inflight_max}) must be in 1..65535")
+        # room for every message the broker may have in flight, and the end marker
+        self._queue: queue.Queue[tuple[paho.Client, paho.MQTTMessage] | None] = queue.Queue(
+            maxsize=settings.inflight_max + 1
+        )
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._leaser: threading.Thread | None = None
@@ -172,7 +194,7 @@ class MqttIngest:
         client = paho.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.client_id,
-            clean_session=False,
+            protocol=paho.MQTTv5,
             manual_ack=True,
         )
         client.on_connect = self._on_connect
@@ -226,7 +248,10 @@ class MqttIngest:
         client = self._new_client()
         self._client = client
         self.connections += 1
-        client.connect_async(host, port, keepalive=30)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = SESSION_NEVER_EXPIRES
+        properties.ReceiveMaximum = self.settings.inflight_max
+        client.connect_async(host, port, keepalive=30, clean_start=False, properties=properties)
         client.loop_start()
 
     def _disconnect(self) -> None:
