@@ -11,8 +11,9 @@ from twin.times import format_time, parse_time
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 T0 = parse_time("2026-11-26T10:00:00Z")
-#: The broker the live tests publish to and subscribe at.
-BROKER = os.environ.get("TWIN_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
+#: The twin's own broker (config/mosquitto.conf) the ingest tests use; most other live
+#: tests use the system broker on 1883.
+INGEST_BROKER = os.environ.get("TWIN_TEST_MQTT_URL", "mqtt://127.0.0.1:1884")
 
 
 def thing_body(
@@ -88,7 +89,7 @@ def wait_for(condition: Any, timeout_s: float = 10.0, what: str = "condition") -
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
-def mqtt_publisher(url: str = BROKER, client_id: str = "") -> Any:
+def mqtt_publisher(url: str = "mqtt://127.0.0.1:1883", client_id: str = "") -> Any:
     """A connected paho client (QoS 1 publishes wait for the broker's ack)."""
     import uuid
     from urllib.parse import urlparse

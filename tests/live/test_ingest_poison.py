@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 import orjson
-from live_helpers import BROKER, T0, Clock, datastream_of, mqtt_publisher, thing_body, wait_for
+from live_helpers import T0, Clock, datastream_of, mqtt_publisher, thing_body, wait_for
 
 from twin.live import LiveTwin
 from twin.mqtt import MqttSettings
@@ -16,9 +16,9 @@ from twin.times import format_time
 POISON_ID = "99999999999999999999999"  # > 2**63: no BIGINT holds it
 
 
-def _twin(store_url: str, clock: Clock, prefix: str, client_id: str) -> LiveTwin:
+def _twin(store_url: str, clock: Clock, broker: str, prefix: str, client_id: str) -> LiveTwin:
     twin = LiveTwin(
-        store_url, mqtt=MqttSettings(BROKER, prefix=prefix, client_id=client_id), clock=clock
+        store_url, mqtt=MqttSettings(broker, prefix=prefix, client_id=client_id), clock=clock
     )
     twin.start()
     assert twin.mqtt is not None
@@ -38,12 +38,12 @@ def _publish(publisher: object, topic: str, seconds: range) -> None:
 
 
 def test_poison_message_is_dead_lettered_and_never_wedges_ingest(
-    store_url: str, clock: Clock
+    store_url: str, clock: Clock, ingest_broker: str
 ) -> None:
     prefix = f"test-{uuid.uuid4().hex[:10]}/"
     client_id = f"twin-{uuid.uuid4().hex[:10]}"
-    twin = _twin(store_url, clock, prefix, client_id)
-    publisher = mqtt_publisher(BROKER)
+    twin = _twin(store_url, clock, ingest_broker, prefix, client_id)
+    publisher = mqtt_publisher(ingest_broker)
     try:
         ds = datastream_of(twin, twin.sta.create("Things", thing_body("m", "AAA001", "depth")))
         topic = f"{prefix}v1.1/Datastreams({ds})/Observations"
@@ -61,7 +61,7 @@ def test_poison_message_is_dead_lettered_and_never_wedges_ingest(
         # while the ingest is down the broker queues for its session; the restarted ingest
         # (same client id) gets those, and no redelivered poison or re-stored reading
         _publish(publisher, topic, range(50, 60))
-        twin = _twin(store_url, clock, prefix, client_id)
+        twin = _twin(store_url, clock, ingest_broker, prefix, client_id)
         wait_for(lambda: _counts(twin)[0] == 60, 15, "the 10 queued observations")
         assert twin.mqtt is not None
         wait_for(lambda: twin.mqtt is not None and twin.mqtt.received >= 10, 5, "the count")
@@ -76,11 +76,11 @@ def test_poison_message_is_dead_lettered_and_never_wedges_ingest(
 
 
 def test_every_kind_of_hostile_message_is_dead_lettered_with_its_reason(
-    store_url: str, clock: Clock
+    store_url: str, clock: Clock, ingest_broker: str
 ) -> None:
     prefix = f"test-{uuid.uuid4().hex[:10]}/"
-    twin = _twin(store_url, clock, prefix, f"twin-{uuid.uuid4().hex[:10]}")
-    publisher = mqtt_publisher(BROKER)
+    twin = _twin(store_url, clock, ingest_broker, prefix, f"twin-{uuid.uuid4().hex[:10]}")
+    publisher = mqtt_publisher(ingest_broker)
     try:
         ds = datastream_of(twin, twin.sta.create("Things", thing_body("m", "AAA001", "depth")))
         topic = f"{prefix}v1.1/Datastreams({ds})/Observations"
