@@ -147,16 +147,39 @@ def _receive_maximum() -> Any:
 
     properties = Properties(PacketTypes.CONNECT)
     properties.ReceiveMaximum = MqttSettings().inflight_max
+    properties.SessionExpiryInterval = 3600  # for --preload; a clean start drops it anyway
     return properties
 
 
 def _bare(
-    prefix: str, n_messages: int, batch: int, ready: Any, out: Any, broker: str, topic: str
+    prefix: str,
+    n_messages: int,
+    batch: int,
+    ready: Any,
+    out: Any,
+    broker: str,
+    topic: str,
+    drain: Any = None,
 ) -> None:
+    """Count the messages; with ``drain`` (an event), subscribe on a persistent session,
+    leave, and come back to drain what was queued when ``drain`` is set."""
     import paho.mqtt.client as paho
 
     _use_broker(broker)
-    client = _client(f"bench-bare-{uuid.uuid4().hex[:6]}", protocol=paho.MQTTv5)
+    name = f"bench-bare-{uuid.uuid4().hex[:6]}"
+    if drain is not None:
+        client = _client(name, protocol=paho.MQTTv5)
+        subscribed = threading.Event()
+        client.on_subscribe = lambda *_: subscribed.set()
+        client.connect(HOST, PORT, properties=_receive_maximum(), clean_start=False)
+        client.loop_start()
+        client.subscribe(f"{prefix}{topic}", 1)
+        subscribed.wait(10)
+        client.disconnect()
+        client.loop_stop()
+        ready.set()
+        drain.wait()
+    client = _client(name, protocol=paho.MQTTv5)
     state = {"count": 0, "first": 0.0, "last": 0.0}
     finished = threading.Event()
 
@@ -170,10 +193,11 @@ def _bare(
             finished.set()
 
     client.on_message = on_message
-    client.on_connect = lambda c, *_: (c.subscribe(f"{prefix}{topic}", 1), ready.set())
+    if drain is None:
+        client.on_connect = lambda c, *_: (c.subscribe(f"{prefix}{topic}", 1), ready.set())
     # as the ingest: MQTT 5 with the same Receive Maximum (an MQTT 3.1.1 client gets the
     # broker's max_inflight_messages, 20 by default)
-    client.connect(HOST, PORT, properties=_receive_maximum())
+    client.connect(HOST, PORT, properties=_receive_maximum(), clean_start=drain is None)
     client.loop_start()
     # done when all came, or when nothing came for 10 s (the broker dropped the rest)
     began = time.perf_counter()
@@ -271,8 +295,11 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     live.start()
     assert live.mqtt is not None
     live.mqtt.connected.wait(10)
+    if args.preload:  # subscribed on the persistent session; away while all is queued
+        time.sleep(0.5)
+        live.mqtt.stop()
     ctx = mp.get_context("spawn")
-    go, done, ready = ctx.Event(), ctx.Event(), ctx.Event()
+    go, done, ready, drain = ctx.Event(), ctx.Event(), ctx.Event(), ctx.Event()
     out: Any = ctx.Queue()
     published_q: Any = ctx.Queue()
     if single:
@@ -284,7 +311,17 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
         n_messages = args.observations // args.batch
         topic = "twin/v1/bulk"
     bare = ctx.Process(
-        target=_bare, args=(prefix, n_messages, per_message, ready, out, args.broker, topic)
+        target=_bare,
+        args=(
+            prefix,
+            n_messages,
+            per_message,
+            ready,
+            out,
+            args.broker,
+            topic,
+            drain if args.preload else None,
+        ),
     )
     bare.start()
     ready.wait(10)
@@ -331,9 +368,18 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     stored_at: list[tuple[float, int]] = []
     go.set()
     t0 = time.perf_counter()
+    published: list[dict[str, Any]] = []
+    if args.preload:  # all queued first; then both subscribers drain at once
+        for process in publishers:
+            process.join(900)
+        while single and len(published) < len(publishers):
+            published.append(published_q.get(timeout=60))
+        done.set()
+        drain.set()
+        live.mqtt.start()
+        t0 = time.perf_counter()
     target = n_messages * per_message
     idle_since = time.perf_counter()
-    published: list[dict[str, Any]] = []
     while live.ingestor.counters["stored"] < target and time.perf_counter() - t0 < 900:
         now, count = time.perf_counter(), live.ingestor.counters["stored"]
         if stored_at and count > stored_at[-1][1]:
@@ -370,7 +416,10 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
     )  # bulk: the publisher waits for every acknowledgement
     publish_s = max((p["publish_s"] for p in published), default=0.0)
     ours = stored_rows / wall
+    if args.preload:  # a queued reading's age is not the ingest's latency
+        latencies = []
     return {
+        "preload": args.preload,
         "published": n_published,
         "publish_rate": n_published / publish_s if publish_s else None,
         "stored": stored_rows,
@@ -413,6 +462,11 @@ def main() -> None:
         help="the broker (default: $TWIN_MQTT_URL or mqtt://127.0.0.1:1883)",
     )
     parser.add_argument("--store", help="store URL (default: a fresh SQLite file per run)")
+    parser.add_argument(
+        "--preload",
+        action="store_true",
+        help="queue everything on both subscribers' sessions first, then drain both at once",
+    )
     parser.add_argument("--label", default="", help="added to the output file's name")
     args = parser.parse_args()
     _use_broker(args.broker)
@@ -439,10 +493,12 @@ def main() -> None:
         "latency_p99_ms",
     )
     summary: dict[str, Any] = {
-        k: statistics.median(r[k] for r in runs if r[k] is not None) for k in keys
+        k: statistics.median(v) if (v := [r[k] for r in runs if r[k] is not None]) else None
+        for k in keys
     }
     summary.update(
         mode=args.mode,
+        preload=args.preload,
         observations=args.observations,
         datastreams=args.datastreams,
         batch=args.batch,
@@ -461,6 +517,7 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     name = "ingest-single" if args.mode == "single" else "ingest"
     name += f"-rate{int(args.rate)}" if args.rate else ""
+    name += "-preload" if args.preload else ""
     name += f"-{args.label}" if args.label else ""
     (out_dir / f"{name}.json").write_text(json.dumps({"runs": runs, "median": summary}, indent=2))
 
