@@ -146,7 +146,8 @@ def _receive_maximum() -> Any:
     from twin.mqtt import MqttSettings
 
     properties = Properties(PacketTypes.CONNECT)
-    properties.ReceiveMaximum = MqttSettings().inflight_max
+    # (20,000 for an older twin without the setting: the bench measures before and after)
+    properties.ReceiveMaximum = getattr(MqttSettings(), "inflight_max", 20_000)
     properties.SessionExpiryInterval = 3600  # for --preload; a clean start drops it anyway
     return properties
 
