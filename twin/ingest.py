@@ -427,6 +427,7 @@ class Ingestor:
                     )
                 )
         db = self.db
+        stored = 0
         with db.transaction() as cur:
             if dead:
                 cur.executemany(
@@ -471,8 +472,6 @@ class Ingestor:
                         rows,
                     )
                 stored = max(int(cur.rowcount), 0)
-                report.stored += stored
-                report.duplicates += len(rows) - stored
             if changes:
                 latest_rows = [
                     (c.datastream.id, c.time_us, c.value, newest[c.datastream.id].result_json, now)
@@ -508,6 +507,10 @@ class Ingestor:
                         (r.datastream.id, r.time_us),
                     )
                     report.ids[index] = int(cur.fetchone()[0])
+        # counted once committed: a batch that fails is split and written again
+        if readings:
+            report.stored += stored
+            report.duplicates += len(readings) - stored
         for c in changes:
             self.latest[c.datastream.id] = (c.time_us, c.value)
         return changes
