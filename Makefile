@@ -63,8 +63,8 @@ key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 
 run: sample key node_modules/.installed ## install, import the samples once, serve the API and viewer on $(HOST):$(PORT)
 	@bash .ci/services broker || echo "live: the twin's broker did not start (make broker)"; \
-	if (exec 3<>/dev/tcp/127.0.0.1/$(TWIN_MQTT_PORT)) 2>/dev/null; then mqtt=mqtt://127.0.0.1:$(TWIN_MQTT_PORT); \
-	elif (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then mqtt=mqtt://127.0.0.1:1883; \
+	if (exec 3<>/dev/tcp/127.0.0.1/$(TWIN_MQTT_PORT)) 2>/dev/null; then mqtt=mqtt://127.0.0.1:$(TWIN_MQTT_PORT); proto='?protocol=3.1.1'; \
+	elif (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then mqtt=mqtt://127.0.0.1:1883; proto=; \
 	else mqtt=; fi; \
 	if [ -n "$$mqtt" ]; then \
 	  ds=$$($(TWIN) --store $(STORE) live-demo --site denhaag) && \
@@ -76,7 +76,7 @@ run: sample key node_modules/.installed ## install, import the samples once, ser
 	  ( $(TWIN) run replay $$rooms --column people --loop --json --mqtt $$mqtt > .twin/replay-unit.log 2>&1 & \
 	      echo $$! > .twin/replay-unit.pid ); \
 	  trap 'kill $$(cat .twin/replay.pid) $$(cat .twin/replay-unit.pid) 2>/dev/null' EXIT INT TERM; \
-	  TWIN_MQTT_URL=$$mqtt $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \
+	  TWIN_MQTT_URL="$$mqtt$$proto" $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \
 	else \
 	  echo "live: no MQTT broker on 127.0.0.1:$(TWIN_MQTT_PORT) or 1883, serving without live ingest"; \
 	  $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \

@@ -168,11 +168,23 @@ def _bare(
 
     _use_broker(broker)
     name = f"bench-bare-{uuid.uuid4().hex[:6]}"
+    v5 = "protocol=3.1.1" not in broker  # as the ingest (twin.mqtt.MqttSettings.protocol)
+
+    def connect(persistent: bool) -> Any:
+        # as the ingest: MQTT 5 with the same Receive Maximum, or 3.1.1 (which gets the
+        # broker's max_inflight_messages)
+        if v5:
+            client = _client(name, protocol=paho.MQTTv5)
+            client.connect(HOST, PORT, properties=_receive_maximum(), clean_start=not persistent)
+        else:
+            client = _client(name, protocol=paho.MQTTv311, clean_session=not persistent)
+            client.connect(HOST, PORT)
+        return client
+
     if drain is not None:
-        client = _client(name, protocol=paho.MQTTv5)
+        client = connect(True)
         subscribed = threading.Event()
         client.on_subscribe = lambda *_: subscribed.set()
-        client.connect(HOST, PORT, properties=_receive_maximum(), clean_start=False)
         client.loop_start()
         client.subscribe(f"{prefix}{topic}", 1)
         subscribed.wait(10)
@@ -180,7 +192,6 @@ def _bare(
         client.loop_stop()
         ready.set()
         drain.wait()
-    client = _client(name, protocol=paho.MQTTv5)
     state = {"count": 0, "first": 0.0, "last": 0.0}
     finished = threading.Event()
 
@@ -193,12 +204,11 @@ def _bare(
         if state["count"] >= n_messages:
             finished.set()
 
+    client = connect(drain is not None)
     client.on_message = on_message
     if drain is None:
-        client.on_connect = lambda c, *_: (c.subscribe(f"{prefix}{topic}", 1), ready.set())
-    # as the ingest: MQTT 5 with the same Receive Maximum (an MQTT 3.1.1 client gets the
-    # broker's max_inflight_messages, 20 by default)
-    client.connect(HOST, PORT, properties=_receive_maximum(), clean_start=drain is None)
+        client.subscribe(f"{prefix}{topic}", 1)
+        client.on_subscribe = lambda *_: ready.set()
     client.loop_start()
     # done when all came, or when nothing came for 10 s (the broker dropped the rest)
     began = time.perf_counter()

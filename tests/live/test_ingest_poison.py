@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 
 import orjson
+import pytest
 from live_helpers import T0, Clock, datastream_of, mqtt_publisher, thing_body, wait_for
 
 from twin.live import LiveTwin
@@ -37,12 +38,14 @@ def _publish(publisher: object, topic: str, seconds: range) -> None:
         publisher.publish(topic, body, qos=1).wait_for_publish(5)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("protocol", ["", "?protocol=3.1.1"], ids=["mqtt5", "mqtt311"])
 def test_poison_message_is_dead_lettered_and_never_wedges_ingest(
-    store_url: str, clock: Clock, ingest_broker: str
+    store_url: str, clock: Clock, ingest_broker: str, protocol: str
 ) -> None:
     prefix = f"test-{uuid.uuid4().hex[:10]}/"
     client_id = f"twin-{uuid.uuid4().hex[:10]}"
-    twin = _twin(store_url, clock, ingest_broker, prefix, client_id)
+    subscribe_at = ingest_broker + protocol
+    twin = _twin(store_url, clock, subscribe_at, prefix, client_id)
     publisher = mqtt_publisher(ingest_broker)
     try:
         ds = datastream_of(twin, twin.sta.create("Things", thing_body("m", "AAA001", "depth")))
@@ -61,7 +64,7 @@ def test_poison_message_is_dead_lettered_and_never_wedges_ingest(
         # while the ingest is down the broker queues for its session; the restarted ingest
         # (same client id) gets those, and no redelivered poison or re-stored reading
         _publish(publisher, topic, range(50, 60))
-        twin = _twin(store_url, clock, ingest_broker, prefix, client_id)
+        twin = _twin(store_url, clock, subscribe_at, prefix, client_id)
         wait_for(lambda: _counts(twin)[0] == 60, 15, "the 10 queued observations")
         assert twin.mqtt is not None
         wait_for(lambda: twin.mqtt is not None and twin.mqtt.received >= 10, 5, "the count")
@@ -142,3 +145,18 @@ def test_every_kind_of_hostile_message_is_dead_lettered_with_its_reason(
         publisher.loop_stop()
         publisher.disconnect()
         twin.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mqtt://127.0.0.1:1884?protocol=4", "protocol '4' must be one of ['5', '3.1.1']"),
+        ("mqtt://127.0.0.1:1884?qos=2", "unknown option(s) ['qos']"),
+    ],
+)
+def test_a_broker_url_with_an_unknown_protocol_or_option_is_refused(url: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        MqttSettings(url).protocol  # noqa: B018
+    assert message in str(caught.value)
+    assert MqttSettings("mqtt://h:1?protocol=3.1.1").protocol == 4  # paho's MQTTv311
+    assert MqttSettings("mqtt://h:1").protocol == 5
