@@ -19,7 +19,8 @@ what overflows a session's queue), the ingest rate and the bare subscriber's rat
 same messages and their ratio. The phenomenon time of each reading is its publish time, so
 the stream subscriber (the bus the WebSocket route drains, in the ingest process) measures
 publish -> stream latency. The bare subscriber (its own process, QoS 1, auto-ack) is the
-broker's own delivery rate. Results go to ``bench/out/``; medians of ``--repeat`` runs.
+broker's own delivery rate; it speaks the ingest's protocol (``--broker
+mqtt://...?protocol=3.1.1`` for both). Results go to ``bench/out/``; medians of ``--repeat`` runs.
 
 Run: ``make bench-ingest`` (or ``.venv/bin/python bench/ingest.py --mode single --rate 20000
 --seconds 30 --publishers 2 [--broker mqtt://127.0.0.1:1884] [--store postgresql://...]``).
