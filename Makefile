@@ -9,6 +9,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 export TWIN_TEST_PG_URL ?= $(PG_URL)
+# the twin's own Mosquitto (config/mosquitto.conf); `make run` falls back to a broker on 1883
+export TWIN_MQTT_PORT ?= 1884
+export TWIN_TEST_MQTT_URL ?= mqtt://127.0.0.1:$(TWIN_MQTT_PORT)
 
 .DEFAULT_GOAL := help
 
@@ -59,23 +62,30 @@ key: $(VENV)/.installed ## create the admin key in .twin/admin.key (once)
 	@echo "unit pilot (the IFC Duplex in Den Haag): http://$(HOST):$(PORT)/?site=denhaag#key=$$(cat .twin/pilot.key)"
 
 run: sample key node_modules/.installed ## install, import the samples once, serve the API and viewer on $(HOST):$(PORT)
-	@if (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then \
+	@bash .ci/services broker || echo "live: the twin's broker did not start (make broker)"; \
+	if (exec 3<>/dev/tcp/127.0.0.1/$(TWIN_MQTT_PORT)) 2>/dev/null; then mqtt=mqtt://127.0.0.1:$(TWIN_MQTT_PORT); proto='?protocol=3.1.1'; \
+	elif (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; then mqtt=mqtt://127.0.0.1:1883; proto=; \
+	else mqtt=; fi; \
+	if [ -n "$$mqtt" ]; then \
 	  ds=$$($(TWIN) --store $(STORE) live-demo --site denhaag) && \
 	  rooms=$$($(TWIN) --store $(STORE) live-demo --site denhaag --unit) && \
-	  echo "live: MQTT ingest from 127.0.0.1:1883; replaying a measured crowd recording into datastream $$ds" && \
+	  echo "live: MQTT ingest from $$mqtt; replaying a measured crowd recording into datastream $$ds" && \
 	  echo "live: people counters in the Duplex's rooms replay $$rooms" && \
 	  ( $(TWIN) run replay assets/live/bottleneck_density.csv --column density_p_per_m2 \
-	      --datastream $$ds --loop --json > .twin/replay.log 2>&1 & echo $$! > .twin/replay.pid ); \
-	  ( $(TWIN) run replay $$rooms --column people --loop --json > .twin/replay-unit.log 2>&1 & \
+	      --datastream $$ds --loop --json --mqtt $$mqtt > .twin/replay.log 2>&1 & echo $$! > .twin/replay.pid ); \
+	  ( $(TWIN) run replay $$rooms --column people --loop --json --mqtt $$mqtt > .twin/replay-unit.log 2>&1 & \
 	      echo $$! > .twin/replay-unit.pid ); \
 	  trap 'kill $$(cat .twin/replay.pid) $$(cat .twin/replay-unit.pid) 2>/dev/null' EXIT INT TERM; \
-	  TWIN_MQTT_URL=mqtt://127.0.0.1:1883 $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \
+	  TWIN_MQTT_URL="$$mqtt$$proto" $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \
 	else \
-	  echo "live: no MQTT broker on 127.0.0.1:1883, serving without live ingest"; \
+	  echo "live: no MQTT broker on 127.0.0.1:$(TWIN_MQTT_PORT) or 1883, serving without live ingest"; \
 	  $(TWIN) --store $(STORE) serve --host $(HOST) --port $(PORT); \
 	fi
 
-services: ## check (and start if stopped) the PostgreSQL server and MQTT broker the tests use
+broker: ## start the twin's own Mosquitto (config/mosquitto.conf) on 127.0.0.1:$(TWIN_MQTT_PORT), state in .twin/mosquitto/
+	@bash .ci/services broker
+
+services: ## check (and start if stopped) PostgreSQL, the system MQTT broker and the twin's own broker the tests use
 	@bash .ci/services
 
 browser: ## install Debian's Chromium and ChromeDriver for the viewer's browser test (once)
@@ -100,7 +110,7 @@ bench: $(VENV)/.installed-dev ## import benchmark against cjio (not part of the 
 clean: ## remove the venv, the store and caches
 	rm -rf $(VENV) node_modules $(STORE) $(STORE)-wal $(STORE)-shm $(STORE).keys.json $(STORE).cache .twin .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install sample key run services browser test lint bench bench-serving bench-tiles clean
+.PHONY: help install sample key run broker services browser test lint bench bench-serving bench-tiles clean
 
 bench-serving: $(VENV)/.installed-dev ## tile serving under 50 clients: our API against nginx (installs nginx, wrk)
 	@command -v wrk >/dev/null && test -x /usr/sbin/nginx || \
@@ -128,9 +138,10 @@ bench-traffic: $(VENV)/.installed-dev ## traffic drill against UXsim (Python and
 	$(PY) bench/traffic_vs_uxsim.py --repeat 5
 .PHONY: bench-traffic
 
-bench-ingest: $(VENV)/.installed-dev ## live ingest: MQTT -> store/latest/rules/stream vs a bare subscriber (not part of the tests)
-	$(PY) bench/ingest.py --observations 200000 --batch 500 --repeat 3
-	$(PY) bench/ingest.py --observations 200000 --batch 100 --rate 20000 --repeat 3
+bench-ingest: $(VENV)/.installed-dev broker ## live ingest: MQTT -> store/latest/rules/stream vs a bare subscriber (not part of the tests)
+	$(PY) bench/ingest.py --broker $(TWIN_TEST_MQTT_URL) --observations 200000 --batch 500 --repeat 3
+	$(PY) bench/ingest.py --broker $(TWIN_TEST_MQTT_URL) --observations 200000 --batch 100 --rate 20000 --repeat 3
+	$(PY) bench/ingest.py --broker $(TWIN_TEST_MQTT_URL) --mode single --rate 20000 --seconds 30 --publishers 2 --repeat 3
 
 .PHONY: bench-ingest
 

@@ -200,6 +200,8 @@ class AlertBook:
             for rule in list(self.rules.values()):
                 if rule.kind == "stale":
                     continue
+                if rule.kind in ("high", "low"):
+                    self._peaks(rule, numeric)
                 chosen = [
                     c
                     for c in numeric
@@ -223,6 +225,21 @@ class AlertBook:
                     # the level is worked out again from the store's current level
                     self._apply(rule, c.datastream, float(values[j]), c.time_us)
             self._sweep_clear_stale(changes)
+
+    def _peaks(self, rule: Rule, changes: list[Change]) -> None:
+        """Raise a high (low) rule's alert to the level of the highest (lowest) reading a
+        batch carried before its last one: a burst's peak is never skipped. The last
+        reading then sets the level the alert is left at. Call with the lock held."""
+        for c in changes:
+            extreme = c.peak if rule.kind == "high" else c.trough
+            if extreme is None or extreme[0] == c.time_us:
+                continue
+            if not rule.applies(c.datastream.observed_property, c.datastream.code):
+                continue
+            current = self.active.get((rule.id, c.datastream.id), (0, 0))[0]
+            level = rule.levels_of(np.array([extreme[1]]), np.array([current], dtype=np.int64))
+            if int(level[0]) > current:
+                self._apply(rule, c.datastream, float(extreme[1]), extreme[0])
 
     def _sweep_clear_stale(self, changes: list[Change]) -> None:
         """A reading ends a stale alert of its datastream."""

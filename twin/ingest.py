@@ -3,16 +3,23 @@
 Every transport (HTTP, MQTT, the replay feed) hands :meth:`Ingestor.ingest` a batch of
 Observation bodies (SensorThings JSON with ``Datastream: {"@iot.id": n}``). A bad one never
 stops the batch: it goes to ``live_dead_letters`` with its reason and the reason's counter
-rises. Good ones are written in one transaction with ``ON CONFLICT DO NOTHING`` on
+rises. Ids and times are checked against what a ``BIGINT`` holds, so what the checks let
+through the store takes; should the store still refuse a batch while it answers (a check
+missed something), the batch is split in halves until the refused readings stand alone:
+they are dead-lettered, the rest stored once. Only a store that does not answer stops a
+batch (:class:`~cim.errors.StoreError`, nothing of it stored: the transport retries).
+
+Good ones are written in one transaction with ``ON CONFLICT DO NOTHING`` on
 ``(datastream, phenomenonTime)``, so a redelivered message is not stored twice. ``latest``
 moves only forwards in phenomenon time (the SQL upsert is guarded too), so an out-of-order
 arrival lands in history and leaves the latest value alone; listeners (rules, live stream)
-hear only about datastreams whose latest value moved.
+hear only about datastreams whose latest value moved; a listener that fails is logged, and
+does not undo or repeat the stored batch.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 import threading
 from collections import Counter
@@ -22,15 +29,24 @@ from typing import Any
 
 import orjson
 
+from cim.errors import StoreError
 from twin.db import LiveDb
 from twin.sta.entities import OBSERVATION_NUMERIC
-from twin.sta.limits import MAX_INT
 from twin.times import now_us, parse_time
 
 #: Observations further ahead of the clock than this are refused, microseconds.
 MAX_FUTURE_US = 300 * 1_000_000
 #: Longest payload excerpt kept in a dead letter, characters.
 DEAD_PAYLOAD_CHARS = 2000
+#: Longest reason kept in a dead letter, characters.
+DEAD_REASON_CHARS = 500
+#: The largest id a ``BIGINT`` column holds (ids start at 1).
+MAX_ID = 2**63 - 1
+#: Times from year 1 to year 9999 (what ISO 8601 and the API's formatting can write), µs.
+MIN_TIME_US = -62_135_596_800_000_000
+MAX_TIME_US = 253_402_300_799_999_999
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,10 @@ class Change:
     value: float | None
     previous_time_us: int | None
     previous_value: float | None
+    #: the highest and lowest reading of the batch newer than the previous latest, with
+    #: their times: a rule sees a peak a burst carried, not only the burst's last reading
+    peak: tuple[int, float] | None = None
+    trough: tuple[int, float] | None = None
 
 
 @dataclass
@@ -134,8 +154,6 @@ class Ingestor:
         info = self._datastreams.get(ident)
         if info is not None:
             return info
-        if not -MAX_INT - 1 <= ident <= MAX_INT:  # beyond the store's integers: no such id
-            return None
         # the first miss loads every datastream in one query; later misses one each
         where, params = ("1 = 1", ()) if not self._datastreams else ("d.id = ?", (ident,))
         rows = self.db.query(
@@ -214,6 +232,8 @@ class Ingestor:
         ident = link.get("@iot.id") if isinstance(link, dict) else None
         if not isinstance(ident, int) or isinstance(ident, bool):
             raise RejectedError("no Datastream @iot.id")
+        if not 1 <= ident <= MAX_ID:
+            raise RejectedError(f"Datastream @iot.id {ident} is out of range (1 to 2**63 - 1)")
         info = self.datastream(ident)
         if info is None:
             raise RejectedError(f"unknown datastream {ident}")
@@ -233,27 +253,23 @@ class Ingestor:
             if not math.isfinite(value):
                 raise RejectedError("result is not finite")
         else:
-            result_json = _json_text("result", result)
-        try:
-            time_us = parse_time(body["phenomenonTime"]) if "phenomenonTime" in body else now
-        except ValueError as exc:
-            raise RejectedError(f"phenomenonTime: {exc}") from None
+            result_json = _json_text(result, "result")
+        time_us = _time_of(body, "phenomenonTime") if "phenomenonTime" in body else now
         if time_us > now + self.max_future_us:
             raise RejectedError("phenomenonTime is in the future")
         result_time: int | None = None
         if body.get("resultTime") is not None:
-            try:
-                result_time = parse_time(body["resultTime"])
-            except ValueError as exc:
-                raise RejectedError(f"resultTime: {exc}") from None
+            result_time = _time_of(body, "resultTime")
         parameters = body.get("parameters")
         foi = body.get("FeatureOfInterest")
         if foi is not None:
             feature = foi.get("@iot.id") if isinstance(foi, dict) else None
             if not isinstance(feature, int) or isinstance(feature, bool):
                 raise RejectedError('FeatureOfInterest must be {"@iot.id": id}')
-            if not -MAX_INT - 1 <= feature <= MAX_INT:
-                raise RejectedError(f"FeatureOfInterest {feature}: ids end at {MAX_INT}")
+            if not 1 <= feature <= MAX_ID:
+                raise RejectedError(
+                    f"FeatureOfInterest @iot.id {feature} is out of range (1 to 2**63 - 1)"
+                )
         else:
             feature = self.feature_of(ident)
         return Reading(
@@ -262,7 +278,7 @@ class Ingestor:
             value,
             result_json,
             result_time,
-            _json_text("parameters", parameters) if parameters is not None else None,
+            _json_text(parameters, "parameters") if parameters is not None else None,
             feature,
         )
 
@@ -286,31 +302,106 @@ class Ingestor:
         Raises
         ------
         StoreError
-            If the store cannot be written (nothing of the batch is then stored).
+            If the store does not answer (nothing of the batch is then stored).
         """
         now = self.clock()
         report = IngestReport()
         readings: list[tuple[int, Reading]] = []
-        dead = [(now, source, reason, payload[:DEAD_PAYLOAD_CHARS]) for reason, payload in rejected]
+        dead = [_dead_letter(now, source, reason, payload) for reason, payload in rejected]
         for reason, _ in rejected:
             self.counters[_reason_key(reason)] += 1
         for index, body in enumerate(bodies):
             try:
                 readings.append((index, self.check(body, now)))
             except RejectedError as exc:
-                reason = str(exc)
-                report.rejected.append((index, reason))
-                self.counters[_reason_key(reason)] += 1
-                text = _payload_text(body)[:DEAD_PAYLOAD_CHARS]
-                dead.append((now, source, reason, text))
-        with self._lock:
-            changes = self._write(readings, dead, now, report, want_ids)
+                self._reject(report, dead, index, str(exc), body, now, source)
+            except Exception as exc:  # a lookup the store refused (or a bug): this body only
+                self._require_store(exc)
+                reason = f"cannot be checked ({type(exc).__name__}: {exc})"
+                self._reject(report, dead, index, reason, body, now, source)
+        changes = self._store(readings, dead, now, report, want_ids, source)
         self.counters["stored"] += report.stored
         self.counters["duplicates"] += report.duplicates
         if changes:
             for listener in list(self.listeners):
-                listener(changes)
+                try:
+                    listener(changes)
+                except Exception:  # stored is stored: a listener's failure is its own
+                    logger.exception("ingest: a listener failed on %d changes", len(changes))
         return report
+
+    def _reject(
+        self,
+        report: IngestReport,
+        dead: list[tuple[int, str, str, str]],
+        index: int,
+        reason: str,
+        body: Any,
+        now: int,
+        source: str,
+    ) -> None:
+        report.rejected.append((index, reason))
+        self.counters[_reason_key(reason)] += 1
+        dead.append(_dead_letter(now, source, reason, _excerpt(body)))
+
+    def _require_store(self, exc: Exception) -> None:
+        """Return if the store answers (so ``exc`` was about the data), else raise.
+
+        Raises
+        ------
+        StoreError
+            If the store does not answer a trivial query.
+        """
+        try:
+            self.db.query("SELECT 1")
+        except Exception as probe:
+            raise StoreError(
+                f"{self.db.store.url}: the store does not answer ({probe}) after: {exc}"
+            ) from exc
+
+    def _store(
+        self,
+        readings: list[tuple[int, Reading]],
+        dead: list[tuple[int, str, str, str]],
+        now: int,
+        report: IngestReport,
+        want_ids: bool,
+        source: str,
+    ) -> list[Change]:
+        """Write a batch in one transaction; if the store refuses it but answers, split it
+        in halves until the refused readings are alone, and dead-letter them."""
+        if not readings and not dead:
+            return []
+        try:
+            with self._lock:
+                return self._write(readings, dead, now, report, want_ids)
+        except Exception as exc:
+            self._require_store(exc)
+            failure = exc
+        if dead:  # the dead letters alone (their text is made safe: see _dead_letter)
+            try:
+                with self._lock:
+                    self._write([], dead, now, report, False)
+            except Exception as exc:
+                self._require_store(exc)
+                logger.exception("ingest: %d dead letters could not be written", len(dead))
+        if len(readings) == 1:
+            index, reading = readings[0]
+            reason = f"the store refused it ({type(failure).__name__}: {failure})"
+            report.rejected.append((index, reason))
+            self.counters[_reason_key(reason)] += 1
+            letter = _dead_letter(now, source, reason, _excerpt(_body_of(reading)))
+            try:
+                with self._lock:
+                    self._write([], [letter], now, report, False)
+            except Exception as exc:
+                self._require_store(exc)
+                logger.exception("ingest: the dead letter of %r could not be written", reason)
+            return []
+        half = len(readings) // 2
+        return self._store(readings[:half], [], now, report, want_ids, source) + self._store(
+            readings[half:], [], now, report, want_ids, source
+        )
 
     def _write(
         self,
@@ -326,10 +417,21 @@ class Ingestor:
             best = newest.get(r.datastream.id)
             if best is None or r.time_us > best.time_us:
                 newest[r.datastream.id] = r
+        extremes: dict[int, tuple[tuple[int, float], tuple[int, float]]] = {}
+        for _, r in readings:
+            before = self.latest.get(r.datastream.id)
+            if r.value is None or (before is not None and r.time_us <= before[0]):
+                continue
+            high, low = extremes.get(r.datastream.id, ((r.time_us, r.value), (r.time_us, r.value)))
+            extremes[r.datastream.id] = (
+                (r.time_us, r.value) if r.value > high[1] else high,
+                (r.time_us, r.value) if r.value < low[1] else low,
+            )
         changes = []
         for ds, r in newest.items():
             before = self.latest.get(ds)
             if before is None or r.time_us > before[0]:
+                high_low = extremes.get(ds)
                 changes.append(
                     Change(
                         r.datastream,
@@ -337,9 +439,12 @@ class Ingestor:
                         r.value,
                         before[0] if before else None,
                         before[1] if before else None,
+                        high_low[0] if high_low else None,
+                        high_low[1] if high_low else None,
                     )
                 )
         db = self.db
+        stored = 0
         with db.transaction() as cur:
             if dead:
                 cur.executemany(
@@ -384,8 +489,6 @@ class Ingestor:
                         rows,
                     )
                 stored = max(int(cur.rowcount), 0)
-                report.stored = stored
-                report.duplicates = len(rows) - stored
             if changes:
                 latest_rows = [
                     (c.datastream.id, c.time_us, c.value, newest[c.datastream.id].result_json, now)
@@ -421,6 +524,10 @@ class Ingestor:
                         (r.datastream.id, r.time_us),
                     )
                     report.ids[index] = int(cur.fetchone()[0])
+        # counted once committed: a batch that fails is split and written again
+        if readings:
+            report.stored += stored
+            report.duplicates += len(readings) - stored
         for c in changes:
             self.latest[c.datastream.id] = (c.time_us, c.value)
         return changes
@@ -441,26 +548,78 @@ class Ingestor:
         return int(self.db.query("SELECT COUNT(*) FROM live_dead_letters")[0][0])
 
 
-def _json_text(name: str, value: Any) -> str:
-    """``value`` as JSON text to store; an integer beyond 64 bits is refused (orjson, and the
-    readers of the store, stop at 64 bits)."""
+def _time_of(body: dict[str, Any], name: str) -> int:
+    """The time ``body[name]`` in µs, within years 1 to 9999.
+
+    Raises
+    ------
+    RejectedError
+        If it is not a time or out of range.
+    """
+    try:
+        us = parse_time(body[name])
+    except (ValueError, OverflowError) as exc:
+        raise RejectedError(f"{name}: {exc}") from None
+    if not MIN_TIME_US <= us <= MAX_TIME_US:
+        raise RejectedError(f"{name}: {str(body[name])[:40]} is out of range (years 1 to 9999)")
+    return us
+
+
+def _json_text(value: Any, name: str) -> str:
+    """``value`` as JSON text.
+
+    Raises
+    ------
+    RejectedError
+        If JSON cannot hold it (an integer past 64 bits, a non-string key...).
+    """
     try:
         return orjson.dumps(value).decode()
     except TypeError as exc:
-        raise RejectedError(f"{name}: {exc}") from None
+        raise RejectedError(f"{name} cannot be stored as JSON ({exc})") from None
 
 
-def _payload_text(body: Any) -> str:
-    """A rejected body as JSON text for its dead letter, whatever numbers it holds."""
+def _excerpt(body: Any) -> str:
+    """A dead letter's payload text of ``body``: never fails, whatever ``body`` holds."""
     try:
         return orjson.dumps(body, default=str).decode()
-    except TypeError:  # an integer beyond 64 bits: the standard library writes any integer
-        return json.dumps(body, default=str)
+    except TypeError:  # an int past 64 bits, say
+        return repr(body)[:DEAD_PAYLOAD_CHARS]
+
+
+def _dead_letter(now: int, source: str, reason: str, payload: str) -> tuple[int, str, str, str]:
+    """A dead-letter row any store takes: cut to length, without NUL (PostgreSQL text
+    cannot hold it)."""
+    return (
+        now,
+        source[:DEAD_REASON_CHARS].replace("\x00", "\\x00"),
+        reason[:DEAD_REASON_CHARS].replace("\x00", "\\x00"),
+        payload[:DEAD_PAYLOAD_CHARS].replace("\x00", "\\x00"),
+    )
+
+
+def _body_of(reading: Reading) -> dict[str, Any]:
+    """An Observation body of a checked reading (for its dead letter)."""
+    body: dict[str, Any] = {
+        "Datastream": {"@iot.id": reading.datastream.id},
+        "phenomenonTime": reading.time_us,
+        "result": reading.value if reading.result_json is None else reading.result_json,
+    }
+    if reading.result_time_us is not None:
+        body["resultTime"] = reading.result_time_us
+    if reading.feature is not None:
+        body["FeatureOfInterest"] = {"@iot.id": reading.feature}
+    return body
 
 
 def _reason_key(reason: str) -> str:
     """The counter a reason goes to: its words up to the first detail."""
     for key in (
+        "store refused",
+        "cannot be checked",
+        "out of range",
+        "cannot be stored as JSON",
+        "over the size limit",
         "unknown datastream",
         "not a number",
         "not finite",

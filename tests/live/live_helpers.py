@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,9 @@ from twin.times import format_time, parse_time
 
 MEASUREMENT = "http://www.opengis.net/def/observationType/OGC-OM/2.0/OM_Measurement"
 T0 = parse_time("2026-11-26T10:00:00Z")
+#: The twin's own broker (config/mosquitto.conf) the ingest tests use; most other live
+#: tests use the system broker on 1883.
+INGEST_BROKER = os.environ.get("TWIN_TEST_MQTT_URL", "mqtt://127.0.0.1:1884")
 
 
 def thing_body(

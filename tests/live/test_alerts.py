@@ -121,3 +121,19 @@ def test_operator_actions_and_illegal_ones(live: LiveTwin, clock: Clock) -> None
     live.ingestor.ingest([obs(ds, 60, 0.1), obs(ds, 120, 0.3)], "test")
     live.ingestor.ingest([obs(ds, 180, 0.31)], "test")
     assert len(live.alerts.find()) == 2
+
+
+def test_a_peak_inside_one_batch_raises_its_level(live: LiveTwin) -> None:
+    """A burst stored in one batch (MQTT delivers hundreds at once) is judged by its peak,
+    then by its last reading: the purple 7.5 between two calm readings is not skipped."""
+    ds = datastream_of(live, live.sta.create("Things", thing_body("gate", "SQ9", "density")))
+    live.alerts.add_rule(Rule(0, "crowd", "high", ((2.0, "yellow"), (6.0, "purple"))))
+    live.alerts.add_rule(Rule(0, "empty", "low", ((0.5, "blue"),), "density"))
+    batch = [obs(ds, 0, 1.0), obs(ds, 1, 7.5), obs(ds, 2, 0.2), obs(ds, 3, 1.0)]
+    live.ingestor.ingest(batch, "test")
+    by_kind = {a["kind"]: live.alerts.get(a["code"]) for a in live.alerts.find("SQ9")}
+    high = [(e["level"], e["value"]) for e in by_kind["high"]["history"]]
+    assert high == [(2, 7.5), (0, 1.0)]
+    low = [(e["level"], e["value"]) for e in by_kind["low"]["history"]]
+    assert low == [(1, 0.2), (0, 1.0)]
+    assert live.alerts.find("SQ9", "active") == []

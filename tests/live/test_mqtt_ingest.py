@@ -1,4 +1,5 @@
-"""MQTT ingest against the real Mosquitto on 127.0.0.1:1883 (unique topic prefix per test)."""
+"""MQTT ingest against the twin's own Mosquitto (config/mosquitto.conf; unique topic prefix per
+test)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,12 @@ from twin.live import LiveTwin
 from twin.mqtt import MqttSettings
 from twin.times import format_time
 
-BROKER = "mqtt://127.0.0.1:1883"
-
 
 @pytest.fixture
-def mqtt_live(store_url: str, clock: Clock) -> Iterator[tuple[LiveTwin, str]]:
+def mqtt_live(store_url: str, clock: Clock, ingest_broker: str) -> Iterator[tuple[LiveTwin, str]]:
     """A started live twin subscribed under a fresh topic prefix; yields it and the prefix."""
     prefix = f"test-{uuid.uuid4().hex[:10]}/"
-    settings = MqttSettings(BROKER, prefix=prefix, client_id=f"twin-{uuid.uuid4().hex[:10]}")
+    settings = MqttSettings(ingest_broker, prefix=prefix, client_id=f"twin-{uuid.uuid4().hex[:10]}")
     twin = LiveTwin(store_url, mqtt=settings, clock=clock)
     twin.start()
     try:
@@ -35,10 +34,12 @@ def _stored(live: LiveTwin) -> int:
     return int(live.db.query("SELECT COUNT(*) FROM sta_observations")[0][0])
 
 
-def test_sensorthings_topic_bulk_topic_and_bad_messages(mqtt_live: tuple[LiveTwin, str]) -> None:
+def test_sensorthings_topic_bulk_topic_and_bad_messages(
+    mqtt_live: tuple[LiveTwin, str], ingest_broker: str
+) -> None:
     live, prefix = mqtt_live
     ds = datastream_of(live, live.sta.create("Things", thing_body("m", "AAA001", "water depth")))
-    publisher = mqtt_publisher(BROKER)
+    publisher = mqtt_publisher(ingest_broker)
     try:
         topic = f"{prefix}v1.1/Datastreams({ds})/Observations"
         body = orjson.dumps({"phenomenonTime": format_time(T0), "result": 0.12})
@@ -62,14 +63,16 @@ def test_sensorthings_topic_bulk_topic_and_bad_messages(mqtt_live: tuple[LiveTwi
 
 
 def test_shared_subscription_spreads_messages_over_two_ingests(
-    store_url: str, clock: Clock
+    store_url: str, clock: Clock, ingest_broker: str
 ) -> None:
     prefix = f"test-{uuid.uuid4().hex[:10]}/"
     group = f"g{uuid.uuid4().hex[:8]}"
     twins = [
         LiveTwin(
             store_url,
-            mqtt=MqttSettings(BROKER, prefix, f"twin-{uuid.uuid4().hex[:10]}", share_group=group),
+            mqtt=MqttSettings(
+                ingest_broker, prefix, f"twin-{uuid.uuid4().hex[:10]}", share_group=group
+            ),
             clock=clock,
         )
         for _ in range(2)
@@ -81,7 +84,7 @@ def test_shared_subscription_spreads_messages_over_two_ingests(
             twin.start()
             assert twin.mqtt is not None
             wait_for(twin.mqtt.connected.is_set, 5, "the subscription")
-        publisher = mqtt_publisher(BROKER)
+        publisher = mqtt_publisher(ingest_broker)
         topic = f"{prefix}v1.1/Datastreams({ds})/Observations"
         for k in range(200):
             body = orjson.dumps({"phenomenonTime": format_time(T0 + k * 1_000_000), "result": k})

@@ -105,11 +105,15 @@ def _stop(process: subprocess.Popen[str], sig: int = signal.SIGTERM) -> None:
         process.stdout.close()
 
 
-def test_sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(store_url: str) -> None:
+def test_sigkill_mid_stream_loses_nothing_and_stores_nothing_twice(
+    store_url: str, ingest_broker: str
+) -> None:
     ids = _prepare(store_url)
-    n = 600  # below Mosquitto's default queue of 1000 per offline session
+    # more than Mosquitto's default queue of 1,000 per offline session (the twin's broker
+    # queues 1,000,000: config/mosquitto.conf)
+    n = 1500
     prefix, client_id = f"test-{uuid.uuid4().hex[:10]}/", f"twin-{uuid.uuid4().hex[:10]}"
-    broker = "mqtt://127.0.0.1:1883"
+    broker = ingest_broker
     db = LiveDb(store_url)
     service = _service(store_url, prefix, client_id, broker)
     publisher = mqtt_publisher(broker)

@@ -52,7 +52,7 @@ def test_replay_into_mosquitto_moves_the_twin(tmp_path: Path, clock: Clock) -> N
         assert (day["n"], day["max"]) == (67, 7.5)
         alert = live.alerts.get(live.alerts.find("SQ1")[0]["code"])
         # purple reached (6.0 at 3 s), normal again below 2; a burst stored in one batch is
-        # judged by its newest reading per datastream, so yellow steps may be skipped
+        # judged by its peak and its newest reading, so yellow steps between may be skipped
         levels = [e["level"] for e in alert["history"]]
         assert max(levels) == 2 and levels[-1] == 0
     finally:
