@@ -1,4 +1,6 @@
-// The wall-display viewer: a site's 3D Tiles, orbit, pick a building, colour by a live layer.
+// The wall-display viewer: a site's 3D Tiles, orbit, pick a building, colour by a live layer;
+// around it the operations wall (wall.js) for admin, planner and display keys, a unit page
+// for a pilot key. Chinese first, `?lang=en` for English (i18n.js).
 //
 // Data comes from the API with the key in an X-API-Key header (tiles included); value layers
 // arrive over /sites/{site}/layers/live. `window.twinViewer` exposes the state for the
@@ -8,6 +10,8 @@ import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { TilesRenderer } from '3d-tiles-renderer';
 import { GLTFExtensionsPlugin } from '3d-tiles-renderer/plugins';
+import { t, term, translatePage, otherLanguageUrl } from './i18n.js';
+import { createWall, updateOverlay } from './wall.js';
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -21,7 +25,7 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
   layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0, unitCode: null,
-  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null,
+  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null, wall: null, flights: 0,
 };
 window.twinViewer = viewer;
 
@@ -39,7 +43,7 @@ let key = takeKey();
 
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { 'X-API-Key': key, ...(options.headers || {}) } });
-  if (response.status === 401) throw Object.assign(new Error('unknown or missing API key'), { status: 401 });
+  if (response.status === 401) throw Object.assign(new Error(t('badKey')), { status: 401 });
   if (!response.ok && response.status !== 202) {
     let message = `${response.status}`;
     try { message = (await response.json()).error.message; } catch { /* not JSON */ }
@@ -93,6 +97,8 @@ window.addEventListener('resize', resize);
 function frame() {
   requestAnimationFrame(frame);
   controls.update();
+  updateFlight();
+  updateOverlay(camera, controls.target);
   if (tiles) {
     camera.updateMatrixWorld();
     tiles.update();
@@ -161,6 +167,7 @@ function showLegend() {
   $('legend').hidden = !layer;
   if (!layer) return;
   $('legend-title').textContent = `${layer.name}${layer.legend ? ' · ' + layer.legend : ''}`;
+  $('legend-unit').textContent = layer.unit ? t('unitOf', { u: layer.unit }) : t('legendNoUnit');
   const fmt = (v) => (v === null ? '–' : `${+v.toFixed(2)}${layer.unit ? ' ' + layer.unit : ''}`);
   $('legend-min').textContent = fmt(layer.min);
   $('legend-max').textContent = fmt(layer.max);
@@ -203,7 +210,7 @@ function onLayerMessage(message) {
     return;
   }
   const select = $('layer'), wanted = select.value || query.get('layer') || '';
-  select.replaceChildren(new Option('colour by kind', ''));
+  select.replaceChildren(new Option(t('colourByKind'), ''));
   for (const name of [...layers.keys()].sort()) select.add(new Option(name, name));
   select.value = layers.has(wanted) ? wanted : '';
   viewer.layer = layers.get(select.value) || null;
@@ -262,8 +269,8 @@ async function select(code) {
   const detail = await (await api(`/sites/${encodeURIComponent(viewer.site)}/objects/${encodeURIComponent(code)}`)).json();
   if (viewer.selected.code !== code) return;
   viewer.selected = detail;
-  $('selected-name').textContent = detail.name || detail.kind;
-  $('selected-kind').textContent = detail.kind;
+  $('selected-name').textContent = detail.name || term('kind', detail.kind);
+  $('selected-kind').textContent = term('kind', detail.kind);
   const list = $('selected-attributes');
   list.replaceChildren();
   for (const [name, value] of Object.entries(detail.attributes || {})) {
@@ -300,7 +307,7 @@ async function tilesetUrl(site) {
     const response = await api(url);
     if (response.status !== 202) return [url, await response.json()];
     const job = await response.json();
-    status(`building tiles ${Math.round((job.progress || 0) * 100)}% · ${job.message || ''}`);
+    status(t('buildingTiles', { p: Math.round((job.progress || 0) * 100), m: job.message || '' }));
     await new Promise((resolve) => setTimeout(resolve, 700));
   }
 }
@@ -358,7 +365,7 @@ async function loadUnit(site, info, code = null) {
     setInterval(() => refreshUnit(site, false).catch(() => {}), 5000);
   }
   viewer.ready = true;
-  status(`${site}: your unit${code ? ' · ' + code : ''}`);
+  status(`${t('yourUnit', { site })}${code ? ' · ' + code : ''}`);
 }
 
 // sensors drawn in their rooms: a pin above each sensor's object with its latest value —
@@ -374,7 +381,7 @@ function label(text, colour) {
   g.fillStyle = `#${colour.toString(16).padStart(6, '0')}`;
   g.fillRect(0, 0, 8, 64);
   g.fillStyle = '#ffffff';
-  g.font = 'bold 34px sans-serif';
+  g.font = "bold 34px 'Noto Sans SC', sans-serif";
   g.textBaseline = 'middle';
   g.fillText(text, 18, 34, 230);
   // a fixed size on screen, drawn over the walls: legible at wall distance from any zoom
@@ -432,14 +439,14 @@ async function refreshUnit(site, first) {
   $('unit-name').textContent = board.unit.name || board.unit.code;
   $('unit-occupancy').textContent = board.occupancy === null ? '–' : String(Math.round(board.occupancy));
   $('unit-sensors').textContent = `${board.sensorsOnline} / ${board.sensors}`;
-  const alerts = Object.entries(board.activeAlerts).map(([k, v]) => `${v} ${k}`).join(', ');
-  $('unit-alerts').textContent = alerts || 'none';
+  const alerts = Object.entries(board.activeAlerts).map(([k, v]) => `${v} ${term('sev', k)}`).join(', ');
+  $('unit-alerts').textContent = alerts || t('none');
   $('unit-cases').textContent = String(board.openCases);
-  $('unit-case-list').replaceChildren(...board.cases.slice(0, 5).map((c) => Object.assign(document.createElement('li'), { textContent: `${c.code} · ${c.state} · ${c.title || ''}` })));
+  $('unit-case-list').replaceChildren(...board.cases.slice(0, 5).map((c) => Object.assign(document.createElement('li'), { textContent: `${c.code} · ${term('step', c.state)} · ${c.title || ''}` })));
   placeMarkers();
   if (!first) return;
   const storey = $('storey');
-  storey.replaceChildren(new Option('whole unit', ''), ...board.storeys.map((s) => new Option(s.name || s.code, s.code)));
+  storey.replaceChildren(new Option(t('wholeUnit'), ''), ...board.storeys.map((s) => new Option(s.name || s.code, s.code)));
   storey.hidden = board.storeys.length === 0;
   storey.onchange = () => loadUnit(site, null, storey.value || null).catch(fail);
   $('evacuate').onclick = () => evacuate(site).catch(fail);
@@ -469,7 +476,7 @@ async function evacuate(site) {
     let job = await started.json();
     // poll while the run is under way; any end (succeeded, failed, cancelled, interrupted) stops
     while (job.state === 'queued' || job.state === 'running') {
-      button.textContent = `evacuation drill ${Math.round(100 * (job.progress || 0))} %`;
+      button.textContent = t('evacuating', { p: Math.round(100 * (job.progress || 0)) });
       await new Promise((r) => setTimeout(r, 300));
       job = await (await api(`/runs/${job.id}`)).json();
     }
@@ -478,13 +485,13 @@ async function evacuate(site) {
     viewer.evacuation = result;
     const s = result.summary;
     $('evacuation').hidden = false;
-    const secs = (v) => (v === null || v === undefined ? '—' : `${v} s`);
+    const secs = (v) => (v === null || v === undefined ? '—' : t('seconds', { s: v }));
     const left = s.people - s.out;
-    $('evacuation-total').textContent = `${s.out} / ${s.people} out · T100 ${s.t100_s == null && left > 0 ? `— (${left} not out)` : secs(s.t100_s)} · T90 ${secs(s.t90_s)}`;
+    $('evacuation-total').textContent = `${t('out', { out: s.out, all: s.people })} · T100 ${s.t100_s == null && left > 0 ? `—${t('notOut', { n: left })}` : secs(s.t100_s)} · T90 ${secs(s.t90_s)}`;
     $('evacuation-storeys').replaceChildren(...result.storeys.map((st) => Object.assign(
-      document.createElement('li'), { textContent: `${st.name}: ${st.people} people, out ${st.out_s} s${st.trapped ? `, ${st.trapped} trapped` : ''}` })));
+      document.createElement('li'), { textContent: `${t('storeyLine', { name: st.name, people: st.people, s: st.out_s })}${st.trapped ? t('trapped', { n: st.trapped }) : ''}` })));
     $('evacuation-bottlenecks').replaceChildren(...s.bottlenecks.slice(0, 3).map((b) => Object.assign(
-      document.createElement('li'), { textContent: `${b.kind} …${b.code.slice(-6)} · queue ${b.peak_queue}` })));
+      document.createElement('li'), { textContent: `${term('kind', b.kind)} …${b.code.slice(-6)} · ${t('queue', { n: b.peak_queue })}` })));
     // the drill leaves its layer on the site; it arrives over the layer stream
     for (let i = 0; i < 50 && !layers.has('evacuation-density'); i++) await new Promise((r) => setTimeout(r, 100));
     if (layers.has('evacuation-density')) {
@@ -493,7 +500,7 @@ async function evacuate(site) {
     }
   } finally {
     button.disabled = false;
-    button.textContent = 'evacuation drill';
+    button.textContent = t('evacuate');
   }
 }
 
@@ -506,7 +513,7 @@ async function loadSite(site) {
   if (markerGroup) { scene.remove(markerGroup); markerGroup = null; }
   const info = await (await api(`/sites/${encodeURIComponent(site)}`)).json();
   viewer.origin = info.enu_origin;
-  status(`${site}: loading tiles…`);
+  status(t('loadingTiles', { site }));
   let found;
   try {
     found = await tilesetUrl(site);
@@ -535,7 +542,7 @@ async function loadSite(site) {
       }
     });
     paint(model);
-    status(`${site}: ${viewer.tilesLoaded} tiles`);
+    status(t('tiles', { site, n: viewer.tilesLoaded }));
   });
   tiles.addEventListener('tiles-load-end', () => { viewer.ready = true; });
   world.add(tiles.group);
@@ -550,7 +557,7 @@ let crowdScene = null;
 async function loadCrowd(jobId) {
   const job = await (await api(`/runs/${encodeURIComponent(jobId)}`)).json();
   if (job.state === 'queued' || job.state === 'running') {
-    status(`crowd drill ${job.state} ${Math.round((job.progress || 0) * 100)}%`);
+    status(t('crowd', { state: job.state, p: Math.round((job.progress || 0) * 100) }));
     setTimeout(() => loadCrowd(jobId).catch(fail), 1000);
     return;
   }
@@ -583,30 +590,71 @@ async function loadCrowd(jobId) {
   camera.far = radius * 50;
   camera.updateProjectionMatrix();
   viewer.origin = [0, 0, 0];
-  viewer.layer = { name: 'peak density', legend: 'crowd drill, persons/m²', unit: 'P/m²', min: 0, max: CROWD_MAX_PM2, values: {} };
+  viewer.layer = { name: t('peakDensity'), legend: t('crowdLegend'), unit: 'P/m²', min: 0, max: CROWD_MAX_PM2, values: {} };
   for (const zone of zones) viewer.layer.values[zone.zone] = zone.max_density_pm2;
   showLegend();
   viewer.zones = zones.length;
   viewer.ready = true;
   const s = job.result.summary || {};
-  status(`crowd drill: ${s.agents} people, T100 ${s.evacuation_time_s} s, peak ${s.max_density_pm2} P/m²`);
+  status(t('crowdDone', { agents: s.agents, t: s.evacuation_time_s, d: s.max_density_pm2 }));
 }
 
 function showZone(zone) {
   viewer.selected = { code: zone.zone };
   $('panel').hidden = false;
   $('selected-code').textContent = zone.zone;
-  $('selected-name').textContent = `zone ${zone.zone}`;
-  $('selected-kind').textContent = `Fruin level ${zone.fruin_level}`;
-  $('selected-value').textContent = `peak ${zone.max_density_pm2} persons/m²`;
+  $('selected-name').textContent = t('zone', { z: zone.zone });
+  $('selected-kind').textContent = t('fruin', { l: zone.fruin_level });
+  $('selected-value').textContent = t('peak', { d: zone.max_density_pm2 });
   const list = $('selected-attributes');
   list.replaceChildren();
   for (const [level, seconds] of Object.entries(zone.seconds_above || {})) {
-    list.append(Object.assign(document.createElement('dt'), { textContent: `above ${level}/m²` }));
-    list.append(Object.assign(document.createElement('dd'), { textContent: `${seconds} s` }));
+    list.append(Object.assign(document.createElement('dt'), { textContent: t('above', { l: level }) }));
+    list.append(Object.assign(document.createElement('dd'), { textContent: t('seconds', { s: seconds }) }));
   }
 }
 
+// the site asked for, or the one with the most buildings
+function landingSite(sites, wanted) {
+  if (sites.some((s) => s.name === wanted)) return wanted;
+  const buildings = (s) => (s.objects && (s.objects.Building || 0) + (s.objects.IfcBuilding || 0)) || 0;
+  return sites.reduce((best, s) => (buildings(s) > buildings(best) ? s : best), sites[0]).name;
+}
+
+// a short flight of the orbit target and camera to an object's box, then the object picked
+let flight = null;
+function updateFlight() {
+  if (!flight) return;
+  const f = Math.min(1, (performance.now() - flight.start) / flight.ms), e = f * f * (3 - 2 * f);
+  controls.target.lerpVectors(flight.fromTarget, flight.toTarget, e);
+  camera.position.lerpVectors(flight.fromCamera, flight.toCamera, e);
+  if (f >= 1) { flight = null; viewer.flights++; }
+}
+
+async function flyToObject(site, code) {
+  if (site && site !== viewer.site) {
+    $('site').value = site;
+    await loadSite(site);
+  }
+  const detail = await (await api(`/sites/${encodeURIComponent(viewer.site)}/objects/${encodeURIComponent(code)}`)).json();
+  if (detail.bbox && viewer.origin) {
+    const [minx, miny, minz, maxx, maxy, maxz] = detail.bbox;
+    const [ox, oy, oz] = viewer.origin;
+    const centre = new THREE.Vector3((minx + maxx) / 2 - ox, (minz + maxz) / 2 - oz, -((miny + maxy) / 2 - oy));
+    const size = Math.max(30, Math.hypot(maxx - minx, maxy - miny, maxz - minz));
+    const from = camera.position.clone().sub(controls.target).normalize();
+    if (from.y < 0.35) from.setY(0.35).normalize();
+    flight = {
+      start: performance.now(), ms: 1200,
+      fromTarget: controls.target.clone(), toTarget: centre,
+      fromCamera: camera.position.clone(), toCamera: centre.clone().addScaledVector(from, size * 2.5),
+    };
+  }
+  await select(code);
+}
+viewer.flyTo = (site, code) => flyToObject(site, code);
+
+let wall = null;
 async function start() {
   if (!key) { askForKey(); return; }
   if (query.get('crowd')) { loadCrowd(query.get('crowd')).catch(fail); return; }
@@ -614,20 +662,22 @@ async function start() {
     const sites = await (await api('/sites')).json();
     const select = $('site');
     select.replaceChildren(...sites.map((s) => new Option(s.name, s.name)));
-    if (!sites.length) { status('no sites yet: import one with `twin import`'); return; }
-    const wanted = query.get('site');
-    select.value = sites.some((s) => s.name === wanted) ? wanted : sites[0].name;
+    if (!sites.length) { status(t('noSites')); return; }
+    select.value = landingSite(sites, query.get('site'));
     select.onchange = () => loadSite(select.value).catch(fail);
     await loadSite(select.value);
+    if (!viewer.unit && !wall) wall = createWall({ api, viewer, key, onPick: (a) => flyToObject(a.site, a.objectCode).catch(fail) });
   } catch (err) { fail(err); }
 }
 
 function fail(err) {
   viewer.error = err.message;
   if (err.status === 401) { localStorage.removeItem('twin.key'); askForKey(err.message); return; }
-  status(`error: ${err.message}`);
+  status(t('error', { m: err.message }));
 }
 
+translatePage();
+$('lang').href = otherLanguageUrl();
 resize();
 frame();
 start();

@@ -32,6 +32,7 @@ def test_the_api_docs_load_everything_from_the_app(client: TestClient, page: str
         assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
         assert client.get(asset).status_code == 200, asset
     assert "googleapis" not in response.text and "jsdelivr" not in response.text
+    assert "default-src 'self'" in response.headers["content-security-policy"]
 
 
 def test_the_docs_need_no_key_like_the_schema(client: TestClient) -> None:
