@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 from cim.errors import NotFoundError
 
@@ -39,6 +41,16 @@ FONTS = {
 }
 
 
+class _Revalidated(StaticFiles):
+    """Static files a browser asks about again on each load (a 304 when unchanged): the
+    viewer's modules import each other, and one stale module among new ones breaks it."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
+
+
 def mount_viewer(app: FastAPI, node_modules: Path) -> None:
     """Serve the viewer at ``/`` and its modules from ``node_modules`` (``make install``
     puts them there); a missing package is logged, and the page says what failed."""
@@ -47,7 +59,7 @@ def mount_viewer(app: FastAPI, node_modules: Path) -> None:
     def viewer_page() -> FileResponse:
         return FileResponse(VIEWER_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    app.mount("/viewer", StaticFiles(directory=VIEWER_DIR), name="viewer")
+    app.mount("/viewer", _Revalidated(directory=VIEWER_DIR), name="viewer")
     for package in VENDORED:
         directory = node_modules / package
         if not directory.is_dir():

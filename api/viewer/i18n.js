@@ -28,7 +28,8 @@ const WORDS = {
     peak: '峰值 {d} 人/m²', above: '高于 {l} 人/m²', seconds: '{s} 秒',
     sev_red: '红色', sev_orange: '橙色', sev_yellow: '黄色', sev_blue: '蓝色',
     step_reported: '上报', step_filed: '立案', step_dispatched: '派遣', step_handled: '处置', step_verified: '核查',
-    step_closed: '结案', step_cancelled: '已撤销', closedCases: '已结案 {n}',
+    step_closed: '已结案', step_cancelled: '已撤销', closedCases: '已结案 {n}',
+    stage_filed: '立案', stage_dispatched: '派遣', stage_handled: '处置', stage_verified: '核查', stage_closed: '结案',
     kind_Building: '建筑', kind_BuildingPart: '建筑部件', kind_Road: '道路', kind_WaterBody: '水体',
     kind_IfcBuilding: '建筑（IFC）', kind_IfcBuildingStorey: '楼层', kind_IfcSpace: '房间',
     kind_TINRelief: '地形', kind_Bridge: '桥梁', kind_Manhole: '检查井', kind_Conduit: '管道',
@@ -54,6 +55,8 @@ const WORDS = {
     sev_red: 'red', sev_orange: 'orange', sev_yellow: 'yellow', sev_blue: 'blue',
     step_reported: 'reported', step_filed: 'filed', step_dispatched: 'dispatched', step_handled: 'handled',
     step_verified: 'verified', step_closed: 'closed', step_cancelled: 'cancelled', closedCases: '{n} closed',
+    stage_filed: 'filing', stage_dispatched: 'dispatch', stage_handled: 'handling', stage_verified: 'checking',
+    stage_closed: 'closing',
   },
 };
 

@@ -11,7 +11,7 @@ import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { TilesRenderer } from '3d-tiles-renderer';
 import { GLTFExtensionsPlugin } from '3d-tiles-renderer/plugins';
 import { t, term, translatePage, otherLanguageUrl } from './i18n.js';
-import { createWall, updateOverlay } from './wall.js';
+import { createWall, readableName, updateOverlay } from './wall.js';
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -25,7 +25,7 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
   layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0, unitCode: null,
-  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null, wall: null, flights: 0,
+  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null, wall: null, flights: 0, frames: 0,
 };
 window.twinViewer = viewer;
 
@@ -88,13 +88,19 @@ let socket = null;
 function resize() {
   const w = window.innerWidth, h = window.innerHeight;
   renderer.setSize(w, h, false);
+  invalidate();
   camera.aspect = w / h;
   camera.updateProjectionMatrix();
   if (tiles) tiles.setResolutionFromRenderer(camera, renderer);
 }
 window.addEventListener('resize', resize);
 
-function frame() {
+// drawn when something changed (the camera, a tile, a colour), and twice a second anyway: a
+// still wall costs a software renderer almost nothing, so picking and the lists stay quick
+let needsRender = true, renderedAt = 0;
+const invalidate = () => { needsRender = true; };
+controls.addEventListener('change', invalidate);
+function frame(now) {
   requestAnimationFrame(frame);
   controls.update();
   updateFlight();
@@ -103,7 +109,11 @@ function frame() {
     camera.updateMatrixWorld();
     tiles.update();
   }
+  if (!needsRender && now - renderedAt < 500) return;
+  needsRender = false;
+  renderedAt = now;
   renderer.render(scene, camera);
+  viewer.frames++;
 }
 
 // ENU (east, north, up) metres -> three.js (x, y up, z south)
@@ -193,6 +203,7 @@ function paintUnit(root) {
 }
 
 function applyLayer() {
+  invalidate();
   viewer.coloured = 0;
   if (tiles) paint(tiles.group);
   if (unitScene) paintUnit(unitScene);
@@ -269,7 +280,7 @@ async function select(code) {
   const detail = await (await api(`/sites/${encodeURIComponent(viewer.site)}/objects/${encodeURIComponent(code)}`)).json();
   if (viewer.selected.code !== code) return;
   viewer.selected = detail;
-  $('selected-name').textContent = detail.name || term('kind', detail.kind);
+  $('selected-name').textContent = readableName(detail.name) || term('kind', detail.kind);
   $('selected-kind').textContent = term('kind', detail.kind);
   const list = $('selected-attributes');
   list.replaceChildren();
@@ -344,6 +355,7 @@ async function loadUnit(site, info, code = null) {
     }
   });
   scene.add(unitScene);
+  invalidate();
   const box = new THREE.Box3().setFromObject(unitScene);
   const centre = box.getCenter(new THREE.Vector3());
   const radius = Math.max(20, box.getSize(new THREE.Vector3()).length() / 2);
@@ -428,6 +440,7 @@ function placeMarkers() {
     viewer.markers.push({ code: sensor.code, datastream: sensor.datastream, colour, severity: severity || null });
   }
   scene.add(markerGroup);
+  invalidate();
 }
 
 // the unit page: vital signs, open cases, storeys, a snapshot per storey
@@ -542,9 +555,11 @@ async function loadSite(site) {
       }
     });
     paint(model);
+    invalidate();
     status(t('tiles', { site, n: viewer.tilesLoaded }));
   });
-  tiles.addEventListener('tiles-load-end', () => { viewer.ready = true; });
+  tiles.addEventListener('tiles-load-end', () => { viewer.ready = true; invalidate(); });
+  for (const change of ['needs-render', 'tile-visibility-change', 'dispose-model']) tiles.addEventListener(change, invalidate);
   world.add(tiles.group);
   frameCamera(info);
   subscribe(site);
@@ -581,6 +596,7 @@ async function loadCrowd(jobId) {
     box.expandByObject(mesh);
   }
   scene.add(crowdScene);
+  invalidate();
   const centre = box.getCenter(new THREE.Vector3());
   const radius = Math.max(20, box.getSize(new THREE.Vector3()).length() / 2);
   controls.target.copy(centre);
@@ -626,6 +642,7 @@ let flight = null;
 function updateFlight() {
   if (!flight) return;
   const f = Math.min(1, (performance.now() - flight.start) / flight.ms), e = f * f * (3 - 2 * f);
+  invalidate();
   controls.target.lerpVectors(flight.fromTarget, flight.toTarget, e);
   camera.position.lerpVectors(flight.fromCamera, flight.toCamera, e);
   if (f >= 1) { flight = null; viewer.flights++; }
@@ -679,5 +696,5 @@ function fail(err) {
 translatePage();
 $('lang').href = otherLanguageUrl();
 resize();
-frame();
+frame(0);
 start();

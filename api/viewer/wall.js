@@ -22,6 +22,12 @@ function element(tag, className, text) {
   return el;
 }
 
+// a name a person would read, or null: the Den Haag buildings are named by their GUIDs
+export function readableName(name) {
+  if (!name) return null;
+  return /^(GUID_|\{)?[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}/.test(name) || /^[0-9A-Za-z_$]{22}$/.test(name) ? null : name;
+}
+
 function severityClass(severity) {
   return SEVERITIES.includes(severity) ? `sev-${severity}` : 'sev-other';
 }
@@ -52,6 +58,8 @@ export function createWall({ api, viewer, key, onPick }) {
   viewer.wall = wall;
   const rules = new Map();
   const names = new Map(); // "site/code" -> the object's name (or its kind)
+  const units = new Map(); // datastream id -> its unit's symbol
+  let picked = null; // the alert or case last clicked
 
   $('wall').hidden = false;
   document.body.classList.add('on-wall');
@@ -99,7 +107,7 @@ export function createWall({ api, viewer, key, onPick }) {
     $('kpi-cases-by').replaceChildren(...STEPS.map((s) => {
       const cell = element('div', `step-cell${waiting[s] ? '' : ' zero'}`);
       cell.dataset.step = s;
-      cell.append(element('b', '', String(waiting[s])), element('span', '', term('step', s)));
+      cell.append(element('b', '', String(waiting[s])), element('span', '', term('stage', s)));
       return cell;
     }));
     const closed = wall.cases.filter((c) => c.state === 'closed').length;
@@ -121,13 +129,37 @@ export function createWall({ api, viewer, key, onPick }) {
       api(`/sites/${encodeURIComponent(site)}/objects/${encodeURIComponent(code)}`)
         .then((r) => r.json())
         .then((o) => {
-          names.set(`${site}/${code}`, o.name || term('kind', o.kind));
+          names.set(`${site}/${code}`, readableName(o.name) || term('kind', o.kind));
           renderAlerts();
           renderCases();
         })
         .catch(() => {});
     }
     return null;
+  }
+
+  // the unit of an alert's reading, from its datastream (read once per object)
+  function unitOf(alert) {
+    if (units.has(alert.datastream)) return units.get(alert.datastream);
+    units.set(alert.datastream, '');
+    api(`/live/state?prefix=${encodeURIComponent(alert.objectCode)}&limit=100`)
+      .then((r) => r.json())
+      .then((rows) => {
+        for (const row of rows) {
+          const u = row.unitOfMeasurement || {};
+          units.set(row.datastream, u.symbol || u.name || '');
+        }
+        renderAlerts();
+      })
+      .catch(() => {});
+    return '';
+  }
+
+  function pick(item, target) {
+    picked = item.dataset.code;
+    for (const el of document.querySelectorAll('#wall li.picked')) el.classList.remove('picked');
+    item.classList.add('picked');
+    onPick(target);
   }
 
   function renderAlerts() {
@@ -140,7 +172,8 @@ export function createWall({ api, viewer, key, onPick }) {
       item.dataset.object = a.objectCode;
       const rule = rules.get(a.rule);
       const what = rule ? rule.name : a.kind;
-      const value = a.value === null || a.value === undefined ? '' : ` ${+Number(a.value).toFixed(2)}`;
+      const unit = unitOf(a);
+      const value = a.value === null || a.value === undefined ? '' : ` ${+Number(a.value).toFixed(2)}${unit ? ` ${unit}` : ''}`;
       const head = element('div', 'line');
       head.append(element('span', 'chip', term('sev', a.severity)), element('span', 'what', `${what}${value}`),
         element('span', 'when', timeOf(a.opened)));
@@ -148,7 +181,8 @@ export function createWall({ api, viewer, key, onPick }) {
       const tail = `…${a.objectCode.slice(-6)}`;
       const sub = element('div', 'sub', `${where ? `${where} ${tail}` : a.objectCode}${a.site && a.site !== viewer.site ? ` · ${a.site}` : ''}`);
       item.append(head, sub);
-      item.onclick = () => onPick(a);
+      if (a.code === picked) item.classList.add('picked');
+      item.onclick = () => pick(item, a);
       return item;
     }));
   }
@@ -165,10 +199,10 @@ export function createWall({ api, viewer, key, onPick }) {
       const step = c.state === 'closed' ? 'closed' : STEP_OF[c.state];
       const reached = c.state === 'closed' ? STEPS.length : STEPS.indexOf(step);
       const head = element('div', 'line');
-      head.append(element('span', `chip step${c.state === 'closed' ? ' done' : ''}`, term('step', step)),
+      head.append(element('span', `chip step${c.state === 'closed' ? ' done' : ''}`, term(c.state === 'closed' ? 'step' : 'stage', step)),
         element('span', 'what', c.title || c.code));
       const steps = element('div', 'steps');
-      STEPS.forEach((s, i) => steps.append(element('i', i < reached ? 'done' : i === reached ? 'now' : '', term('step', s))));
+      STEPS.forEach((s, i) => steps.append(element('i', i < reached ? 'done' : i === reached ? 'now' : '', term('stage', s))));
       let due = t('noDeadline'), late = false;
       if (c.state === 'closed') due = timeOf(c.closed);
       else if (c.deadline) {
@@ -179,7 +213,8 @@ export function createWall({ api, viewer, key, onPick }) {
       const where = c.objectCode ? objectName(c.site, c.objectCode) : null;
       const sub = element('div', `sub${late ? ' late' : ''}`, `${c.code.slice(-8)}${where ? ` · ${where}` : ''} · ${due}`);
       item.append(head, steps, sub);
-      if (c.objectCode) item.onclick = () => onPick({ site: c.site, objectCode: c.objectCode });
+      if (c.code === picked) item.classList.add('picked');
+      if (c.objectCode) item.onclick = () => pick(item, { site: c.site, objectCode: c.objectCode });
       return item;
     }));
   }

@@ -49,3 +49,10 @@ def test_the_fonts_served_are_the_named_subset_only(client: TestClient) -> None:
     assert woff2[:4] == b"wOF2" and len(woff2) > 500_000  # the whole simplified set
     assert client.get("/fonts/noto-sans-sc-latin-400-normal.woff2").status_code == 404
     assert client.get("/fonts/..%2Fpackage.json").status_code == 404
+
+
+def test_the_viewer_modules_are_revalidated(client: TestClient) -> None:
+    # one stale module among new ones breaks the page: each load asks again
+    for name in ("viewer.js", "wall.js", "i18n.js", "viewer.css"):
+        response = client.get(f"/viewer/{name}")
+        assert response.status_code == 200 and response.headers["cache-control"] == "no-cache"

@@ -191,6 +191,7 @@ def test_the_wall_lists_exactly_the_active_alerts_and_follows_a_new_one(
     assert "sev-orange" in first.get_attribute("class") and "橙色" in first.text
     _wait(browser, "window.twinViewer.tilesLoaded > 0 && window.twinViewer.ready")
     time.sleep(1.5)  # the object names and a few frames after the last tile
+    assert requests_out(browser, city.base) == []  # nothing asked of the internet
     OUTPUT.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(OUTPUT / "wall.png"))
 
@@ -219,6 +220,11 @@ def test_clicking_an_alert_flies_to_its_object_and_picks_it(
         (store_bbox[2] + store_bbox[5]) / 2,
     )
     assert abs(sx - 960) < 3 and abs(sy - 540) < 3, (sx, sy)  # the object at the centre
+    assert "picked" in browser.find_element(
+        By.CSS_SELECTOR, f"#alert-list li[data-code='{red['code']}']"
+    ).get_attribute("class")
+    time.sleep(1.0)
+    browser.save_screenshot(str(OUTPUT / "wall-picked.png"))
 
 
 GLYPHS = """
@@ -270,7 +276,7 @@ def test_the_wall_in_english(city: City, browser: webdriver.Chrome) -> None:
     assert browser.find_element(By.CSS_SELECTOR, "#alerts-box h2 span").text == "Alerts"
     assert browser.execute_script("return document.documentElement.lang") == "en"
     cells = browser.find_elements(By.CSS_SELECTOR, "#kpi-cases-by .step-cell span")
-    assert [c.text for c in cells] == ["filed", "dispatched", "handled", "verified", "closed"]
+    assert [c.text for c in cells] == ["filing", "dispatch", "handling", "checking", "closing"]
     assert browser.find_element(By.ID, "lang").get_attribute("href").endswith(f"/?site={SITE}")
     _wait(browser, "window.twinViewer.tilesLoaded > 0 && window.twinViewer.ready")
     time.sleep(1.0)
