@@ -25,7 +25,7 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
   layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0, unitCode: null,
-  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null, wall: null, flights: 0, frames: 0,
+  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null, wall: null, flights: 0, frames: 0, highlight: null, highlighted: 0,
 };
 window.twinViewer = viewer;
 
@@ -140,8 +140,11 @@ function featureCodes(mesh) {
   return mesh.userData.twinCodes;
 }
 
+// the picked object, drawn in the wall's accent colour over any layer
+const HIGHLIGHT = [0.21, 0.77, 0.94];
+
 function paint(root) {
-  const layer = viewer.layer;
+  const layer = viewer.layer, picked = viewer.highlight;
   root.traverse((mesh) => {
     if (!mesh.isMesh) return;
     const codes = featureCodes(mesh);
@@ -150,17 +153,20 @@ function paint(root) {
       mesh.userData.twinMaterial = mesh.material;
       mesh.material = mesh.material.clone();
     }
-    if (!layer || !codes || !ids) {
+    const holdsPicked = picked && codes && codes.includes(picked);
+    if (!codes || !ids || (!layer && !holdsPicked)) {
       mesh.material.vertexColors = false;
+      mesh.material.color.copy(mesh.userData.twinMaterial.color);
       mesh.material.needsUpdate = true;
       return;
     }
     const colours = new Float32Array(ids.count * 3);
     let hit = 0;
-    const grey = [0.45, 0.48, 0.52];
+    const grey = layer ? [0.45, 0.48, 0.52] : mesh.userData.twinMaterial.color.toArray();
     for (let i = 0; i < ids.count; i++) {
-      const value = layer.values[codes[ids.getX(i)]];
-      const c = value === undefined ? grey : colourOf(value, layer.min, layer.max);
+      const code = codes[ids.getX(i)];
+      const value = layer ? layer.values[code] : undefined;
+      const c = code === picked ? HIGHLIGHT : value === undefined ? grey : colourOf(value, layer.min, layer.max);
       if (value !== undefined) hit++;
       colours.set(c, i * 3);
     }
@@ -169,6 +175,7 @@ function paint(root) {
     mesh.material.color.set(0xffffff);
     mesh.material.needsUpdate = true;
     if (hit) viewer.coloured++;
+    if (holdsPicked) viewer.highlighted++;
   });
 }
 
@@ -205,6 +212,7 @@ function paintUnit(root) {
 function applyLayer() {
   invalidate();
   viewer.coloured = 0;
+  viewer.highlighted = 0;
   if (tiles) paint(tiles.group);
   if (unitScene) paintUnit(unitScene);
   showLegend();
@@ -272,6 +280,8 @@ function showValue(code) {
 
 async function select(code) {
   viewer.selected = { code };
+  viewer.highlight = code;
+  applyLayer();
   $('panel').hidden = false;
   $('selected-code').textContent = code;
   $('selected-name').textContent = '…';
@@ -281,7 +291,7 @@ async function select(code) {
   if (viewer.selected.code !== code) return;
   viewer.selected = detail;
   $('selected-name').textContent = readableName(detail.name) || term('kind', detail.kind);
-  $('selected-kind').textContent = term('kind', detail.kind);
+  $('selected-kind').textContent = readableName(detail.name) ? term('kind', detail.kind) : '';
   const list = $('selected-attributes');
   list.replaceChildren();
   for (const [name, value] of Object.entries(detail.attributes || {})) {
@@ -301,7 +311,12 @@ canvas.addEventListener('pointerup', (e) => {
   if (hit && hit.object.userData.zone) { showZone(hit.object.userData.zone); return; }
   const code = hit ? codeAt(hit) : null;
   if (code) select(code).catch((err) => status(err.message));
-  else { viewer.selected = null; $('panel').hidden = true; }
+  else {
+    viewer.selected = null;
+    viewer.highlight = null;
+    $('panel').hidden = true;
+    applyLayer();
+  }
 });
 
 // site CRS metres -> CSS pixels on screen (for tests and overlays)
@@ -658,13 +673,13 @@ async function flyToObject(site, code) {
     const [minx, miny, minz, maxx, maxy, maxz] = detail.bbox;
     const [ox, oy, oz] = viewer.origin;
     const centre = new THREE.Vector3((minx + maxx) / 2 - ox, (minz + maxz) / 2 - oz, -((miny + maxy) / 2 - oy));
-    const size = Math.max(30, Math.hypot(maxx - minx, maxy - miny, maxz - minz));
+    const size = Math.max(60, Math.hypot(maxx - minx, maxy - miny, maxz - minz));
     const from = camera.position.clone().sub(controls.target).normalize();
     if (from.y < 0.35) from.setY(0.35).normalize();
     flight = {
       start: performance.now(), ms: 1200,
       fromTarget: controls.target.clone(), toTarget: centre,
-      fromCamera: camera.position.clone(), toCamera: centre.clone().addScaledVector(from, size * 2.5),
+      fromCamera: camera.position.clone(), toCamera: centre.clone().addScaledVector(from, size * 3),
     };
   }
   await select(code);

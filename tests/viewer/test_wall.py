@@ -220,12 +220,24 @@ def test_clicking_an_alert_flies_to_its_object_and_picks_it(
         (store_bbox[2] + store_bbox[5]) / 2,
     )
     assert abs(sx - 960) < 3 and abs(sy - 540) < 3, (sx, sy)  # the object at the centre
+    _wait(browser, "window.twinViewer.highlighted > 0", 10)  # drawn in the accent colour
+    time.sleep(1.0)
+    r, g, b = browser.execute_script(CENTRE_PIXEL)
+    assert b > r + 60 and g > r + 40, (r, g, b)  # cyan, not the buildings' grey
     assert "picked" in browser.find_element(
         By.CSS_SELECTOR, f"#alert-list li[data-code='{red['code']}']"
     ).get_attribute("class")
     time.sleep(1.0)
     browser.save_screenshot(str(OUTPUT / "wall-picked.png"))
 
+
+CENTRE_PIXEL = """
+const source = document.getElementById('scene');
+const copy = document.createElement('canvas'); copy.width = 1; copy.height = 1;
+const g = copy.getContext('2d');
+g.drawImage(source, source.width / 2 - 2, source.height / 2 - 2, 4, 4, 0, 0, 1, 1);
+return Array.from(g.getImageData(0, 0, 1, 1).data.slice(0, 3));
+"""
 
 GLYPHS = """
 const draw = (font, text) => {
