@@ -26,6 +26,7 @@ const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
   layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0, unitCode: null,
   dashboard: null, snapshotBytes: 0, markers: [], evacuation: null, wall: null, flights: 0, frames: 0, highlight: null, highlighted: 0,
+  alertPins: 0,
 };
 window.twinViewer = viewer;
 
@@ -345,7 +346,8 @@ function frameCamera(info) {
   const radius = Math.max(50, Math.hypot(maxx - minx, maxy - miny) / 2);
   controls.target.set(cx, 0, -cy);
   if (query.get('view') === 'top') camera.position.set(cx, radius * 2.2, -cy + 0.01);
-  else camera.position.set(cx + radius * 0.9, radius * 1.1, -cy + radius * 1.3);
+  // oblique, close enough that the city fills the space between the wall's columns
+  else camera.position.set(cx + radius * 0.65, radius * 0.95, -cy + radius * 1.0);
   camera.near = Math.max(0.5, radius / 2000);
   camera.far = radius * 20;
   camera.updateProjectionMatrix();
@@ -397,7 +399,8 @@ async function loadUnit(site, info, code = null) {
 
 // sensors drawn in their rooms: a pin above each sensor's object with its latest value —
 // red where the object has an active alert, green when online, grey when silent
-const SEVERITY_COLOURS = { red: 0xd7191c, orange: 0xfd8d3c, yellow: 0xf2c500, blue: 0x2c7bb6 };
+// the wall's severity colours (viewer.css --red, --orange, --yellow, --blue)
+const SEVERITY_COLOURS = { red: 0xe5322d, orange: 0xf28c28, yellow: 0xf2c500, blue: 0x2f7fd8 };
 let markerGroup = null;
 function label(text, colour) {
   const canvas = document.createElement('canvas');
@@ -412,7 +415,9 @@ function label(text, colour) {
   g.textBaseline = 'middle';
   g.fillText(text, 18, 34, 230);
   // a fixed size on screen, drawn over the walls: legible at wall distance from any zoom
-  const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: new THREE.CanvasTexture(canvas), depthTest: false, sizeAttenuation: false }));
+  const map = new THREE.CanvasTexture(canvas);
+  map.colorSpace = THREE.SRGBColorSpace;
+  const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map, depthTest: false, sizeAttenuation: false }));
   sprite.scale.set(0.16, 0.04, 1);
   sprite.center.set(0, -0.4);
   sprite.renderOrder = 2;
@@ -539,6 +544,7 @@ async function loadSite(site) {
   if (tiles) { world.remove(tiles.group); tiles.dispose(); tiles = null; }
   if (unitScene) { scene.remove(unitScene); unitScene = null; }
   if (markerGroup) { scene.remove(markerGroup); markerGroup = null; }
+  if (alertPins) { scene.remove(alertPins); alertPins = null; }
   const info = await (await api(`/sites/${encodeURIComponent(site)}`)).json();
   viewer.origin = info.enu_origin;
   status(t('loadingTiles', { site }));
@@ -667,6 +673,7 @@ async function flyToObject(site, code) {
   if (site && site !== viewer.site) {
     $('site').value = site;
     await loadSite(site);
+    if (wall) wall.pinAlerts();
   }
   const detail = await (await api(`/sites/${encodeURIComponent(viewer.site)}/objects/${encodeURIComponent(code)}`)).json();
   if (detail.bbox && viewer.origin) {
@@ -686,6 +693,45 @@ async function flyToObject(site, code) {
 }
 viewer.flyTo = (site, code) => flyToObject(site, code);
 
+// a pin over each object of the site with an active alert, in its worst alert's colour,
+// drawn over the buildings at a fixed size on screen
+let alertPins = null;
+const pinTextures = new Map();
+function pinTexture(severity) {
+  if (pinTextures.has(severity)) return pinTextures.get(severity);
+  const c = document.createElement('canvas');
+  c.width = c.height = 64;
+  const g = c.getContext('2d');
+  g.beginPath(); g.arc(32, 32, 26, 0, 2 * Math.PI);
+  g.fillStyle = `#${(SEVERITY_COLOURS[severity] || 0x8c8c8c).toString(16).padStart(6, '0')}`;
+  g.fill();
+  g.lineWidth = 7; g.strokeStyle = '#ffffff'; g.stroke();
+  const texture = new THREE.CanvasTexture(c);
+  texture.colorSpace = THREE.SRGBColorSpace; // the canvas holds sRGB: drawn as painted
+  pinTextures.set(severity, texture);
+  return texture;
+}
+
+function placeAlertPins(pins) {
+  if (alertPins) { scene.remove(alertPins); alertPins = null; }
+  viewer.alertPins = 0;
+  if (!viewer.origin || unitScene) return;
+  const [ox, oy, oz] = viewer.origin;
+  alertPins = new THREE.Group();
+  for (const pin of pins) {
+    const [minx, miny, , maxx, maxy, maxz] = pin.bbox;
+    const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: pinTexture(pin.severity), depthTest: false, sizeAttenuation: false }));
+    sprite.scale.set(0.028, 0.028, 1);
+    sprite.center.set(0.5, 0);
+    sprite.renderOrder = 3;
+    sprite.position.set((minx + maxx) / 2 - ox, maxz - oz + 2, -((miny + maxy) / 2 - oy));
+    alertPins.add(sprite);
+  }
+  viewer.alertPins = pins.length;
+  scene.add(alertPins);
+  invalidate();
+}
+
 let wall = null;
 async function start() {
   if (!key) { askForKey(); return; }
@@ -696,9 +742,14 @@ async function start() {
     select.replaceChildren(...sites.map((s) => new Option(s.name, s.name)));
     if (!sites.length) { status(t('noSites')); return; }
     select.value = landingSite(sites, query.get('site'));
-    select.onchange = () => loadSite(select.value).catch(fail);
+    select.onchange = () => loadSite(select.value).then(() => wall && wall.pinAlerts()).catch(fail);
     await loadSite(select.value);
-    if (!viewer.unit && !wall) wall = createWall({ api, viewer, key, onPick: (a) => flyToObject(a.site, a.objectCode).catch(fail) });
+    if (!viewer.unit && !wall) {
+      wall = createWall({
+        api, viewer, key, onAlerts: placeAlertPins,
+        onPick: (a) => flyToObject(a.site, a.objectCode).catch(fail),
+      });
+    }
   } catch (err) { fail(err); }
 }
 

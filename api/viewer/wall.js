@@ -53,11 +53,12 @@ function span(ms) {
   return t('days', { d: Math.floor(minutes / 1440), h: Math.floor((minutes % 1440) / 60) });
 }
 
-export function createWall({ api, viewer, key, onPick }) {
+export function createWall({ api, viewer, key, onPick, onAlerts }) {
   const wall = { alerts: [], cases: [], vitals: null, runs: [], refreshes: 0, socket: 'closed' };
   viewer.wall = wall;
   const rules = new Map();
   const names = new Map(); // "site/code" -> the object's name (or its kind)
+  const boxes = new Map(); // "site/code" -> the object's box (site CRS metres)
   const units = new Map(); // datastream id -> its unit's symbol
   let picked = null; // the alert or case last clicked
 
@@ -130,6 +131,7 @@ export function createWall({ api, viewer, key, onPick }) {
         .then((r) => r.json())
         .then((o) => {
           names.set(`${site}/${code}`, readableName(o.name) || term('kind', o.kind));
+          if (o.bbox) boxes.set(`${site}/${code}`, o.bbox);
           renderAlerts();
           renderCases();
         })
@@ -162,7 +164,22 @@ export function createWall({ api, viewer, key, onPick }) {
     onPick(target);
   }
 
+  // the worst active alert of each object of the site on screen, for its pin in the city
+  function pinAlerts() {
+    if (!onAlerts) return;
+    const worst = new Map();
+    for (const a of wall.alerts) {
+      const box = boxes.get(`${a.site}/${a.objectCode}`);
+      if (a.site !== viewer.site || !box) continue;
+      const rank = SEVERITIES.indexOf(a.severity) < 0 ? SEVERITIES.length : SEVERITIES.indexOf(a.severity);
+      const seen = worst.get(a.objectCode);
+      if (!seen || rank < seen.rank) worst.set(a.objectCode, { rank, code: a.objectCode, severity: a.severity, bbox: box });
+    }
+    onAlerts([...worst.values()]);
+  }
+
   function renderAlerts() {
+    pinAlerts();
     const list = $('alert-list');
     $('alert-count').textContent = String(wall.alerts.length);
     if (!wall.alerts.length) { list.replaceChildren(element('li', 'empty', t('noAlerts'))); return; }
@@ -269,7 +286,7 @@ export function createWall({ api, viewer, key, onPick }) {
   const started = refresh();
   setInterval(() => refresh().catch(() => {}), REFRESH_MS);
   setInterval(renderCases, 30000); // deadlines count down
-  return { refresh, started };
+  return { refresh, started, pinAlerts };
 }
 
 // --- north arrow and scale bar --------------------------------------------------------------

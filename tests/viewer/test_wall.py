@@ -187,6 +187,7 @@ def test_the_wall_lists_exactly_the_active_alerts_and_follows_a_new_one(
     active = city.get("/alerts?state=active")
     assert active[0]["severity"] == "orange" and active[0]["objectCode"] == city.codes[3]
     assert browser.execute_script(f"return {SHOWN_ALERTS}") == [a["code"] for a in active]
+    _wait(browser, "window.twinViewer.alertPins === 4", 10)  # a pin over each alerted object
     first = browser.find_element(By.CSS_SELECTOR, "#alert-list li.alert")
     assert "sev-orange" in first.get_attribute("class") and "橙色" in first.text
     _wait(browser, "window.twinViewer.tilesLoaded > 0 && window.twinViewer.ready")
