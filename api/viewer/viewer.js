@@ -11,7 +11,7 @@ import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { TilesRenderer } from '3d-tiles-renderer';
 import { GLTFExtensionsPlugin } from '3d-tiles-renderer/plugins';
 import { t, term, translatePage, otherLanguageUrl } from './i18n.js';
-import { createWall, readableName, updateOverlay } from './wall.js';
+import { createWall, readableName, startClock, updateOverlay } from './wall.js';
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -469,7 +469,7 @@ async function refreshUnit(site, first) {
   const board = await (await api(`/sites/${encodeURIComponent(site)}/units/${encodeURIComponent(viewer.unitCode)}/dashboard`)).json();
   viewer.dashboard = board;
   $('unit').hidden = false;
-  $('unit-name').textContent = board.unit.name || board.unit.code;
+  $('unit-name').textContent = readableName(board.unit.name) || term('kind', board.unit.kind || '') || board.unit.code;
   $('unit-occupancy').textContent = board.occupancy === null ? '–' : String(Math.round(board.occupancy));
   $('unit-sensors').textContent = `${board.sensorsOnline} / ${board.sensors}`;
   const alerts = Object.entries(board.activeAlerts).map(([k, v]) => `${v} ${term('sev', k)}`).join(', ');
@@ -760,6 +760,7 @@ function fail(err) {
 }
 
 translatePage();
+startClock();
 $('lang').href = otherLanguageUrl();
 resize();
 frame(0);

@@ -53,6 +53,17 @@ function span(ms) {
   return t('days', { d: Math.floor(minutes / 1440), h: Math.floor((minutes % 1440) / 60) });
 }
 
+// the header's clock, on every page (wall, unit page, crowd drill)
+export function startClock() {
+  const tick = () => {
+    const [date, time] = clockText(new Date());
+    $('clock-date').textContent = date;
+    $('clock-time').textContent = time;
+  };
+  tick();
+  setInterval(tick, 1000);
+}
+
 export function createWall({ api, viewer, key, onPick, onAlerts }) {
   const wall = { alerts: [], cases: [], vitals: null, runs: [], refreshes: 0, socket: 'closed' };
   viewer.wall = wall;
@@ -64,14 +75,6 @@ export function createWall({ api, viewer, key, onPick, onAlerts }) {
 
   $('wall').hidden = false;
   document.body.classList.add('on-wall');
-
-  function tickClock() {
-    const [date, time] = clockText(new Date());
-    $('clock-date').textContent = date;
-    $('clock-time').textContent = time;
-  }
-  tickClock();
-  setInterval(tickClock, 1000);
 
   function renderVitals() {
     const v = wall.vitals;
