@@ -3,7 +3,7 @@
 Den Haag carries four water-depth sensors on buildings and a rule with yellow, orange and
 red levels; readings over its thresholds raise alerts (the red one opens a case), and an
 operator's case is filed and dispatched. The wall must list exactly the active alerts
-``/alerts`` returns, newest first, follow a new one over the WebSocket, count what
+``/alerts`` returns, newest first, follow a new one and a closed one over the WebSocket, count what
 ``/live/vitals`` counts, fly to an alert's object when it is clicked, and draw its Chinese
 with the font the app ships. ``/docs`` and ``/redoc`` render offline. Screenshots land in
 ``build/test-output/`` (``wall.png``, ``wall-en.png``, ``docs.png``).
@@ -188,6 +188,17 @@ def test_the_wall_lists_exactly_the_active_alerts_and_follows_a_new_one(
     assert active[0]["severity"] == "orange" and active[0]["objectCode"] == city.codes[3]
     assert browser.execute_script(f"return {SHOWN_ALERTS}") == [a["code"] for a in active]
     _wait(browser, "window.twinViewer.alertPins === 4", 10)  # a pin over each alerted object
+    # an operator closes a yellow one: it leaves the wall as it leaves /alerts
+    yellow = next(a for a in active if a["severity"] == "yellow")
+    city.post(f"/alerts/{yellow['code']}/close", {"note": "checked on site"})
+    WebDriverWait(browser, 10, poll_frequency=0.1).until(
+        lambda b: yellow["code"] not in b.execute_script(f"return {SHOWN_ALERTS}")
+    )
+    active = city.get("/alerts?state=active")
+    assert len(active) == 3
+    assert browser.execute_script(f"return {SHOWN_ALERTS}") == [a["code"] for a in active]
+    _wait(browser, "window.twinViewer.alertPins === 3", 10)
+    assert browser.find_element(By.ID, "kpi-alerts").text == "3"
     first = browser.find_element(By.CSS_SELECTOR, "#alert-list li.alert")
     assert "sev-orange" in first.get_attribute("class") and "橙色" in first.text
     _wait(browser, "window.twinViewer.tilesLoaded > 0 && window.twinViewer.ready")
