@@ -49,8 +49,10 @@ RULE = {
 class City:
     """The served API and what the tests made in it."""
 
-    def __init__(self, base: str, key: str, device: str, streams: list[int], codes: list[str]):
-        self.base, self.key, self.device = base, key, device
+    def __init__(
+        self, base: str, key: str, device: str, display: str, streams: list[int], codes: list[str]
+    ):
+        self.base, self.key, self.device, self.display = base, key, device, display
         self.streams, self.codes = streams, codes
 
     def get(self, path: str) -> Any:
@@ -93,8 +95,9 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
     settings = Settings(store_url=path)
     keys = KeyStore(settings.keys_path)
     key, device = keys.create_key("admin", name="wall test"), keys.create_key("device")
+    display = keys.create_key("display", name="the wall itself")
     with serving(create_app(settings)) as base:
-        made = City(base, key, device, [], codes)
+        made = City(base, key, device, display, [], codes)
         made.post("/rules", RULE)
         for n, code in enumerate(codes):
             thing = thing_body(f"gauge {n}", code, "water depth", unit="m")
@@ -135,9 +138,11 @@ def _wait(browser: webdriver.Chrome, expression: str, timeout: float = 90) -> No
 SHOWN_ALERTS = "[...document.querySelectorAll('#alert-list li.alert')].map(li => li.dataset.code)"
 
 
-def _open_wall(browser: webdriver.Chrome, city: City, query: str = "") -> None:
+def _open_wall(
+    browser: webdriver.Chrome, city: City, query: str = "", key: str | None = None
+) -> None:
     browser.get("about:blank")
-    browser.get(f"{city.base}/{query}#key={city.key}")
+    browser.get(f"{city.base}/{query}#key={key or city.key}")
     _wait(
         browser,
         "window.twinViewer.wall && window.twinViewer.wall.refreshes > 0"
@@ -298,8 +303,10 @@ def test_the_chinese_text_uses_the_shipped_font(city: City, browser: webdriver.C
         assert glyphs["shipped"] != glyphs["fallback"]
 
 
-def test_the_wall_in_english(city: City, browser: webdriver.Chrome) -> None:
-    _open_wall(browser, city, f"?lang=en&site={SITE}")
+def test_the_wall_in_english_on_a_display_key(city: City, browser: webdriver.Chrome) -> None:
+    _open_wall(browser, city, f"?lang=en&site={SITE}", key=city.display)
+    shown = browser.execute_script(f"return {SHOWN_ALERTS}")
+    assert shown == [a["code"] for a in city.get("/alerts?state=active")]
     assert browser.find_element(By.CSS_SELECTOR, "#alerts-box h2 span").text == "Alerts"
     assert browser.execute_script("return document.documentElement.lang") == "en"
     cells = browser.find_elements(By.CSS_SELECTOR, "#kpi-cases-by .step-cell span")
