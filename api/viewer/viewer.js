@@ -12,6 +12,7 @@ import { TilesRenderer } from '3d-tiles-renderer';
 import { GLTFExtensionsPlugin } from '3d-tiles-renderer/plugins';
 import { t, term, translatePage, otherLanguageUrl } from './i18n.js';
 import { createWall, readableName, startClock, updateOverlay } from './wall.js';
+import { SEVERITY_COLOURS, alertPinGroup, label } from './sprites.js';
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -399,30 +400,7 @@ async function loadUnit(site, info, code = null) {
 
 // sensors drawn in their rooms: a pin above each sensor's object with its latest value —
 // red where the object has an active alert, green when online, grey when silent
-// the wall's severity colours (viewer.css --red, --orange, --yellow, --blue)
-const SEVERITY_COLOURS = { red: 0xe5322d, orange: 0xf28c28, yellow: 0xf2c500, blue: 0x2f7fd8 };
 let markerGroup = null;
-function label(text, colour) {
-  const canvas = document.createElement('canvas');
-  canvas.width = 256; canvas.height = 64;
-  const g = canvas.getContext('2d');
-  g.fillStyle = 'rgba(16, 20, 28, 0.8)';
-  g.fillRect(0, 0, 256, 64);
-  g.fillStyle = `#${colour.toString(16).padStart(6, '0')}`;
-  g.fillRect(0, 0, 8, 64);
-  g.fillStyle = '#ffffff';
-  g.font = "bold 34px 'Noto Sans SC', sans-serif";
-  g.textBaseline = 'middle';
-  g.fillText(text, 18, 34, 230);
-  // a fixed size on screen, drawn over the walls: legible at wall distance from any zoom
-  const map = new THREE.CanvasTexture(canvas);
-  map.colorSpace = THREE.SRGBColorSpace;
-  const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map, depthTest: false, sizeAttenuation: false }));
-  sprite.scale.set(0.16, 0.04, 1);
-  sprite.center.set(0, -0.4);
-  sprite.renderOrder = 2;
-  return sprite;
-}
 
 function placeMarkers() {
   if (markerGroup) { scene.remove(markerGroup); markerGroup = null; }
@@ -693,40 +671,13 @@ async function flyToObject(site, code) {
 }
 viewer.flyTo = (site, code) => flyToObject(site, code);
 
-// a pin over each object of the site with an active alert, in its worst alert's colour,
-// drawn over the buildings at a fixed size on screen
+// the wall's pins over alerted objects (sprites.js)
 let alertPins = null;
-const pinTextures = new Map();
-function pinTexture(severity) {
-  if (pinTextures.has(severity)) return pinTextures.get(severity);
-  const c = document.createElement('canvas');
-  c.width = c.height = 64;
-  const g = c.getContext('2d');
-  g.beginPath(); g.arc(32, 32, 26, 0, 2 * Math.PI);
-  g.fillStyle = `#${(SEVERITY_COLOURS[severity] || 0x8c8c8c).toString(16).padStart(6, '0')}`;
-  g.fill();
-  g.lineWidth = 7; g.strokeStyle = '#ffffff'; g.stroke();
-  const texture = new THREE.CanvasTexture(c);
-  texture.colorSpace = THREE.SRGBColorSpace; // the canvas holds sRGB: drawn as painted
-  pinTextures.set(severity, texture);
-  return texture;
-}
-
 function placeAlertPins(pins) {
   if (alertPins) { scene.remove(alertPins); alertPins = null; }
   viewer.alertPins = 0;
   if (!viewer.origin || unitScene) return;
-  const [ox, oy, oz] = viewer.origin;
-  alertPins = new THREE.Group();
-  for (const pin of pins) {
-    const [minx, miny, , maxx, maxy, maxz] = pin.bbox;
-    const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: pinTexture(pin.severity), depthTest: false, sizeAttenuation: false }));
-    sprite.scale.set(0.028, 0.028, 1);
-    sprite.center.set(0.5, 0);
-    sprite.renderOrder = 3;
-    sprite.position.set((minx + maxx) / 2 - ox, maxz - oz + 2, -((miny + maxy) / 2 - oy));
-    alertPins.add(sprite);
-  }
+  alertPins = alertPinGroup(pins, viewer.origin);
   viewer.alertPins = pins.length;
   scene.add(alertPins);
   invalidate();
