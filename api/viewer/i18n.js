@@ -11,7 +11,7 @@ const WORDS = {
   zh: {
     brand: '城市运行管理中心', motto: '一屏观天下', switchLang: 'EN', switchTitle: 'Switch to English',
     starting: '正在启动…', colourByKind: '按类型着色', wholeUnit: '整栋', snapshot: '快照',
-    sensorsOnline: '传感器在线', activeAlerts: '活动告警', openCases: '在办案件', drillsRunning: '进行中的演练',
+    sensorsOnline: '传感器在线', activeAlerts: '活动告警', openCases: '在办案件', drillsRunning: '进行中的演练', vitalSigns: '城市体征（当前最高）', reporting: '{n} 个在报', noReadings: '暂无读数',
     alerts: '实时告警', cases: '案件处置', noAlerts: '当前无告警', noCases: '暂无案件', noDrills: '无',
     wholeCity: '全市', deadline: '时限', overdue: '已超时 {t}', left: '剩余 {t}', noDeadline: '未派遣',
     hours: '{h} 小时 {m} 分', minutes: '{m} 分钟', days: '{d} 天 {h} 小时',
@@ -37,7 +37,7 @@ const WORDS = {
   en: {
     brand: 'City Operations Centre', motto: 'the city on one screen', switchLang: '中文', switchTitle: '切换到中文',
     starting: 'starting…', colourByKind: 'colour by kind', wholeUnit: 'whole unit', snapshot: 'snapshot',
-    sensorsOnline: 'sensors online', activeAlerts: 'active alerts', openCases: 'open cases', drillsRunning: 'drills running',
+    sensorsOnline: 'sensors online', activeAlerts: 'active alerts', openCases: 'open cases', drillsRunning: 'drills running', vitalSigns: 'vital signs (highest now)', reporting: '{n} reporting', noReadings: 'no readings yet',
     alerts: 'Alerts', cases: 'Cases', noAlerts: 'no active alerts', noCases: 'no cases', noDrills: 'none',
     wholeCity: 'whole city', deadline: 'deadline', overdue: 'overdue {t}', left: '{t} left', noDeadline: 'not dispatched',
     hours: '{h} h {m} min', minutes: '{m} min', days: '{d} d {h} h',

@@ -2,7 +2,7 @@
 // a north arrow and a scale bar.
 //
 // Every number comes from the API as it is: `/live/vitals` (sensors online of total, active
-// alerts by severity, open cases), `/cases` (open cases by the step they wait on),
+// alerts by severity, open cases, the highest current value per observed property), `/cases` (open cases by the step they wait on),
 // `/runs?state=running` (drills under way), `/alerts?state=active` (the list, newest first).
 // The lists are re-read when `/live/ws` reports an alert or a case, and every 15 s besides.
 import * as THREE from 'three';
@@ -103,6 +103,16 @@ export function createWall({ api, viewer, key, onPick, onAlerts }) {
       }),
     );
     $('kpi-cases').textContent = String(v.openCases);
+    // 城市体征: the highest current value of each observed property, most reported first
+    const extremes = Object.entries(v.extremes || {}).filter(([, e]) => e.max !== null)
+      .sort((a, b) => b[1].reporting - a[1].reporting || a[0].localeCompare(b[0])).slice(0, 4);
+    $('kpi-extremes').replaceChildren(...(extremes.length ? extremes.map(([name, e]) => {
+      const row = element('tr');
+      row.dataset.property = name;
+      row.append(element('td', 'what', name), element('td', 'value', `${+Number(e.max).toFixed(2)}`),
+        element('td', 'muted', t('reporting', { n: e.reporting })));
+      return row;
+    }) : [element('tr', 'muted', t('noReadings'))]));
   }
 
   function renderSteps() {

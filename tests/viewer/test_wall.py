@@ -174,6 +174,12 @@ def test_the_wall_lists_exactly_the_active_alerts_and_follows_a_new_one(
     )
     # the alert's case waits to be filed (立案), the dispatched one to be handled (处置)
     assert by_step == {"立案": "1", "派遣": "0", "处置": "1", "核查": "0", "结案": "0"}
+    extremes = browser.execute_script(
+        "return [...document.querySelectorAll('#kpi-extremes tr')].map(r => [r.dataset.property,"
+        " r.querySelector('.value').textContent])"
+    )
+    depth = vitals["extremes"]["water depth"]
+    assert extremes == [["water depth", f"{depth['max']:g}"]] and depth["max"] == 0.62
     cases = city.get("/cases")
     shown_cases = browser.execute_script(
         "return [...document.querySelectorAll('#case-list li.case')].map(li => li.dataset.code)"
