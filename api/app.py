@@ -46,6 +46,7 @@ from api.routes import (
 )
 from api.routes import live as live_routes
 from api.routes import sta as live_sta
+from api.routes.docs import mount_docs
 from api.routes.viewer import mount_viewer
 from api.runs import finish_on_twin
 from api.settings import Settings
@@ -146,6 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="City Information Model and digital twin of a city operations centre.",
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
+        # served from the installed npm packages, not a CDN (api.routes.docs)
+        docs_url=None,
+        redoc_url=None,
     )
     # the last added is the outermost: ETags are computed on the body before gzip
     app.add_middleware(ETagMiddleware)
@@ -171,4 +175,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(live_alerts.router)
     app.include_router(live_cases.router)
     mount_viewer(app, Path(config.web_modules))
+    mount_docs(app)
     return app

@@ -1,4 +1,6 @@
-// The wall-display viewer: a site's 3D Tiles, orbit, pick a building, colour by a live layer.
+// The wall-display viewer: a site's 3D Tiles, orbit, pick a building, colour by a live layer;
+// around it the operations wall (wall.js) for admin, planner and display keys, a unit page
+// for a pilot key. Chinese first, `?lang=en` for English (i18n.js).
 //
 // Data comes from the API with the key in an X-API-Key header (tiles included); value layers
 // arrive over /sites/{site}/layers/live. `window.twinViewer` exposes the state for the
@@ -8,6 +10,9 @@ import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { GLTFLoader } from 'three/addons/loaders/GLTFLoader.js';
 import { TilesRenderer } from '3d-tiles-renderer';
 import { GLTFExtensionsPlugin } from '3d-tiles-renderer/plugins';
+import { t, term, translatePage, otherLanguageUrl } from './i18n.js';
+import { createWall, readableName, startClock, updateOverlay } from './wall.js';
+import { SEVERITY_COLOURS, alertPinGroup, label } from './sprites.js';
 
 const $ = (id) => document.getElementById(id);
 const query = new URLSearchParams(location.search);
@@ -21,7 +26,8 @@ const RAMP = [[44, 123, 182], [171, 217, 233], [255, 255, 191], [253, 174, 97], 
 const viewer = {
   ready: false, site: null, tilesLoaded: 0, tileRequests: 0, selected: null,
   layer: null, coloured: 0, error: null, origin: null, unit: false, zones: 0, unitCode: null,
-  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null,
+  dashboard: null, snapshotBytes: 0, markers: [], evacuation: null, wall: null, flights: 0, frames: 0, highlight: null, highlighted: 0,
+  alertPins: 0,
 };
 window.twinViewer = viewer;
 
@@ -39,7 +45,7 @@ let key = takeKey();
 
 async function api(path, options = {}) {
   const response = await fetch(path, { ...options, headers: { 'X-API-Key': key, ...(options.headers || {}) } });
-  if (response.status === 401) throw Object.assign(new Error('unknown or missing API key'), { status: 401 });
+  if (response.status === 401) throw Object.assign(new Error(t('badKey')), { status: 401 });
   if (!response.ok && response.status !== 202) {
     let message = `${response.status}`;
     try { message = (await response.json()).error.message; } catch { /* not JSON */ }
@@ -84,20 +90,32 @@ let socket = null;
 function resize() {
   const w = window.innerWidth, h = window.innerHeight;
   renderer.setSize(w, h, false);
+  invalidate();
   camera.aspect = w / h;
   camera.updateProjectionMatrix();
   if (tiles) tiles.setResolutionFromRenderer(camera, renderer);
 }
 window.addEventListener('resize', resize);
 
-function frame() {
+// drawn when something changed (the camera, a tile, a colour), and twice a second anyway: a
+// still wall costs a software renderer almost nothing, so picking and the lists stay quick
+let needsRender = true, renderedAt = 0;
+const invalidate = () => { needsRender = true; };
+controls.addEventListener('change', invalidate);
+function frame(now) {
   requestAnimationFrame(frame);
   controls.update();
+  updateFlight();
+  updateOverlay(camera, controls.target);
   if (tiles) {
     camera.updateMatrixWorld();
     tiles.update();
   }
+  if (!needsRender && now - renderedAt < 500) return;
+  needsRender = false;
+  renderedAt = now;
   renderer.render(scene, camera);
+  viewer.frames++;
 }
 
 // ENU (east, north, up) metres -> three.js (x, y up, z south)
@@ -124,8 +142,11 @@ function featureCodes(mesh) {
   return mesh.userData.twinCodes;
 }
 
+// the picked object, drawn in the wall's accent colour over any layer
+const HIGHLIGHT = [0.21, 0.77, 0.94];
+
 function paint(root) {
-  const layer = viewer.layer;
+  const layer = viewer.layer, picked = viewer.highlight;
   root.traverse((mesh) => {
     if (!mesh.isMesh) return;
     const codes = featureCodes(mesh);
@@ -134,17 +155,20 @@ function paint(root) {
       mesh.userData.twinMaterial = mesh.material;
       mesh.material = mesh.material.clone();
     }
-    if (!layer || !codes || !ids) {
+    const holdsPicked = picked && codes && codes.includes(picked);
+    if (!codes || !ids || (!layer && !holdsPicked)) {
       mesh.material.vertexColors = false;
+      mesh.material.color.copy(mesh.userData.twinMaterial.color);
       mesh.material.needsUpdate = true;
       return;
     }
     const colours = new Float32Array(ids.count * 3);
     let hit = 0;
-    const grey = [0.45, 0.48, 0.52];
+    const grey = layer ? [0.45, 0.48, 0.52] : mesh.userData.twinMaterial.color.toArray();
     for (let i = 0; i < ids.count; i++) {
-      const value = layer.values[codes[ids.getX(i)]];
-      const c = value === undefined ? grey : colourOf(value, layer.min, layer.max);
+      const code = codes[ids.getX(i)];
+      const value = layer ? layer.values[code] : undefined;
+      const c = code === picked ? HIGHLIGHT : value === undefined ? grey : colourOf(value, layer.min, layer.max);
       if (value !== undefined) hit++;
       colours.set(c, i * 3);
     }
@@ -153,6 +177,7 @@ function paint(root) {
     mesh.material.color.set(0xffffff);
     mesh.material.needsUpdate = true;
     if (hit) viewer.coloured++;
+    if (holdsPicked) viewer.highlighted++;
   });
 }
 
@@ -161,6 +186,7 @@ function showLegend() {
   $('legend').hidden = !layer;
   if (!layer) return;
   $('legend-title').textContent = `${layer.name}${layer.legend ? ' · ' + layer.legend : ''}`;
+  $('legend-unit').textContent = layer.unit ? t('unitOf', { u: layer.unit }) : t('legendNoUnit');
   const fmt = (v) => (v === null ? '–' : `${+v.toFixed(2)}${layer.unit ? ' ' + layer.unit : ''}`);
   $('legend-min').textContent = fmt(layer.min);
   $('legend-max').textContent = fmt(layer.max);
@@ -186,7 +212,9 @@ function paintUnit(root) {
 }
 
 function applyLayer() {
+  invalidate();
   viewer.coloured = 0;
+  viewer.highlighted = 0;
   if (tiles) paint(tiles.group);
   if (unitScene) paintUnit(unitScene);
   showLegend();
@@ -203,7 +231,7 @@ function onLayerMessage(message) {
     return;
   }
   const select = $('layer'), wanted = select.value || query.get('layer') || '';
-  select.replaceChildren(new Option('colour by kind', ''));
+  select.replaceChildren(new Option(t('colourByKind'), ''));
   for (const name of [...layers.keys()].sort()) select.add(new Option(name, name));
   select.value = layers.has(wanted) ? wanted : '';
   viewer.layer = layers.get(select.value) || null;
@@ -254,6 +282,8 @@ function showValue(code) {
 
 async function select(code) {
   viewer.selected = { code };
+  viewer.highlight = code;
+  applyLayer();
   $('panel').hidden = false;
   $('selected-code').textContent = code;
   $('selected-name').textContent = '…';
@@ -262,8 +292,8 @@ async function select(code) {
   const detail = await (await api(`/sites/${encodeURIComponent(viewer.site)}/objects/${encodeURIComponent(code)}`)).json();
   if (viewer.selected.code !== code) return;
   viewer.selected = detail;
-  $('selected-name').textContent = detail.name || detail.kind;
-  $('selected-kind').textContent = detail.kind;
+  $('selected-name').textContent = readableName(detail.name) || term('kind', detail.kind);
+  $('selected-kind').textContent = readableName(detail.name) ? term('kind', detail.kind) : '';
   const list = $('selected-attributes');
   list.replaceChildren();
   for (const [name, value] of Object.entries(detail.attributes || {})) {
@@ -283,7 +313,12 @@ canvas.addEventListener('pointerup', (e) => {
   if (hit && hit.object.userData.zone) { showZone(hit.object.userData.zone); return; }
   const code = hit ? codeAt(hit) : null;
   if (code) select(code).catch((err) => status(err.message));
-  else { viewer.selected = null; $('panel').hidden = true; }
+  else {
+    viewer.selected = null;
+    viewer.highlight = null;
+    $('panel').hidden = true;
+    applyLayer();
+  }
 });
 
 // site CRS metres -> CSS pixels on screen (for tests and overlays)
@@ -300,7 +335,7 @@ async function tilesetUrl(site) {
     const response = await api(url);
     if (response.status !== 202) return [url, await response.json()];
     const job = await response.json();
-    status(`building tiles ${Math.round((job.progress || 0) * 100)}% · ${job.message || ''}`);
+    status(t('buildingTiles', { p: Math.round((job.progress || 0) * 100), m: job.message || '' }));
     await new Promise((resolve) => setTimeout(resolve, 700));
   }
 }
@@ -312,7 +347,8 @@ function frameCamera(info) {
   const radius = Math.max(50, Math.hypot(maxx - minx, maxy - miny) / 2);
   controls.target.set(cx, 0, -cy);
   if (query.get('view') === 'top') camera.position.set(cx, radius * 2.2, -cy + 0.01);
-  else camera.position.set(cx + radius * 0.9, radius * 1.1, -cy + radius * 1.3);
+  // oblique, close enough that the city fills the space between the wall's columns
+  else camera.position.set(cx + radius * 0.65, radius * 0.95, -cy + radius * 1.0);
   camera.near = Math.max(0.5, radius / 2000);
   camera.far = radius * 20;
   camera.updateProjectionMatrix();
@@ -337,6 +373,7 @@ async function loadUnit(site, info, code = null) {
     }
   });
   scene.add(unitScene);
+  invalidate();
   const box = new THREE.Box3().setFromObject(unitScene);
   const centre = box.getCenter(new THREE.Vector3());
   const radius = Math.max(20, box.getSize(new THREE.Vector3()).length() / 2);
@@ -358,32 +395,12 @@ async function loadUnit(site, info, code = null) {
     setInterval(() => refreshUnit(site, false).catch(() => {}), 5000);
   }
   viewer.ready = true;
-  status(`${site}: your unit${code ? ' · ' + code : ''}`);
+  status(`${t('yourUnit', { site })}${code ? ' · ' + code : ''}`);
 }
 
 // sensors drawn in their rooms: a pin above each sensor's object with its latest value —
 // red where the object has an active alert, green when online, grey when silent
-const SEVERITY_COLOURS = { red: 0xd7191c, orange: 0xfd8d3c, yellow: 0xf2c500, blue: 0x2c7bb6 };
 let markerGroup = null;
-function label(text, colour) {
-  const canvas = document.createElement('canvas');
-  canvas.width = 256; canvas.height = 64;
-  const g = canvas.getContext('2d');
-  g.fillStyle = 'rgba(16, 20, 28, 0.8)';
-  g.fillRect(0, 0, 256, 64);
-  g.fillStyle = `#${colour.toString(16).padStart(6, '0')}`;
-  g.fillRect(0, 0, 8, 64);
-  g.fillStyle = '#ffffff';
-  g.font = 'bold 34px sans-serif';
-  g.textBaseline = 'middle';
-  g.fillText(text, 18, 34, 230);
-  // a fixed size on screen, drawn over the walls: legible at wall distance from any zoom
-  const sprite = new THREE.Sprite(new THREE.SpriteMaterial({ map: new THREE.CanvasTexture(canvas), depthTest: false, sizeAttenuation: false }));
-  sprite.scale.set(0.16, 0.04, 1);
-  sprite.center.set(0, -0.4);
-  sprite.renderOrder = 2;
-  return sprite;
-}
 
 function placeMarkers() {
   if (markerGroup) { scene.remove(markerGroup); markerGroup = null; }
@@ -421,6 +438,7 @@ function placeMarkers() {
     viewer.markers.push({ code: sensor.code, datastream: sensor.datastream, colour, severity: severity || null });
   }
   scene.add(markerGroup);
+  invalidate();
 }
 
 // the unit page: vital signs, open cases, storeys, a snapshot per storey
@@ -429,17 +447,17 @@ async function refreshUnit(site, first) {
   const board = await (await api(`/sites/${encodeURIComponent(site)}/units/${encodeURIComponent(viewer.unitCode)}/dashboard`)).json();
   viewer.dashboard = board;
   $('unit').hidden = false;
-  $('unit-name').textContent = board.unit.name || board.unit.code;
+  $('unit-name').textContent = readableName(board.unit.name) || term('kind', board.unit.kind || '') || board.unit.code;
   $('unit-occupancy').textContent = board.occupancy === null ? '–' : String(Math.round(board.occupancy));
   $('unit-sensors').textContent = `${board.sensorsOnline} / ${board.sensors}`;
-  const alerts = Object.entries(board.activeAlerts).map(([k, v]) => `${v} ${k}`).join(', ');
-  $('unit-alerts').textContent = alerts || 'none';
+  const alerts = Object.entries(board.activeAlerts).map(([k, v]) => `${v} ${term('sev', k)}`).join(', ');
+  $('unit-alerts').textContent = alerts || t('none');
   $('unit-cases').textContent = String(board.openCases);
-  $('unit-case-list').replaceChildren(...board.cases.slice(0, 5).map((c) => Object.assign(document.createElement('li'), { textContent: `${c.code} · ${c.state} · ${c.title || ''}` })));
+  $('unit-case-list').replaceChildren(...board.cases.slice(0, 5).map((c) => Object.assign(document.createElement('li'), { textContent: `${c.code} · ${term('step', c.state)} · ${c.title || ''}` })));
   placeMarkers();
   if (!first) return;
   const storey = $('storey');
-  storey.replaceChildren(new Option('whole unit', ''), ...board.storeys.map((s) => new Option(s.name || s.code, s.code)));
+  storey.replaceChildren(new Option(t('wholeUnit'), ''), ...board.storeys.map((s) => new Option(s.name || s.code, s.code)));
   storey.hidden = board.storeys.length === 0;
   storey.onchange = () => loadUnit(site, null, storey.value || null).catch(fail);
   $('evacuate').onclick = () => evacuate(site).catch(fail);
@@ -469,7 +487,7 @@ async function evacuate(site) {
     let job = await started.json();
     // poll while the run is under way; any end (succeeded, failed, cancelled, interrupted) stops
     while (job.state === 'queued' || job.state === 'running') {
-      button.textContent = `evacuation drill ${Math.round(100 * (job.progress || 0))} %`;
+      button.textContent = t('evacuating', { p: Math.round(100 * (job.progress || 0)) });
       await new Promise((r) => setTimeout(r, 300));
       job = await (await api(`/runs/${job.id}`)).json();
     }
@@ -478,13 +496,13 @@ async function evacuate(site) {
     viewer.evacuation = result;
     const s = result.summary;
     $('evacuation').hidden = false;
-    const secs = (v) => (v === null || v === undefined ? '—' : `${v} s`);
+    const secs = (v) => (v === null || v === undefined ? '—' : t('seconds', { s: v }));
     const left = s.people - s.out;
-    $('evacuation-total').textContent = `${s.out} / ${s.people} out · T100 ${s.t100_s == null && left > 0 ? `— (${left} not out)` : secs(s.t100_s)} · T90 ${secs(s.t90_s)}`;
+    $('evacuation-total').textContent = `${t('out', { out: s.out, all: s.people })} · T100 ${s.t100_s == null && left > 0 ? `—${t('notOut', { n: left })}` : secs(s.t100_s)} · T90 ${secs(s.t90_s)}`;
     $('evacuation-storeys').replaceChildren(...result.storeys.map((st) => Object.assign(
-      document.createElement('li'), { textContent: `${st.name}: ${st.people} people, out ${st.out_s} s${st.trapped ? `, ${st.trapped} trapped` : ''}` })));
+      document.createElement('li'), { textContent: `${t('storeyLine', { name: st.name, people: st.people, s: st.out_s })}${st.trapped ? t('trapped', { n: st.trapped }) : ''}` })));
     $('evacuation-bottlenecks').replaceChildren(...s.bottlenecks.slice(0, 3).map((b) => Object.assign(
-      document.createElement('li'), { textContent: `${b.kind} …${b.code.slice(-6)} · queue ${b.peak_queue}` })));
+      document.createElement('li'), { textContent: `${term('kind', b.kind)} …${b.code.slice(-6)} · ${t('queue', { n: b.peak_queue })}` })));
     // the drill leaves its layer on the site; it arrives over the layer stream
     for (let i = 0; i < 50 && !layers.has('evacuation-density'); i++) await new Promise((r) => setTimeout(r, 100));
     if (layers.has('evacuation-density')) {
@@ -493,7 +511,7 @@ async function evacuate(site) {
     }
   } finally {
     button.disabled = false;
-    button.textContent = 'evacuation drill';
+    button.textContent = t('evacuate');
   }
 }
 
@@ -504,9 +522,10 @@ async function loadSite(site) {
   if (tiles) { world.remove(tiles.group); tiles.dispose(); tiles = null; }
   if (unitScene) { scene.remove(unitScene); unitScene = null; }
   if (markerGroup) { scene.remove(markerGroup); markerGroup = null; }
+  if (alertPins) { scene.remove(alertPins); alertPins = null; }
   const info = await (await api(`/sites/${encodeURIComponent(site)}`)).json();
   viewer.origin = info.enu_origin;
-  status(`${site}: loading tiles…`);
+  status(t('loadingTiles', { site }));
   let found;
   try {
     found = await tilesetUrl(site);
@@ -535,9 +554,11 @@ async function loadSite(site) {
       }
     });
     paint(model);
-    status(`${site}: ${viewer.tilesLoaded} tiles`);
+    invalidate();
+    status(t('tiles', { site, n: viewer.tilesLoaded }));
   });
-  tiles.addEventListener('tiles-load-end', () => { viewer.ready = true; });
+  tiles.addEventListener('tiles-load-end', () => { viewer.ready = true; invalidate(); });
+  for (const change of ['needs-render', 'tile-visibility-change', 'dispose-model']) tiles.addEventListener(change, invalidate);
   world.add(tiles.group);
   frameCamera(info);
   subscribe(site);
@@ -550,7 +571,7 @@ let crowdScene = null;
 async function loadCrowd(jobId) {
   const job = await (await api(`/runs/${encodeURIComponent(jobId)}`)).json();
   if (job.state === 'queued' || job.state === 'running') {
-    status(`crowd drill ${job.state} ${Math.round((job.progress || 0) * 100)}%`);
+    status(t('crowd', { state: job.state, p: Math.round((job.progress || 0) * 100) }));
     setTimeout(() => loadCrowd(jobId).catch(fail), 1000);
     return;
   }
@@ -574,6 +595,7 @@ async function loadCrowd(jobId) {
     box.expandByObject(mesh);
   }
   scene.add(crowdScene);
+  invalidate();
   const centre = box.getCenter(new THREE.Vector3());
   const radius = Math.max(20, box.getSize(new THREE.Vector3()).length() / 2);
   controls.target.copy(centre);
@@ -583,30 +605,85 @@ async function loadCrowd(jobId) {
   camera.far = radius * 50;
   camera.updateProjectionMatrix();
   viewer.origin = [0, 0, 0];
-  viewer.layer = { name: 'peak density', legend: 'crowd drill, persons/m²', unit: 'P/m²', min: 0, max: CROWD_MAX_PM2, values: {} };
+  viewer.layer = { name: t('peakDensity'), legend: t('crowdLegend'), unit: 'P/m²', min: 0, max: CROWD_MAX_PM2, values: {} };
   for (const zone of zones) viewer.layer.values[zone.zone] = zone.max_density_pm2;
   showLegend();
   viewer.zones = zones.length;
   viewer.ready = true;
   const s = job.result.summary || {};
-  status(`crowd drill: ${s.agents} people, T100 ${s.evacuation_time_s} s, peak ${s.max_density_pm2} P/m²`);
+  status(t('crowdDone', { agents: s.agents, t: s.evacuation_time_s, d: s.max_density_pm2 }));
 }
 
 function showZone(zone) {
   viewer.selected = { code: zone.zone };
   $('panel').hidden = false;
   $('selected-code').textContent = zone.zone;
-  $('selected-name').textContent = `zone ${zone.zone}`;
-  $('selected-kind').textContent = `Fruin level ${zone.fruin_level}`;
-  $('selected-value').textContent = `peak ${zone.max_density_pm2} persons/m²`;
+  $('selected-name').textContent = t('zone', { z: zone.zone });
+  $('selected-kind').textContent = t('fruin', { l: zone.fruin_level });
+  $('selected-value').textContent = t('peak', { d: zone.max_density_pm2 });
   const list = $('selected-attributes');
   list.replaceChildren();
   for (const [level, seconds] of Object.entries(zone.seconds_above || {})) {
-    list.append(Object.assign(document.createElement('dt'), { textContent: `above ${level}/m²` }));
-    list.append(Object.assign(document.createElement('dd'), { textContent: `${seconds} s` }));
+    list.append(Object.assign(document.createElement('dt'), { textContent: t('above', { l: level }) }));
+    list.append(Object.assign(document.createElement('dd'), { textContent: t('seconds', { s: seconds }) }));
   }
 }
 
+// the site asked for, or the one with the most buildings
+function landingSite(sites, wanted) {
+  if (sites.some((s) => s.name === wanted)) return wanted;
+  const buildings = (s) => (s.objects && (s.objects.Building || 0) + (s.objects.IfcBuilding || 0)) || 0;
+  return sites.reduce((best, s) => (buildings(s) > buildings(best) ? s : best), sites[0]).name;
+}
+
+// a short flight of the orbit target and camera to an object's box, then the object picked
+let flight = null;
+function updateFlight() {
+  if (!flight) return;
+  const f = Math.min(1, (performance.now() - flight.start) / flight.ms), e = f * f * (3 - 2 * f);
+  invalidate();
+  controls.target.lerpVectors(flight.fromTarget, flight.toTarget, e);
+  camera.position.lerpVectors(flight.fromCamera, flight.toCamera, e);
+  if (f >= 1) { flight = null; viewer.flights++; }
+}
+
+async function flyToObject(site, code) {
+  if (site && site !== viewer.site) {
+    $('site').value = site;
+    await loadSite(site);
+    if (wall) wall.pinAlerts();
+  }
+  const detail = await (await api(`/sites/${encodeURIComponent(viewer.site)}/objects/${encodeURIComponent(code)}`)).json();
+  if (detail.bbox && viewer.origin) {
+    const [minx, miny, minz, maxx, maxy, maxz] = detail.bbox;
+    const [ox, oy, oz] = viewer.origin;
+    const centre = new THREE.Vector3((minx + maxx) / 2 - ox, (minz + maxz) / 2 - oz, -((miny + maxy) / 2 - oy));
+    const size = Math.max(60, Math.hypot(maxx - minx, maxy - miny, maxz - minz));
+    const from = camera.position.clone().sub(controls.target).normalize();
+    if (from.y < 0.35) from.setY(0.35).normalize();
+    flight = {
+      start: performance.now(), ms: 1200,
+      fromTarget: controls.target.clone(), toTarget: centre,
+      fromCamera: camera.position.clone(), toCamera: centre.clone().addScaledVector(from, size * 3),
+    };
+  }
+  await select(code);
+}
+viewer.flyTo = (site, code) => flyToObject(site, code);
+
+// the wall's pins over alerted objects (sprites.js)
+let alertPins = null;
+function placeAlertPins(pins) {
+  if (alertPins) { scene.remove(alertPins); alertPins = null; }
+  viewer.alertPins = 0;
+  if (!viewer.origin || unitScene) return;
+  alertPins = alertPinGroup(pins, viewer.origin);
+  viewer.alertPins = pins.length;
+  scene.add(alertPins);
+  invalidate();
+}
+
+let wall = null;
 async function start() {
   if (!key) { askForKey(); return; }
   if (query.get('crowd')) { loadCrowd(query.get('crowd')).catch(fail); return; }
@@ -614,20 +691,28 @@ async function start() {
     const sites = await (await api('/sites')).json();
     const select = $('site');
     select.replaceChildren(...sites.map((s) => new Option(s.name, s.name)));
-    if (!sites.length) { status('no sites yet: import one with `twin import`'); return; }
-    const wanted = query.get('site');
-    select.value = sites.some((s) => s.name === wanted) ? wanted : sites[0].name;
-    select.onchange = () => loadSite(select.value).catch(fail);
+    if (!sites.length) { status(t('noSites')); return; }
+    select.value = landingSite(sites, query.get('site'));
+    select.onchange = () => loadSite(select.value).then(() => wall && wall.pinAlerts()).catch(fail);
     await loadSite(select.value);
+    if (!viewer.unit && !wall) {
+      wall = createWall({
+        api, viewer, key, onAlerts: placeAlertPins,
+        onPick: (a) => flyToObject(a.site, a.objectCode).catch(fail),
+      });
+    }
   } catch (err) { fail(err); }
 }
 
 function fail(err) {
   viewer.error = err.message;
   if (err.status === 401) { localStorage.removeItem('twin.key'); askForKey(err.message); return; }
-  status(`error: ${err.message}`);
+  status(t('error', { m: err.message }));
 }
 
+translatePage();
+startClock();
+$('lang').href = otherLanguageUrl();
 resize();
-frame();
+frame(0);
 start();

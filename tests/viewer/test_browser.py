@@ -300,7 +300,7 @@ def test_a_crowd_drill_shows_density_by_zone(
         lambda b: b.find_element(By.ID, "selected-code").text == densest["zone"]
     )
     assert str(densest["max_density_pm2"]) in browser.find_element(By.ID, "selected-value").text
-    assert browser.find_element(By.ID, "legend-title").text.startswith("peak density")
+    assert browser.find_element(By.ID, "legend-title").text.startswith("峰值密度")  # peak density
     OUTPUT.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(OUTPUT / "viewer-crowd.png"))
 
