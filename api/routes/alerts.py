@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from api.errors import responses
 from api.live_deps import Live, LiveReader, Operator, RuleEditor, scopes_of
 from api.settings import CODE_CHARS, NOTE_CHARS, RULE_LEVELS, TITLE_CHARS
 from twin.errors import RequestError
@@ -144,7 +145,7 @@ def read_alert(code: str, live: Live, principal: LiveReader) -> dict[str, Any]:
     return live.alerts.get(code, scopes_of(principal))
 
 
-@router.post("/alerts/{code}/{action}")
+@router.post("/alerts/{code}/{action}", responses=responses(409))
 def act_on_alert(
     code: str,
     action: Literal["acknowledge", "close"],

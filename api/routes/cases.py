@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.errors import PermissionDeniedError
+from api.errors import PermissionDeniedError, responses
 from api.live_deps import Live, LiveReader, Operator, scopes_of
 from api.settings import CODE_CHARS, NOTE_CHARS, TITLE_CHARS
 
@@ -84,7 +84,7 @@ def read_case(code: str, live: Live, principal: LiveReader) -> dict[str, Any]:
     return live.cases.get(code, scopes_of(principal))
 
 
-@router.post("/{code}/{action}")
+@router.post("/{code}/{action}", responses=responses(400, 409))
 def act_on_case(
     code: str,
     action: str,
