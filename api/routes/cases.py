@@ -60,9 +60,17 @@ def case_statistics(
     return live.cases.statistics(by, scopes_of(principal))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=responses(404))
 def open_case(body: CaseCreate, live: Live, principal: Operator) -> dict[str, Any]:
-    """Open a case (state ``reported``)."""
+    """Open a case (state ``reported``).
+
+    Raises
+    ------
+    PermissionDeniedError
+        If a pilot names no object, or one outside its subtree (403).
+    NotFoundError
+        If ``site`` and ``object_code`` name no object (404).
+    """
     if principal.scoped and (body.object_code is None or not principal.sees(body.object_code)):
         raise PermissionDeniedError("a pilot opens cases on objects of its own subtree only")
     return live.cases.open(
