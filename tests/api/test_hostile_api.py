@@ -19,9 +19,10 @@ import sqlite3
 import time
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import pytest
 import schemathesis
@@ -63,7 +64,8 @@ RANDOM_SITE_ONLY = frozenset(
     }
 )
 
-FIGURES: dict[str, dict[str, Any]] = {}
+#: ``(part, role) ->`` figures, for :func:`_report`.
+FIGURES: dict[tuple[str, str], dict[str, Any]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -125,8 +127,11 @@ def _homogeneous_tuples_as_items(node: Any) -> Any:
 
 
 def _report() -> dict[str, Any]:
-    roles = {
-        role: {
+    """The figures: per role, then per part of the suite (``generated`` by schemathesis,
+    ``crafted`` bodies and path values) within it."""
+
+    def brief(figures: dict[str, Any]) -> dict[str, Any]:
+        return {
             "requests": figures["requests"],
             "operations": len(figures["operations"]),
             "server_errors": figures["server_errors"],
@@ -134,13 +139,22 @@ def _report() -> dict[str, Any]:
             "statuses": dict(sorted(figures["statuses"].items())),
             "seconds": round(figures["seconds"], 1),
         }
-        for role, figures in FIGURES.items()
-    }
+
+    roles: dict[str, Any] = {}
+    for (part, role), figures in sorted(FIGURES.items(), key=lambda item: item[0][1]):
+        entry = roles.setdefault(role, {"requests": 0, "operations": set()})
+        entry["requests"] += figures["requests"]
+        entry["operations"] |= figures["operations"]
+        entry[part] = brief(figures)
+    for entry in roles.values():
+        entry["operations"] = len(entry["operations"])
+    every = list(FIGURES.values())
     return {
         "examples_per_operation": EXAMPLES,
-        "requests": sum(r["requests"] for r in roles.values()),
-        "server_errors": sum(r["server_errors"] for r in roles.values()),
-        "conformance_failures": sum(r["conformance_failures"] for r in roles.values()),
+        "operations": len(set().union(*(f["operations"] for f in every))) if every else 0,
+        "requests": sum(f["requests"] for f in every),
+        "server_errors": sum(f["server_errors"] for f in every),
+        "conformance_failures": sum(f["conformance_failures"] for f in every),
         "roles": roles,
     }
 
@@ -156,14 +170,7 @@ def _strategy(operation: Any) -> Any:
 @pytest.mark.parametrize("role", ROLES)
 def test_no_operation_answers_5xx_or_off_its_schema(role: str, hostile: Any) -> None:
     schema, keys, building = hostile
-    figures = FIGURES[role] = {
-        "requests": 0,
-        "operations": set(),
-        "server_errors": 0,
-        "conformance_failures": 0,
-        "statuses": Counter(),
-        "seconds": 0.0,
-    }
+    figures = _figures("generated", role)
     failures: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -175,6 +182,132 @@ def test_no_operation_answers_5xx_or_off_its_schema(role: str, hostile: Any) -> 
         except (Exception, BaseExceptionGroup) as exc:  # schemathesis groups its failures
             failures.append(f"{label}: {_describe(exc)[:3000]}")
     assert not failures, "\n\n".join(failures)
+
+
+#: Bodies no schema describes: empty, cut, of the wrong JSON type, not JSON, too deep, a
+#: 5,000-digit number, NaN, in another media type or none: ``(Content-Type, body)``.
+MALFORMED_BODIES: tuple[tuple[str | None, bytes], ...] = (
+    ("application/json", b""),
+    ("application/json", b'{"title": '),
+    ("application/json", b"null"),
+    ("application/json", b"[]"),
+    ("application/json", b'"text"'),
+    ("application/json", b'{"a": NaN, "b": Infinity}'),
+    ("application/json", b"9" * 5000),
+    ("application/json", b"[" * 5000 + b"]" * 5000),
+    ("application/json; charset=latin-1", b'{"\xff": 1}'),
+    ("text/plain", b"hello"),
+    ("application/x-www-form-urlencoded", b"a=1&b=2"),
+    ("multipart/form-data; boundary=x", b"--x--"),
+    (None, b"{}"),
+)
+#: Path parameter values no client should send: huge and negative integers, 3,000
+#: characters, NUL, a lone ``%``, accents, emoji, bytes that are not UTF-8 and an encoded
+#: surrogate, quotes and markup (percent-encoded on the wire). Not ``..`` or ``a/b``: the
+#: client folds dot segments and the server decodes ``%2F``, so those reach another route.
+ODD_PATH_VALUES: tuple[str | bytes, ...] = (
+    "9" * 30,
+    "-1",
+    "9" * 3000,
+    "\x00",
+    "%",
+    "é",
+    "\U0001f600",
+    b"\xff",
+    b"\xed\xa0\x80",
+    " ",
+    "'; DROP TABLE live_cases; --",
+    "<script>",
+)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_malformed_bodies_and_odd_path_values_get_documented_answers(
+    role: str, hostile: Any
+) -> None:
+    schema, keys, building = hostile
+    figures = _figures("crafted", role)
+    failures: list[str] = []
+    with asgi.get_client(schema.app) as client:
+        for result in schema.get_all_operations():
+            operation = result.ok()
+            label = f"{operation.method.upper()} {operation.path}"
+            real = label not in RANDOM_SITE_ONLY
+            values = _real_path_values(operation.path, building if real else None)
+            trials: list[tuple[str, Mapping[str, str | bytes], str | None, bytes]] = [
+                (f"{name}={odd!r:.40}", {**values, name: odd}, None, b"")
+                for name in values
+                for odd in ODD_PATH_VALUES
+            ]
+            if operation.body:
+                trials += [
+                    (f"body {kind}: {body[:30]!r}", values, kind, body)
+                    for kind, body in MALFORMED_BODIES
+                ]
+            for what, chosen, media_type, body in trials:
+                headers = {} if role == "none" else {"X-API-Key": keys[role]}
+                if media_type is not None:
+                    headers["Content-Type"] = media_type
+                started = time.perf_counter()
+                response = client.request(
+                    operation.method.upper(),
+                    _path(operation.path, chosen),
+                    data=body or None,
+                    headers=headers,
+                )
+                _count(figures, label, response.status_code, time.perf_counter() - started)
+                try:
+                    sent = {k: _text(v) for k, v in chosen.items()}
+                    case = operation.Case(path_parameters=sent, headers=headers)
+                    case.validate_response(response, checks=CHECKS)
+                except (Exception, BaseExceptionGroup) as exc:
+                    figures["conformance_failures"] += response.status_code < 500
+                    failures.append(f"{label} {what}: {_describe(exc)[:1500]}")
+    assert not failures, "\n\n".join(failures)
+
+
+def _real_path_values(template: str, building: str | None) -> dict[str, str]:
+    """Path parameters that name things of the store where they can (the site, the
+    building), plain words elsewhere; ``building`` ``None``: nothing real."""
+    real = {"site": SITE, "code": building} if building is not None else {}
+    names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
+    fallback = {"level": "grid", "action": "close", "ident": "1", "path": "Things"}
+    return {name: real.get(name) or fallback.get(name, "nothing") for name in names}
+
+
+def _path(template: str, values: Mapping[str, str | bytes]) -> str:
+    """``template`` with each ``{name}`` replaced by its value, percent-encoded."""
+    for name, value in values.items():
+        raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogatepass")
+        template = template.replace("{" + name + "}", quote_from_bytes(raw, safe=""))
+    return template
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else value
+
+
+def _figures(part: str, role: str) -> dict[str, Any]:
+    """The running figures of ``role`` in ``part`` of the suite."""
+    return FIGURES.setdefault(
+        (part, role),
+        {
+            "requests": 0,
+            "operations": set(),
+            "server_errors": 0,
+            "conformance_failures": 0,
+            "statuses": Counter(),
+            "seconds": 0.0,
+        },
+    )
+
+
+def _count(figures: dict[str, Any], label: str, status: int, seconds: float) -> None:
+    figures["seconds"] += seconds
+    figures["requests"] += 1
+    figures["operations"].add(label)
+    figures["statuses"][str(status)] += 1
+    figures["server_errors"] += status >= 500
 
 
 def _property(
@@ -222,12 +355,7 @@ def _send(
             case.path_parameters["code"] = building
     started = time.perf_counter()
     response = case.call()
-    figures["seconds"] += time.perf_counter() - started
-    figures["requests"] += 1
-    figures["operations"].add(label)
-    figures["statuses"][str(response.status_code)] += 1
-    if response.status_code >= 500:
-        figures["server_errors"] += 1
+    _count(figures, label, response.status_code, time.perf_counter() - started)
     try:
         case.validate_response(response, checks=CHECKS)
     except Exception:
