@@ -20,6 +20,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -74,7 +75,8 @@ def hostile(denhaag_store: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     there), its keys and building, and the loaded schema."""
     folder = tmp_path_factory.mktemp("hostile")
     copy = folder / "twin.db"
-    with sqlite3.connect(denhaag_store) as source, sqlite3.connect(copy) as target:
+    source, target = sqlite3.connect(denhaag_store), sqlite3.connect(copy)
+    with closing(source), closing(target):
         source.backup(target)
     store = open_store(copy)
     try:
@@ -318,13 +320,14 @@ def _property(
     building: str,
     figures: dict[str, Any],
 ) -> Any:
-    """The hypothesis test sending :data:`EXAMPLES` requests of ``operation``."""
+    """The hypothesis test sending :data:`EXAMPLES` requests of ``operation``: the same ones
+    every run under the suite's ``repeatable`` profile, fresh ones with
+    ``HYPOTHESIS_PROFILE=explore``."""
 
     @given(case=_strategy(operation))
     @settings(
         max_examples=EXAMPLES,
         deadline=None,
-        derandomize=True,
         database=None,
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
