@@ -29,6 +29,7 @@ from api.layers import LayerHub
 from api.limits import BodyLimitMiddleware
 from api.live_deps import open_live
 from api.live_layers import LiveLayers
+from api.openapi import document_errors
 from api.routes import alerts as live_alerts
 from api.routes import cases as live_cases
 from api.routes import (
@@ -59,6 +60,26 @@ from scenarios.runs.store import RunStore
 from scenarios.runs.worker import WorkerPaths
 from twin.feed import EventFeed
 from twin.layers import LayerTable
+
+#: The routers of the application, in the order they are matched.
+ROUTERS = (
+    health.router,
+    sites.router,
+    objects.router,
+    jobs.router,
+    layers.router,
+    scenes.router,
+    tiles.router,
+    images.router,
+    drills.router,
+    runs.router,
+    units.router,
+    # live twin
+    live_sta.router,
+    live_routes.router,
+    live_alerts.router,
+    live_cases.router,
+)
 
 API_TITLE = "City twin"
 API_VERSION = "0.1.0"
@@ -158,22 +179,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # outermost: a body over the limit, or one sent without a valid key, is never read
     app.add_middleware(BodyLimitMiddleware, settings=config)
     install_error_handlers(app)
-    app.include_router(health.router)
-    app.include_router(sites.router)
-    app.include_router(objects.router)
-    app.include_router(jobs.router)
-    app.include_router(layers.router)
-    app.include_router(scenes.router)
-    app.include_router(tiles.router)
-    app.include_router(images.router)
-    app.include_router(drills.router)
-    app.include_router(runs.router)
-    app.include_router(units.router)
-    # live twin
-    app.include_router(live_sta.router)
-    app.include_router(live_routes.router)
-    app.include_router(live_alerts.router)
-    app.include_router(live_cases.router)
+    for router in ROUTERS:
+        document_errors(router)
+        app.include_router(router)
     mount_viewer(app, Path(config.web_modules))
     mount_docs(app)
     return app

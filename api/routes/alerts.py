@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
+from api.errors import responses
 from api.live_deps import Live, LiveReader, Operator, RuleEditor, scopes_of
 from api.settings import CODE_CHARS, NOTE_CHARS, RULE_LEVELS, TITLE_CHARS
 from twin.errors import RequestError
 from twin.rules import CasePolicy, Rule
+from twin.sta.limits import MAX_INT
 
 router = APIRouter(tags=["alerts"])
+
+#: A rule id in a path: the stores' integers end at ``MAX_INT`` (beyond: 422, not a 500 from
+#: the driver).
+RuleId = Annotated[int, Path(ge=0, le=MAX_INT, description="rule id")]
 
 #: A level's severity name (``warning``, ``alarm``...).
 Severity = Annotated[str, Field(min_length=1, max_length=32)]
@@ -112,8 +118,14 @@ def _rule(body: RuleCreate) -> Rule:
 
 
 @router.delete("/rules/{ident}")
-def delete_rule(ident: int, live: Live, principal: RuleEditor) -> dict[str, Any]:
-    """Remove a rule (its alerts stay as history)."""
+def delete_rule(ident: RuleId, live: Live, principal: RuleEditor) -> dict[str, Any]:
+    """Remove a rule (its alerts stay as history).
+
+    Raises
+    ------
+    NotFoundError
+        If there is no such rule (404); an id beyond the stores' integers is 422.
+    """
     live.alerts.delete_rule(ident)
     return {"deleted": ident}
 
@@ -144,7 +156,7 @@ def read_alert(code: str, live: Live, principal: LiveReader) -> dict[str, Any]:
     return live.alerts.get(code, scopes_of(principal))
 
 
-@router.post("/alerts/{code}/{action}")
+@router.post("/alerts/{code}/{action}", responses=responses(409))
 def act_on_alert(
     code: str,
     action: Literal["acknowledge", "close"],

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.errors import PermissionDeniedError
+from api.errors import PermissionDeniedError, responses
 from api.live_deps import Live, LiveReader, Operator, scopes_of
 from api.settings import CODE_CHARS, NOTE_CHARS, TITLE_CHARS
 
@@ -60,9 +60,17 @@ def case_statistics(
     return live.cases.statistics(by, scopes_of(principal))
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=responses(404))
 def open_case(body: CaseCreate, live: Live, principal: Operator) -> dict[str, Any]:
-    """Open a case (state ``reported``)."""
+    """Open a case (state ``reported``).
+
+    Raises
+    ------
+    PermissionDeniedError
+        If a pilot names no object, or one outside its subtree (403).
+    NotFoundError
+        If ``site`` and ``object_code`` name no object (404).
+    """
     if principal.scoped and (
         body.object_code is None or not principal.sees(body.object_code, body.site)
     ):
@@ -86,7 +94,7 @@ def read_case(code: str, live: Live, principal: LiveReader) -> dict[str, Any]:
     return live.cases.get(code, scopes_of(principal))
 
 
-@router.post("/{code}/{action}")
+@router.post("/{code}/{action}", responses=responses(400, 409))
 def act_on_case(
     code: str,
     action: str,

@@ -136,7 +136,7 @@ for _drill in DRILLS.values():
         status_code=202,
         response_model=None,
         name=f"start_{_drill.name}_drill",
-        responses={202: {"description": "the run, queued"}, **responses(429)},
+        responses={202: {"description": "the run, queued"}, **responses(400, 404, 429)},
     )
 
 

@@ -28,7 +28,7 @@ LayerParam = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 @router.get(
     "/image.png",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **responses(429)},
+    responses={200: {"content": {"image/png": {}}}, **responses(400, 429)},
 )
 def site_image(
     site: str,

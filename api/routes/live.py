@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 
 from api.auth import first_message_principal
-from api.errors import AuthenticationError, PermissionDeniedError, QueryError
+from api.errors import AuthenticationError, PermissionDeniedError, QueryError, responses
 from api.keys import READ_ROLES, Principal, UnknownKeyError
 from api.live_deps import Live, LiveReader, StaEditor, get_live, scopes_of
 from api.params import parse_bbox
@@ -89,7 +89,7 @@ def read_object_state(code: str, live: Live, principal: LiveReader) -> dict[str,
     return out
 
 
-@router.get("/datastreams/{ident}/history")
+@router.get("/datastreams/{ident}/history", responses=responses(400))
 def read_history(
     ident: DatastreamId,
     live: Live,
@@ -104,7 +104,7 @@ def read_history(
     return {"datastream": ident, "values": [[format_time(t), v] for t, v in rows]}
 
 
-@router.get("/datastreams/{ident}/aggregates")
+@router.get("/datastreams/{ident}/aggregates", responses=responses(400))
 def read_aggregates(
     ident: DatastreamId,
     live: Live,
@@ -121,7 +121,7 @@ def read_aggregates(
     return {"datastream": ident, "interval_s": interval_s, "buckets": buckets}
 
 
-@router.get("/vitals")
+@router.get("/vitals", responses=responses(404))
 def read_vital_signs(
     live: Live,
     principal: LiveReader,

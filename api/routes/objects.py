@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from shapely.geometry import mapping
 
 from api.auth import Reader
-from api.errors import QueryError
+from api.errors import QueryError, responses
 from api.params import parse_bbox, parse_point, parse_polygon
 from api.routes.sites import scoped_view
 from api.schemas import (
@@ -120,7 +120,7 @@ def read_tree(
     )
 
 
-@router.get("/objects", response_model=ObjectListPublic)
+@router.get("/objects", response_model=ObjectListPublic, responses=responses(400))
 def query_objects(
     site: str,
     state: State,

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from api.auth import Reader
-from api.errors import QueryError
+from api.errors import QueryError, responses
 from api.keys import Principal
 from api.routes.sites import scoped_view
 from api.state import State, TwinState
@@ -93,7 +93,11 @@ def glb_response(state: TwinState, site: str, root: str | None, explode_m: float
     )
 
 
-@router.get("/scene.glb", response_class=Response, responses={200: {"content": {GLB: {}}}})
+@router.get(
+    "/scene.glb",
+    response_class=Response,
+    responses={200: {"content": {GLB: {}}}, **responses(400)},
+)
 def site_scene(site: str, state: State, principal: Reader, root: CodeParam = None) -> Response:
     """Binary glTF of the site, or of the subtree under ``root``: nodes mirror the
     containment tree, each with its code, kind, name and attributes in ``extras``; y-up
@@ -108,7 +112,9 @@ def site_scene(site: str, state: State, principal: Reader, root: CodeParam = Non
 
 
 @router.get(
-    "/objects/{code}/scene.glb", response_class=Response, responses={200: {"content": {GLB: {}}}}
+    "/objects/{code}/scene.glb",
+    response_class=Response,
+    responses={200: {"content": {GLB: {}}}, **responses(400)},
 )
 def object_scene(
     site: str,

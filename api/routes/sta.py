@@ -16,10 +16,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.auth import CurrentPrincipal
+from api.errors import responses
 from api.keys import Role
 from api.live_deps import Ingester, Live, LiveReader, StaEditor, check_role, scopes_of
 
-router = APIRouter(prefix="/sta/v1.1", tags=["sensorthings"])
+router = APIRouter(prefix="/sta/v1.1", tags=["sensorthings"], responses=responses(400))
 
 _CONFORMANCE = [
     "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
@@ -68,7 +69,10 @@ def create_observations(body: list[Any], live: Live, principal: Ingester) -> lis
     return live.create_observations(body)
 
 
-@router.get("/{path:path}")
+@router.get(
+    "/{path:path}",
+    responses={200: {"content": {"application/json": {}, "text/plain": {}}}},
+)
 def read_sta(path: str, request: Request, live: Live, principal: LiveReader) -> Any:
     """A collection (with ``$filter $top $skip $orderby $expand $select $count``), an
     entity, a property, or a property's raw ``$value``."""
@@ -78,7 +82,7 @@ def read_sta(path: str, request: Request, live: Live, principal: LiveReader) -> 
     return result
 
 
-@router.post("/{path:path}", status_code=201)
+@router.post("/{path:path}", status_code=201, responses=responses(403))
 def create_sta(
     path: str, body: dict[str, Any], request: Request, live: Live, principal: CurrentPrincipal
 ) -> JSONResponse:
