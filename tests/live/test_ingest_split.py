@@ -60,4 +60,6 @@ def test_a_store_that_does_not_answer_stops_the_batch(store_url: str, live: Live
         assert _count(other, "live_dead_letters") == 0
     finally:
         other.close()
+    stale = live.db
     live.db = LiveDb(store_url)  # for the fixture's close
+    stale.close()  # its idle read connections too (the SensorThings reads' own)
