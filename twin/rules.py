@@ -110,10 +110,11 @@ class Rule:
         values = np.array([t for t, _ in self.levels], dtype=float)
         if not np.all(np.isfinite(values)):
             raise ValueError("thresholds must be finite")
-        steps = np.diff(values)
-        if self.kind == "low" and np.any(steps >= 0):
+        # neighbours compared, not subtracted: the step between -1e308 and 1e308 overflows
+        before, after = values[:-1], values[1:]
+        if self.kind == "low" and np.any(after >= before):
             raise ValueError("thresholds of a low rule must fall from the mildest level")
-        if self.kind in ("high", "rate") and np.any(steps <= 0):
+        if self.kind in ("high", "rate") and np.any(after <= before):
             raise ValueError("thresholds must rise from the mildest level")
         if self.hysteresis < 0:
             raise ValueError(f"hysteresis(={self.hysteresis}) must be >= 0")

@@ -3,11 +3,12 @@
 Requests are generated from the application's own OpenAPI schema (valid and invalid
 parameters and bodies: huge integers, odd unicode, empty and malformed bodies) and sent in
 process (ASGI) over a copy of the Den Haag store with keys of every role (the pilot scoped
-to one building) and none. Every answer must be below 500, have a status the operation
-documents, the media type it documents and a body matching the documented schema. Half of
-the requests to site routes name the real site (and building), so they get past the 404
-and into the queries. Bounds and exclusions: ADR 0020, "The hostile-input suite". The
-figures (requests, operations, statuses per role) land in
+to one building) and none; crafted malformed bodies and odd path values follow. Every
+answer must be below 500, have a status the operation documents, the media type it
+documents and a body matching the documented schema. Half of the requests with path
+parameters name the real site, building, and a case, layer and rule made first, so they
+get past the 404 and into the queries and workflows. Bounds and exclusions: ADR 0020,
+"The hostile-input suite". The figures (requests, operations, statuses per role) land in
 ``build/test-output/hostile_api.json``.
 """
 
@@ -21,6 +22,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -104,11 +106,53 @@ def hostile(denhaag_store: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     schema = schemathesis.openapi.from_dict(_homogeneous_tuples_as_items(app.openapi()))
     schema.app = app  # requests go to the application in process (ASGI)
     try:
-        yield schema, keys, building
+        yield schema, keys, _seed(app, keys, building)
     finally:
         asgi.shutdown_lifespans()
         OUTPUT.parent.mkdir(parents=True, exist_ok=True)
         OUTPUT.write_text(json.dumps(_report(), indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """Things of the store the requests can name: the pilot's building and, made before the
+    suite runs, a case on it, a layer and a rule."""
+
+    building: str
+    case: str
+    layer: str
+    rule: str
+
+    def values(self, template: str) -> dict[str, str]:
+        """The real value of each path parameter of ``template`` that has one."""
+        real = {"site": SITE}
+        if template.startswith("/cases/"):
+            real["code"] = self.case
+        elif not template.startswith("/alerts/"):  # no alerts: nothing has been read
+            real["code"] = self.building
+        if "/layers/" in template:
+            real["name"] = self.layer
+        if template.startswith("/rules/"):
+            real["ident"] = self.rule
+        names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
+        return {name: real[name] for name in names if name in real}
+
+
+def _seed(app: Any, keys: dict[str, str], building: str) -> Seeded:
+    """A case on ``building``, a layer and a rule, made through the API."""
+    with asgi.get_client(app) as client:
+
+        def post(method: str, path: str, role: str, body: dict[str, Any]) -> Any:
+            answer = client.request(method, path, json=body, headers={"X-API-Key": keys[role]})
+            assert answer.status_code in (200, 201), answer.text
+            return answer.json()
+
+        case = post("POST", "/cases", "planner", {"title": "seed", "object_code": building})
+        post("PUT", f"/sites/{SITE}/layers/seed", "admin", {"values": {building: 1.0}})
+        rule = post(
+            "POST", "/rules", "admin", {"name": "seed", "kind": "high", "levels": [[30, "warn"]]}
+        )
+    return Seeded(building, case["code"], "seed", str(rule["id"]))
 
 
 def _homogeneous_tuples_as_items(node: Any) -> Any:
@@ -171,14 +215,14 @@ def _strategy(operation: Any) -> Any:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_no_operation_answers_5xx_or_off_its_schema(role: str, hostile: Any) -> None:
-    schema, keys, building = hostile
+    schema, keys, seeded = hostile
     figures = _figures("generated", role)
     failures: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
 
-        hostile_requests = _property(operation, label, role, keys, building, figures)
+        hostile_requests = _property(operation, label, role, keys, seeded, figures)
         try:
             hostile_requests()
         except (Exception, BaseExceptionGroup) as exc:  # schemathesis groups its failures
@@ -227,7 +271,7 @@ ODD_PATH_VALUES: tuple[str | bytes, ...] = (
 def test_malformed_bodies_and_odd_path_values_get_documented_answers(
     role: str, hostile: Any
 ) -> None:
-    schema, keys, building = hostile
+    schema, keys, seeded = hostile
     figures = _figures("crafted", role)
     failures: list[str] = []
     with asgi.get_client(schema.app) as client:
@@ -235,7 +279,7 @@ def test_malformed_bodies_and_odd_path_values_get_documented_answers(
             operation = result.ok()
             label = f"{operation.method.upper()} {operation.path}"
             real = label not in RANDOM_SITE_ONLY
-            values = _real_path_values(operation.path, building if real else None)
+            values = _real_path_values(operation.path, seeded if real else None)
             trials: list[tuple[str, Mapping[str, str | bytes], str | None, bytes]] = [
                 (f"{name}={odd!r:.40}", {**values, name: odd}, None, b"")
                 for name in values
@@ -268,10 +312,11 @@ def test_malformed_bodies_and_odd_path_values_get_documented_answers(
     assert not failures, "\n\n".join(failures)
 
 
-def _real_path_values(template: str, building: str | None) -> dict[str, str]:
+def _real_path_values(template: str, seeded: Seeded | None) -> dict[str, str]:
     """Path parameters that name things of the store where they can (the site, the
-    building), plain words elsewhere; ``building`` ``None``: nothing real."""
-    real = {"site": SITE, "code": building} if building is not None else {}
+    building, the seeded case, layer and rule), plain words elsewhere; ``seeded`` ``None``:
+    nothing real."""
+    real = seeded.values(template) if seeded is not None else {}
     names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
     fallback = {"level": "grid", "action": "close", "ident": "1", "path": "Things"}
     return {name: real.get(name) or fallback.get(name, "nothing") for name in names}
@@ -317,7 +362,7 @@ def _property(
     label: str,
     role: str,
     keys: dict[str, str],
-    building: str,
+    seeded: Seeded,
     figures: dict[str, Any],
 ) -> Any:
     """The hypothesis test sending :data:`EXAMPLES` requests of ``operation``: the same ones
@@ -333,7 +378,7 @@ def _property(
         suppress_health_check=list(HealthCheck),
     )
     def hostile_requests(case: Any) -> None:
-        _send(case, label, role, keys, building, figures)
+        _send(case, label, role, keys, seeded, figures)
 
     return hostile_requests
 
@@ -343,7 +388,7 @@ def _send(
     label: str,
     role: str,
     keys: dict[str, str],
-    building: str,
+    seeded: Seeded,
     figures: dict[str, Any],
 ) -> None:
     """Send one generated request with the key of ``role`` and check the answer."""
@@ -352,10 +397,7 @@ def _send(
         headers["X-API-Key"] = keys[role]
     case.headers = headers
     if case.path_parameters and label not in RANDOM_SITE_ONLY and _heads(case.path_parameters):
-        if "site" in case.path_parameters:
-            case.path_parameters["site"] = SITE
-        if "code" in case.path_parameters and "/alerts" not in label and "/cases" not in label:
-            case.path_parameters["code"] = building
+        case.path_parameters.update(seeded.values(case.path))
     started = time.perf_counter()
     response = case.call()
     _count(figures, label, response.status_code, time.perf_counter() - started)

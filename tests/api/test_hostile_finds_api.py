@@ -34,3 +34,20 @@ def test_a_case_on_an_object_of_no_site_is_a_documented_404(twin: Twin) -> None:
         "message": "no site named 'nowhere'",
     }
     assert "404" in _documented(twin, "post", "/cases")
+
+
+def test_thresholds_at_the_ends_of_the_floats_are_judged_without_overflow(twin: Twin) -> None:
+    # was 500: numpy's "overflow encountered in subtract" between 1.7e308 and -1.7e308
+    extremes = [[1.7e308, "mild"], [-1.7e308, "severe"]]
+    rising = {"name": "extreme", "kind": "high", "levels": extremes}
+    answer = twin.client.post("/rules", json=rising, headers=twin.headers("planner"))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == {
+        "type": "RequestError",
+        "message": "rule: thresholds must rise from the mildest level",
+    }
+    falling = {"name": "extreme", "kind": "low", "levels": extremes}
+    kept = twin.client.post("/rules", json=falling, headers=twin.headers("planner"))
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["levels"] == extremes
+    twin.client.delete(f"/rules/{kept.json()['id']}", headers=twin.headers("planner"))
