@@ -344,21 +344,10 @@ def check_platoons(engine: TrafficSpec) -> None:
     DrillLimitError
         If a link holds less than one platoon (naming ``deltan``, the link and what it holds).
     """
-    from scenarios.traffic.kernel import link_parameters
+    from scenarios.traffic.model import spec_links
 
-    net = engine.network
     try:
-        link_parameters(
-            net.link_names,
-            net.length_m,
-            net.speed_mps,
-            net.lanes,
-            net.jam_density_vpm,
-            net.capacity_out_vps,
-            net.capacity_in_vps,
-            engine.deltan,
-            engine.reaction_time_s,
-        )
+        spec_links(engine)
     except ValueError as exc:
         raise DrillLimitError(f"deltan(={engine.deltan}): {exc}") from None
 

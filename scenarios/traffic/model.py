@@ -22,6 +22,7 @@ from scenarios.traffic.grades import congestion_grades, grade_thresholds_mps
 from scenarios.traffic.kernel import (
     DONE,
     STRANDED,
+    LinkParameters,
     LinkTransmission,
     link_parameters,
     platoon_departures,
@@ -55,6 +56,28 @@ def _platoons(spec: TrafficSpec) -> tuple[IntArray, IntArray, IntArray]:
     return np.concatenate(origs), np.concatenate(dests), np.concatenate(steps)
 
 
+def spec_links(spec: TrafficSpec) -> LinkParameters:
+    """The fundamental diagram of every link of ``spec``'s network at its platoon size.
+
+    Raises
+    ------
+    ValueError
+        If a link holds less than one platoon of ``spec.deltan``.
+    """
+    net = spec.network
+    return link_parameters(
+        net.link_names,
+        net.length_m,
+        net.speed_mps,
+        net.lanes,
+        net.jam_density_vpm,
+        net.capacity_out_vps,
+        net.capacity_in_vps,
+        spec.deltan,
+        spec.reaction_time_s,
+    )
+
+
 class TrafficModel:
     """A traffic drill ready to run: the kernel, the SimPy environment and the recorder."""
 
@@ -64,17 +87,7 @@ class TrafficModel:
         self.dt = spec.dt_s
         self.tmax = spec.resolved_tmax_s()
         self.n_steps = int(self.tmax / self.dt)
-        params = link_parameters(
-            net.link_names,
-            net.length_m,
-            net.speed_mps,
-            net.lanes,
-            net.jam_density_vpm,
-            net.capacity_out_vps,
-            net.capacity_in_vps,
-            spec.deltan,
-            spec.reaction_time_s,
-        )
+        params = spec_links(spec)
         orig, dest, depart = _platoons(spec)
         keep = (orig != dest) & (depart < self.n_steps)
         self.orig, self.dest, self.depart = orig[keep], dest[keep], depart[keep]

@@ -9,14 +9,11 @@ WebSocket. A screenshot lands in ``build/test-output/``.
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -32,24 +29,13 @@ from cim.importer import import_source
 from cim.loaders import LoadOptions
 from cim.store import open_store
 from tests.live.live_helpers import thing_body
+from tests.viewer.browsers import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 DENHAAG = ROOT / "assets" / "denhaag_01" / "denhaag_01_lod2.city.json"
 DUPLEX = ROOT / "assets" / "ifc" / "Duplex_A_20110907.ifc"
 OUTPUT = ROOT / "build" / "test-output"
 SITE = "denhaag"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:  # running in a thread
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -69,19 +55,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
         store.close()
     settings = Settings(store_url=path)
     key = KeyStore(settings.keys_path).create_key("admin", name="browser test")
-    port = _free_port()
-    server = _Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the API did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", key, path
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(settings)) as url:
+        yield url, key, path
 
 
 @pytest.fixture(scope="module")
